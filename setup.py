@@ -1,0 +1,28 @@
+"""Installs wssdl_d2, a Detectron2 extension for joint weakly and semi-supervised mass detection.
+
+Detectron2 and torch are installed by tools/setup_env.sh (Detectron2 is not on PyPI), so they are not listed in
+install_requires; requirements.txt holds the rest.
+"""
+from pathlib import Path
+
+from setuptools import find_packages, setup
+
+HERE = Path(__file__).parent
+
+
+def read_requirements(name):
+    lines = (HERE / name).read_text().splitlines()
+    return [line.split("#")[0].strip() for line in lines if line.split("#")[0].strip()]
+
+
+setup(
+    name="wssdl_d2",
+    version="0.1.0",
+    description="Joint weakly and semi-supervised detection of breast-ultrasound masses on Detectron2",
+    python_requires=">=3.9",
+    packages=find_packages(include=["wssdl_d2", "wssdl_d2.*"]),
+    include_package_data=True,
+    package_data={"wssdl_d2": ["model_zoo/*.json"]},
+    install_requires=read_requirements("requirements.txt"),
+    extras_require={"test": read_requirements("requirements-test.txt")},
+)

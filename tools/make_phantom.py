@@ -1,0 +1,48 @@
+#!/usr/bin/env python
+"""Generate the synthetic phantom dataset in BUSI's layout and prepare its dataset files.
+
+    python tools/make_phantom.py --out datasets/phantom --counts 40 80 80 --size 256 320 --seed 0
+
+writes ``<out>/images/{benign,malignant,normal}/`` (BUSI layout) and, through the same code as
+tools/prepare_busi.py, ``<out>/train_strong_<P>.json``, ``train_weak_<P>.json``, ``train_all.json``,
+``val.json`` and ``<out>/meta/``. Registered as ``<basename(out)>_<split>``, e.g. ``phantom_val``.
+"""
+import argparse
+import os
+import shutil
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from wssdl_d2.data.phantom import write_phantom_dataset  # noqa: E402
+from wssdl_d2.data.prepare import prepare_pool  # noqa: E402
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", default="datasets/phantom", help="output folder (default: %(default)s)")
+    parser.add_argument("--counts", type=int, nargs=3, default=[40, 80, 80], metavar=("NORMAL", "BENIGN", "MALIGNANT"))
+    parser.add_argument("--size", type=int, nargs=2, default=[256, 320], metavar=("HEIGHT", "WIDTH"))
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--strong-fraction", type=float, nargs="+", default=[0.2])
+    parser.add_argument("--val-fraction", type=float, default=0.2)
+    parser.add_argument("--test-fraction", type=float, default=0.0)
+    parser.add_argument("--second-lesion-prob", type=float, default=0.1)
+    parser.add_argument("--duplicate-fraction", type=float, default=0.05,
+                        help="fraction of images that also get a near-duplicate copy, as BUSI has")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing <out>/images")
+    args = parser.parse_args(argv)
+    images = os.path.join(args.out, "images")
+    if os.path.exists(images):
+        if not args.overwrite:
+            sys.exit(f"{images} already exists; pass --overwrite to replace it")
+        shutil.rmtree(images)
+    count = write_phantom_dataset(images, args.counts, args.size[0], args.size[1], args.seed,
+                                  args.second_lesion_prob, args.duplicate_fraction)
+    print(f"[phantom] wrote {count} images to {images}")
+    prepare_pool(images, args.out, args.strong_fraction, args.val_fraction, args.test_fraction, args.seed,
+                 name=os.path.basename(os.path.normpath(args.out)))
+
+
+if __name__ == "__main__":
+    main()

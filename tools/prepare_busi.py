@@ -1,0 +1,48 @@
+#!/usr/bin/env python
+"""Prepare BUSI (original layout) as the project's dataset files.
+
+    python tools/prepare_busi.py --root ../shared/data/BUSI/Dataset_BUSI_with_GT --out datasets/busi \\
+        --strong-fraction 0.1 0.2 1.0 --val-fraction 0.2 --seed 0
+
+Reads ``<root>/{benign,malignant,normal}/<name>.png`` with ``<name>_mask*.png`` (one box per mask file),
+groups near-duplicates by perceptual hash (a group never straddles splits; groups with conflicting labels
+are reported and excluded unless --keep-conflicting), splits groups into train / val (/ test), picks nested
+strong subsets of train, and writes ``<out>/{train_strong_P,train_weak_P,train_all,val,test}.json`` plus file
+lists and a report in ``<out>/meta/``. The images are not copied: the JSON files point at ``--root``.
+Registered as ``<basename(out)>_<split>``, e.g. ``busi_train_strong_20``, ``busi_val``.
+"""
+import argparse
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from wssdl_d2.data.errors import DatasetError  # noqa: E402
+from wssdl_d2.data.prepare import prepare_pool  # noqa: E402
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--root", default=os.environ.get("BUSI_ROOT"), help="Dataset_BUSI_with_GT folder (default: $BUSI_ROOT)")
+    parser.add_argument("--out", default="datasets/busi", help="output folder (default: %(default)s)")
+    parser.add_argument("--strong-fraction", type=float, nargs="+", default=[0.1, 0.2, 1.0],
+                        help="fractions of train images with boxes; nested for one seed (default: %(default)s)")
+    parser.add_argument("--val-fraction", type=float, default=0.2, help="fraction of near-duplicate groups")
+    parser.add_argument("--test-fraction", type=float, default=0.0, help="fraction of near-duplicate groups")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--max-hash-distance", type=int, default=6,
+                        help="perceptual-hash Hamming distance (of 64 bits) up to which images are near-duplicates")
+    parser.add_argument("--keep-conflicting", action="store_true",
+                        help="keep near-duplicate groups whose images carry different labels")
+    args = parser.parse_args(argv)
+    if not args.root:
+        parser.error("--root (or $BUSI_ROOT) is required")
+    try:
+        prepare_pool(args.root, args.out, args.strong_fraction, args.val_fraction, args.test_fraction, args.seed,
+                     args.max_hash_distance, args.keep_conflicting, name=os.path.basename(os.path.normpath(args.out)))
+    except DatasetError as err:
+        sys.exit(f"prepare_busi: {err}")
+
+
+if __name__ == "__main__":
+    main()

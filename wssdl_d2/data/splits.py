@@ -1,0 +1,68 @@
+"""Reproducible train / val / test splits over near-duplicate groups, and nested strong subsets of train.
+
+- Groups (not images) are assigned to splits, stratified by label, so near-duplicates stay on one side.
+- Groups whose images carry different labels (conflicting labels) are excluded by default and reported.
+- The strong subset of train is the first ``ceil(fraction * n)`` images of a seeded per-label permutation, so
+  for one seed the 10% subset lies inside the 20% subset, which lies inside 100%.
+"""
+import math
+from collections import defaultdict
+
+import numpy as np
+
+
+def conflicting_groups(labels, group_ids):
+    """Set of group ids whose images do not all carry the same label."""
+    seen = defaultdict(set)
+    for label, group in zip(labels, group_ids):
+        seen[int(group)].add(int(label))
+    return {g for g, s in seen.items() if len(s) > 1}
+
+
+def split_by_groups(labels, group_ids, val_fraction=0.2, test_fraction=0.0, seed=0, exclude=()):
+    """Assign each image to "train", "val", "test" or "excluded".
+
+    Args:
+        labels: (N,) image labels; a group's label is the label of its images.
+        group_ids: (N,) near-duplicate group of each image.
+        val_fraction, test_fraction: fraction of the groups of each label that go to val / test.
+        seed: the split is a pure function of the inputs and this seed.
+        exclude: group ids sent to "excluded" (e.g. conflicting-label groups).
+    Returns:
+        list of N split names.
+    """
+    if not 0 <= val_fraction < 1 or not 0 <= test_fraction < 1 or val_fraction + test_fraction >= 1:
+        raise ValueError(f"bad fractions: val {val_fraction}, test {test_fraction} (each in [0, 1), sum < 1)")
+    rng = np.random.default_rng(seed)
+    exclude = set(int(g) for g in exclude)
+    label_of_group = {}
+    for label, group in zip(labels, group_ids):
+        label_of_group.setdefault(int(group), int(label))
+    groups_of_label = defaultdict(list)
+    for group, label in label_of_group.items():
+        if group not in exclude:
+            groups_of_label[label].append(group)
+    split_of_group = {g: "excluded" for g in exclude}
+    for label in sorted(groups_of_label):
+        groups = sorted(groups_of_label[label])
+        groups = [groups[i] for i in rng.permutation(len(groups))]
+        n_test = int(round(test_fraction * len(groups)))
+        n_val = int(round(val_fraction * len(groups)))
+        for k, g in enumerate(groups):
+            split_of_group[g] = "test" if k < n_test else "val" if k < n_test + n_val else "train"
+    return [split_of_group[int(g)] for g in group_ids]
+
+
+def strong_subset(labels, fraction, seed=0):
+    """Boolean mask (N,) of the images chosen as strong: per label, the first ceil(fraction * n) of a seeded
+    permutation. Nested: for one seed, a smaller fraction selects a subset of a larger one."""
+    if not 0 <= fraction <= 1:
+        raise ValueError(f"strong fraction must be in [0, 1], not {fraction}")
+    labels = np.asarray(labels)
+    chosen = np.zeros(len(labels), dtype=bool)
+    rng = np.random.default_rng(seed)
+    for label in sorted(set(labels.tolist())):
+        index = np.nonzero(labels == label)[0]
+        order = index[rng.permutation(len(index))]
+        chosen[order[: math.ceil(fraction * len(index))]] = True
+    return chosen

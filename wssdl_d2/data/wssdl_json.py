@@ -1,0 +1,181 @@
+"""The project's dataset file: COCO JSON whose images carry ``supervision`` and ``image_label``.
+
+Format (a superset of COCO detection JSON, readable by pycocotools)::
+
+    {"info": {"image_root": "<folder, absolute or relative to this file>", ...},
+     "categories": [{"id": 1, "name": "benign"}, {"id": 2, "name": "malignant"}],
+     "images": [{"id", "file_name" (relative to image_root), "width", "height",
+                 "supervision": "strong" | "weak" | "pseudo", "image_label": 0 | 1 | 2, ...}],
+     "annotations": [{"id", "image_id", "bbox": [x, y, w, h], "category_id", "area", "iscrowd": 0,
+                      "source": "mask" | "xml" | "pseudo" | ...}]}
+
+Weak images have no annotations. :func:`load_wssdl_json` turns the file into Detectron2 dataset dicts
+(``bbox_mode`` XYXY_ABS, contiguous ``category_id`` 0 benign / 1 malignant) and validates it.
+"""
+import json
+import os
+
+from detectron2.data import DatasetCatalog, MetadataCatalog
+from detectron2.structures import BoxMode
+
+from ..utils.atomic import atomic_write_json
+from .errors import DatasetError
+
+THING_CLASSES = ["benign", "malignant"]
+CATEGORIES = [{"id": 1, "name": "benign"}, {"id": 2, "name": "malignant"}]
+IMAGE_LABEL_NAMES = ["normal", "benign", "malignant"]
+SUPERVISIONS = ("strong", "weak", "pseudo")
+
+
+def build_wssdl_json(images, image_root, description=""):
+    """A dataset file as a dict.
+
+    Args:
+        images: iterable of dicts with ``file_name`` (relative to image_root), ``width``, ``height``,
+            ``supervision``, ``image_label``, optionally ``boxes`` (list of XYXY_ABS) with ``box_source``,
+            ``box_scores`` and any extra JSON-serialisable keys (kept on the image entry).
+        image_root: folder the file names are relative to (stored in ``info``).
+    """
+    out_images, annotations = [], []
+    for image_id, image in enumerate(images, start=1):
+        entry = {k: v for k, v in image.items() if k not in ("boxes", "box_source", "box_scores")}
+        entry["id"] = image_id
+        out_images.append(entry)
+        if image["supervision"] == "weak":
+            continue
+        scores = image.get("box_scores") or [None] * len(image.get("boxes", []))
+        for (x0, y0, x1, y1), score in zip(image.get("boxes", []), scores):
+            ann = {"id": len(annotations) + 1, "image_id": image_id, "category_id": int(image["image_label"]),
+                   "bbox": [float(x0), float(y0), float(x1 - x0), float(y1 - y0)],
+                   "area": float((x1 - x0) * (y1 - y0)), "iscrowd": 0, "source": image.get("box_source", "mask")}
+            if score is not None:
+                ann["score"] = float(score)
+            annotations.append(ann)
+    return {"info": {"description": description, "image_root": image_root,
+                     "image_label_names": IMAGE_LABEL_NAMES, "format": "wssdl_d2 COCO v1"},
+            "categories": CATEGORIES, "images": out_images, "annotations": annotations}
+
+
+def write_wssdl_json(path, images, image_root, description=""):
+    """Build (see :func:`build_wssdl_json`) and write a dataset file atomically. Returns the dict written."""
+    data = build_wssdl_json(images, image_root, description)
+    atomic_write_json(path, data)
+    return data
+
+
+def _read_json(path):
+    try:
+        with open(path) as f:
+            data = json.load(f)
+    except FileNotFoundError:
+        raise DatasetError(path, "dataset file not found") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise DatasetError(path, f"not valid JSON ({err})") from None
+    if not isinstance(data, dict) or not isinstance(data.get("images"), list):
+        raise DatasetError(path, "not a COCO-style dataset file (no 'images' list)")
+    return data
+
+
+def resolve_image_root(json_file, image_root=None):
+    """The folder image file names are relative to: ``image_root`` if given, else the file's
+    ``info.image_root`` (relative paths are taken from the JSON file's folder), else that folder."""
+    if image_root:
+        return image_root
+    data_root = (_read_json(json_file).get("info") or {}).get("image_root") or "."
+    return os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(json_file)), data_root))
+
+
+def load_wssdl_json(json_file, image_root=None, default_supervision=None):
+    """Read a dataset file into Detectron2 dicts (with ``supervision`` and ``image_label``).
+
+    ``default_supervision`` fills images that carry no ``supervision`` (plain COCO files): without it they are
+    an error. Raises DatasetError naming the file and the entry for every malformed entry.
+    """
+    data = _read_json(json_file)
+    root = resolve_image_root(json_file, image_root)
+    categories = {c.get("id"): c.get("name") for c in data.get("categories", []) if isinstance(c, dict)}
+    cat_map = {}
+    for cid, name in categories.items():
+        if name not in THING_CLASSES:
+            raise DatasetError(json_file, f"unknown category {name!r} (id {cid}); expected {THING_CLASSES}")
+        cat_map[cid] = THING_CLASSES.index(name)
+    records, seen = {}, set()
+    for k, image in enumerate(data["images"]):
+        where = f"images[{k}]"
+        if not isinstance(image, dict) or not {"id", "file_name", "width", "height"} <= image.keys():
+            raise DatasetError(json_file, f"{where} needs id, file_name, width and height")
+        if image["id"] in seen:
+            raise DatasetError(json_file, f"{where}: duplicate image id {image['id']!r}")
+        seen.add(image["id"])
+        supervision = image.get("supervision", default_supervision)
+        if supervision not in SUPERVISIONS:
+            raise DatasetError(json_file, f"{where} ({image['file_name']}): supervision {supervision!r} is not one of {SUPERVISIONS}")
+        label = image.get("image_label")
+        if label not in (0, 1, 2):
+            raise DatasetError(json_file, f"{where} ({image['file_name']}): image_label {label!r} is not 0, 1 or 2")
+        width, height = image["width"], image["height"]
+        if not (isinstance(width, int) and isinstance(height, int) and width > 0 and height > 0):
+            raise DatasetError(json_file, f"{where} ({image['file_name']}): bad size {width!r} x {height!r}")
+        record = {key: value for key, value in image.items() if key not in ("id", "file_name")}
+        record.update(file_name=os.path.join(root, image["file_name"]), image_id=image["id"],
+                      supervision=supervision, annotations=[])
+        records[image["id"]] = record
+    for k, ann in enumerate(data.get("annotations", [])):
+        where = f"annotations[{k}]"
+        if not isinstance(ann, dict) or ann.get("image_id") not in records:
+            raise DatasetError(json_file, f"{where}: image_id {ann.get('image_id') if isinstance(ann, dict) else ann!r} is not an image of this file")
+        record = records[ann["image_id"]]
+        if ann.get("category_id") not in cat_map:
+            raise DatasetError(json_file, f"{where}: unknown category_id {ann.get('category_id')!r}")
+        bbox = ann.get("bbox")
+        if not (isinstance(bbox, list) and len(bbox) == 4 and all(isinstance(v, (int, float)) for v in bbox)):
+            raise DatasetError(json_file, f"{where}: bbox must be [x, y, w, h] numbers, not {bbox!r}")
+        x, y, w, h = bbox
+        if w <= 0 or h <= 0:
+            raise DatasetError(json_file, f"{where}: empty box {bbox} in {os.path.basename(record['file_name'])}")
+        if x < -1 or y < -1 or x + w > record["width"] + 1 or y + h > record["height"] + 1:
+            raise DatasetError(json_file, f"{where}: box {bbox} lies outside the {record['width']}x{record['height']} image {os.path.basename(record['file_name'])}")
+        if record["supervision"] == "weak":
+            continue  # weak images keep their image label only
+        out = {"bbox": [x, y, x + w, y + h], "bbox_mode": BoxMode.XYXY_ABS, "category_id": cat_map[ann["category_id"]],
+               "iscrowd": int(ann.get("iscrowd", 0))}
+        for key in ("source", "score"):
+            if key in ann:
+                out[key] = ann[key]
+        record["annotations"].append(out)
+    return list(records.values())
+
+
+def register_wssdl_json(name, json_file, image_root=None):
+    """Register a dataset file under ``name`` in Detectron2's DatasetCatalog and MetadataCatalog."""
+    json_file = os.path.abspath(json_file)
+    DatasetCatalog.register(name, lambda: load_wssdl_json(json_file, image_root))
+    MetadataCatalog.get(name).set(
+        thing_classes=list(THING_CLASSES), image_label_names=list(IMAGE_LABEL_NAMES), json_file=json_file,
+        thing_dataset_id_to_contiguous_id={1: 0, 2: 1}, evaluator_type="wssdl",
+    )
+
+
+def register_datasets_under(root):
+    """Register every ``<root>/<name>/<split>.json`` as ``<name>_<split>``; names already registered are left
+    alone. Returns the names registered now. A missing root registers nothing."""
+    names = []
+    if not root or not os.path.isdir(root):
+        return names
+    for name in sorted(os.listdir(root)):
+        folder = os.path.join(root, name)
+        if not os.path.isdir(folder):
+            continue
+        for file in sorted(os.listdir(folder)):
+            if not file.endswith(".json") or file.startswith("."):
+                continue
+            dataset = f"{name}_{file[:-5]}"
+            if dataset not in DatasetCatalog.list():
+                register_wssdl_json(dataset, os.path.join(folder, file))
+                names.append(dataset)
+    return names
+
+
+def default_dataset_root():
+    """$WSSDL_DATASETS if set, else ./datasets."""
+    return os.environ.get("WSSDL_DATASETS", "datasets")

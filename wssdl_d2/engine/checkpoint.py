@@ -1,0 +1,31 @@
+"""A DetectionCheckpointer whose files are written atomically.
+
+A process killed while saving leaves the previous checkpoint and ``last_checkpoint`` intact: the new file is
+written to a temporary sibling, flushed, and renamed over the target only when complete.
+"""
+import os
+
+import torch
+from detectron2.checkpoint import DetectionCheckpointer
+
+from ..utils.atomic import atomic_open
+
+
+class AtomicDetectionCheckpointer(DetectionCheckpointer):
+    """DetectionCheckpointer with atomic ``save`` and ``tag_last_checkpoint``."""
+
+    def save(self, name, **kwargs):
+        if not self.save_dir or not self.save_to_disk:
+            return
+        data = {"model": self.model.state_dict()}
+        data.update({key: obj.state_dict() for key, obj in self.checkpointables.items()})
+        data.update(kwargs)
+        path = os.path.join(self.save_dir, f"{name}.pth")
+        self.logger.info(f"Saving checkpoint to {path}")
+        with atomic_open(path, "wb") as f:
+            torch.save(data, f)
+        self.tag_last_checkpoint(os.path.basename(path))
+
+    def tag_last_checkpoint(self, last_filename_basename):
+        with atomic_open(os.path.join(self.save_dir, "last_checkpoint"), "w") as f:
+            f.write(last_filename_basename)

@@ -1,0 +1,34 @@
+"""Atomic file writes: a reader (or a crash) never sees a half-written file.
+
+The content goes to a temporary file in the same folder, is flushed to disk, then renamed over the target
+(``os.replace`` is atomic on POSIX and Windows).
+"""
+import contextlib
+import json
+import os
+import tempfile
+
+
+@contextlib.contextmanager
+def atomic_open(path, mode="w", **kwargs):
+    """Open a temporary sibling of ``path`` for writing; on success it replaces ``path``, on error it is removed."""
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=folder)
+    try:
+        with os.fdopen(fd, mode, **kwargs) as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(tmp)
+        raise
+
+
+def atomic_write_json(path, obj, indent=None):
+    """Write ``obj`` as JSON to ``path`` atomically."""
+    with atomic_open(path, "w") as f:
+        json.dump(obj, f, indent=indent)
