@@ -1,0 +1,61 @@
+"""Shared fixtures: a tiny phantom dataset (generated once per session) and a fast CPU config.
+
+``phantom_root``: a prepared phantom folder (BUSI-layout images in ``images/``, dataset JSON files beside),
+registered in Detectron2's catalogs as ``testphantom_<split>``: ``testphantom_train_strong_30``,
+``testphantom_train_weak_30``, ``testphantom_train_all``, ``testphantom_val``.
+
+``tiny_cfg``: a function returning a fresh, unfrozen wssdl_d2 config on that data with tiny images, small
+proposal counts and a few iterations, so a training step takes a fraction of a second on a CPU.
+"""
+import os
+
+import pytest
+
+os.environ.setdefault("OMP_NUM_THREADS", "2")
+
+PHANTOM_COUNTS = (6, 12, 12)  # normal, benign, malignant
+PHANTOM_SIZE = (96, 128)  # height, width
+
+
+@pytest.fixture(scope="session")
+def phantom_root(tmp_path_factory):
+    from wssdl_d2.data import register_datasets_under
+    from wssdl_d2.data.phantom import write_phantom_dataset
+    from wssdl_d2.data.prepare import prepare_pool
+
+    base = tmp_path_factory.mktemp("datasets")
+    root = base / "testphantom"
+    write_phantom_dataset(root / "images", PHANTOM_COUNTS, *PHANTOM_SIZE, seed=0, second_lesion_prob=0.2,
+                          duplicate_fraction=0.1)
+    prepare_pool(root / "images", root, strong_fractions=(0.3,), val_fraction=0.25, seed=0,
+                 name="testphantom", progress=False, log=lambda *a: None)
+    register_datasets_under(str(base))
+    return root
+
+
+@pytest.fixture
+def tiny_cfg(phantom_root, tmp_path):
+    from detectron2.config import get_cfg
+
+    from wssdl_d2.config import add_wssdl_config, resolve_device
+
+    config_file = os.path.join(os.path.dirname(__file__), "..", "configs", "Phantom", "strong_only.yaml")
+
+    def make(**overrides):
+        cfg = get_cfg()
+        add_wssdl_config(cfg)
+        cfg.merge_from_file(config_file)
+        cfg.merge_from_list([
+            "DATASETS.TRAIN", ("testphantom_train_strong_30",), "DATASETS.TEST", ("testphantom_val",),
+            "INPUT.MIN_SIZE_TRAIN", (96,), "INPUT.MAX_SIZE_TRAIN", 128, "INPUT.MIN_SIZE_TEST", 96,
+            "INPUT.MAX_SIZE_TEST", 128, "MODEL.RPN.POST_NMS_TOPK_TRAIN", 64, "MODEL.RPN.POST_NMS_TOPK_TEST", 32,
+            "MODEL.ROI_HEADS.BATCH_SIZE_PER_IMAGE", 32, "MODEL.FPN.OUT_CHANNELS", 32, "MODEL.ROI_BOX_HEAD.FC_DIM", 64,
+            "SOLVER.IMS_PER_BATCH", 2, "SOLVER.MAX_ITER", 4, "SOLVER.WARMUP_ITERS", 0, "SOLVER.STEPS", (),
+            "SOLVER.CHECKPOINT_PERIOD", 1000, "DATALOADER.NUM_WORKERS", 0, "OUTPUT_DIR", str(tmp_path / "output"),
+        ])
+        for key, value in overrides.items():
+            cfg.merge_from_list([key, value])
+        resolve_device(cfg)
+        return cfg
+
+    return make
