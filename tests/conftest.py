@@ -4,8 +4,10 @@
 registered in Detectron2's catalogs as ``testphantom_<split>``: ``testphantom_train_strong_30``,
 ``testphantom_train_weak_30``, ``testphantom_train_all``, ``testphantom_val``.
 
-``tiny_cfg``: a function returning a fresh, unfrozen wssdl_d2 config on that data with tiny images, small
-proposal counts and a few iterations, so a training step takes a fraction of a second on a CPU.
+``tiny_cfg(config_file=..., **overrides)``: a function returning a fresh, unfrozen wssdl_d2 config (default
+configs/Phantom/strong_only.yaml) on that data with tiny images, small proposal counts and a few iterations, so a
+training step takes a fraction of a second on a CPU. ``overrides`` use dotted keys: ``tiny_cfg(**{"SOLVER.MAX_ITER": 8})``.
+``tiny_opts``: the same overrides as command-line strings, for ``tools/train_net.py`` in a subprocess.
 """
 import os
 
@@ -33,26 +35,34 @@ def phantom_root(tmp_path_factory):
     return root
 
 
+TINY_OPTS = [
+    "DATASETS.TRAIN", "('testphantom_train_strong_30',)", "DATASETS.TEST", "('testphantom_val',)",
+    "INPUT.MIN_SIZE_TRAIN", "(96,)", "INPUT.MAX_SIZE_TRAIN", "128", "INPUT.MIN_SIZE_TEST", "96",
+    "INPUT.MAX_SIZE_TEST", "128", "MODEL.RPN.POST_NMS_TOPK_TRAIN", "64", "MODEL.RPN.POST_NMS_TOPK_TEST", "32",
+    "MODEL.ROI_HEADS.BATCH_SIZE_PER_IMAGE", "32", "MODEL.FPN.OUT_CHANNELS", "32", "MODEL.ROI_BOX_HEAD.FC_DIM", "64",
+    "SOLVER.IMS_PER_BATCH", "2", "SOLVER.MAX_ITER", "4", "SOLVER.WARMUP_ITERS", "0", "SOLVER.STEPS", "()",
+    "SOLVER.CHECKPOINT_PERIOD", "1000", "DATALOADER.NUM_WORKERS", "0",
+]
+PHANTOM_CONFIG = os.path.join(os.path.dirname(__file__), "..", "configs", "Phantom", "strong_only.yaml")
+
+
 @pytest.fixture
-def tiny_cfg(phantom_root, tmp_path):
+def tiny_opts(phantom_root, tmp_path):
+    """Command-line KEY VALUE overrides (strings) making configs/Phantom/*.yaml tiny and fast on the test data."""
+    return TINY_OPTS + ["OUTPUT_DIR", str(tmp_path / "output")]
+
+
+@pytest.fixture
+def tiny_cfg(tiny_opts):
     from detectron2.config import get_cfg
 
     from wssdl_d2.config import add_wssdl_config, resolve_device
 
-    config_file = os.path.join(os.path.dirname(__file__), "..", "configs", "Phantom", "strong_only.yaml")
-
-    def make(**overrides):
+    def make(config_file=PHANTOM_CONFIG, **overrides):
         cfg = get_cfg()
         add_wssdl_config(cfg)
         cfg.merge_from_file(config_file)
-        cfg.merge_from_list([
-            "DATASETS.TRAIN", ("testphantom_train_strong_30",), "DATASETS.TEST", ("testphantom_val",),
-            "INPUT.MIN_SIZE_TRAIN", (96,), "INPUT.MAX_SIZE_TRAIN", 128, "INPUT.MIN_SIZE_TEST", 96,
-            "INPUT.MAX_SIZE_TEST", 128, "MODEL.RPN.POST_NMS_TOPK_TRAIN", 64, "MODEL.RPN.POST_NMS_TOPK_TEST", 32,
-            "MODEL.ROI_HEADS.BATCH_SIZE_PER_IMAGE", 32, "MODEL.FPN.OUT_CHANNELS", 32, "MODEL.ROI_BOX_HEAD.FC_DIM", 64,
-            "SOLVER.IMS_PER_BATCH", 2, "SOLVER.MAX_ITER", 4, "SOLVER.WARMUP_ITERS", 0, "SOLVER.STEPS", (),
-            "SOLVER.CHECKPOINT_PERIOD", 1000, "DATALOADER.NUM_WORKERS", 0, "OUTPUT_DIR", str(tmp_path / "output"),
-        ])
+        cfg.merge_from_list(list(tiny_opts))
         for key, value in overrides.items():
             cfg.merge_from_list([key, value])
         resolve_device(cfg)
