@@ -1,0 +1,99 @@
+"""Bootstrap confidence intervals and paired tests over test images, vectorised with numpy.
+
+One resampling is a (B, N) matrix of image indices drawn with replacement (:func:`bootstrap_indices`); every
+statistic is evaluated on all B resamples at once, and the same matrix is reused for every metric of a run (and
+for both runs of a paired comparison), so the intervals of one evaluation are coherent.
+
+Intervals are percentile intervals: the (1 - level) / 2 and (1 + level) / 2 quantiles of the B resampled values
+(resamples where a statistic is undefined, e.g. no malignant image drawn, are left out).
+"""
+import numpy as np
+from scipy.stats import binomtest
+
+
+def bootstrap_indices(num_images, num_samples=1000, seed=0):
+    """(num_samples, num_images) int64 matrix of image indices drawn with replacement, reproducible by seed."""
+    if num_images < 1 or num_samples < 1:
+        raise ValueError(f"bootstrap needs at least one image and one sample, got {num_images} and {num_samples}")
+    return np.random.default_rng(seed).integers(0, num_images, size=(num_samples, num_images))
+
+
+def resample_counts(indices, num_images):
+    """How often each image was drawn in each resample: (B, N) indices -> (B, N) float64 multiplicities."""
+    indices = np.asarray(indices)
+    offsets = np.arange(len(indices))[:, None] * num_images
+    counts = np.bincount((indices + offsets).ravel(), minlength=len(indices) * num_images)
+    return counts.reshape(len(indices), num_images).astype(np.float64)
+
+
+def percentile_interval(samples, level=0.95):
+    """(lo, hi) percentile interval of resampled values (NaNs ignored; (nan, nan) when all are NaN)."""
+    samples = np.asarray(samples, dtype=np.float64)
+    if not np.isfinite(samples).any():
+        return float("nan"), float("nan")
+    tail = (1.0 - level) / 2.0 * 100.0
+    lo, hi = np.nanpercentile(samples, [tail, 100.0 - tail])
+    return float(lo), float(hi)
+
+
+def ratio(numerator, denominator):
+    """sum(numerator) / sum(denominator) over the last axis; NaN where the denominator sums to 0."""
+    num = np.sum(numerator, axis=-1, dtype=np.float64)
+    den = np.sum(denominator, axis=-1, dtype=np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(den > 0, num / np.where(den > 0, den, 1.0), np.nan)
+
+
+def bootstrap_ratio(numerator, denominator, indices):
+    """A ratio of sums on every resample: (N,), (N,), (B, N) indices -> (B,) values.
+
+    CorLoc is ``ratio(hit & mass, mass)``; false positives per normal image ``ratio(fp * normal, normal)``.
+    """
+    numerator = np.asarray(numerator, dtype=np.float64)
+    denominator = np.asarray(denominator, dtype=np.float64)
+    return ratio(numerator[indices], denominator[indices])
+
+
+def ratio_with_ci(numerator, denominator, indices, level=0.95):
+    """(point estimate, lo, hi) of ``ratio(numerator, denominator)`` with its bootstrap interval."""
+    point = float(ratio(np.asarray(numerator, float), np.asarray(denominator, float)))
+    return (point, *percentile_interval(bootstrap_ratio(numerator, denominator, indices), level))
+
+
+def bootstrap_p_value(differences):
+    """Two-sided bootstrap p-value for "the difference is 0": twice the smaller tail of the resampled
+    differences at 0, with the +1 correction ``(count + 1) / (B + 1)``, capped at 1. (B,) -> float."""
+    d = np.asarray(differences, dtype=np.float64)
+    d = d[np.isfinite(d)]
+    if not len(d):
+        return float("nan")
+    tail = min(np.count_nonzero(d <= 0), np.count_nonzero(d >= 0))
+    return float(min(1.0, 2.0 * (tail + 1) / (len(d) + 1)))
+
+
+def paired_bootstrap(values_a, values_b, level=0.95):
+    """Difference of two runs' statistics on the same resamples.
+
+    Args:
+        values_a, values_b: (B,) resampled values of run A and run B, computed with the same index matrix.
+    Returns:
+        dict with ``ci`` (lo, hi) of A - B and the two-sided ``p_value`` (:func:`bootstrap_p_value`).
+    """
+    diff = np.asarray(values_a, dtype=np.float64) - np.asarray(values_b, dtype=np.float64)
+    lo, hi = percentile_interval(diff, level)
+    return {"ci": (lo, hi), "p_value": bootstrap_p_value(diff)}
+
+
+def mcnemar_exact(correct_a, correct_b):
+    """McNemar's exact test on paired binary outcomes (N,), (N,).
+
+    Returns dict: ``a_only`` (A right, B wrong), ``b_only`` and the exact two-sided binomial p-value of
+    ``a_only`` out of ``a_only + b_only`` discordant images at p = 0.5 (1.0 when there is none).
+    """
+    a = np.asarray(correct_a, dtype=bool)
+    b = np.asarray(correct_b, dtype=bool)
+    if a.shape != b.shape:
+        raise ValueError(f"McNemar needs paired outcomes, got shapes {a.shape} and {b.shape}")
+    a_only, b_only = int(np.count_nonzero(a & ~b)), int(np.count_nonzero(~a & b))
+    p = binomtest(a_only, a_only + b_only, 0.5).pvalue if a_only + b_only else 1.0
+    return {"a_only": a_only, "b_only": b_only, "p_value": float(p)}

@@ -1,0 +1,74 @@
+"""Image-level diagnosis metrics: ROC AUC (Mann-Whitney, on bootstrap resamples too), ROC curve, confusion matrix.
+
+The AUC of scores s for positives P against negatives Q is the probability that a random positive scores
+higher than a random negative, ties counting one half:
+``AUC = sum_{i in P, j in Q} w_i w_j ([s_i > s_j] + 0.5 [s_i == s_j]) / (sum_P w_i * sum_Q w_j)``.
+With w = 1 this is the Mann-Whitney U statistic divided by |P| |Q|; with w = bootstrap multiplicities it is the
+AUC of a resample, so all B resamples are computed at once in O(B N) after one sort.
+"""
+import numpy as np
+
+
+def weighted_auc(scores, positive, negative, weights=None):
+    """ROC AUC of ``scores`` for ``positive`` vs ``negative`` images.
+
+    Args:
+        scores: (N,) float. positive, negative: (N,) bool masks (images in neither are ignored).
+        weights: None (every image once) or (B, N) multiplicities (:func:`bootstrap.resample_counts`).
+    Returns:
+        float (weights None) or (B,) float64; NaN where a class has zero weight.
+    """
+    scores = np.asarray(scores, dtype=np.float64)
+    pos = np.asarray(positive, dtype=bool)
+    neg = np.asarray(negative, dtype=bool) & ~pos
+    single = weights is None
+    w = np.ones((1, len(scores))) if single else np.asarray(weights, dtype=np.float64)
+    order = np.argsort(scores, kind="stable")
+    s = scores[order]
+    w_pos = w[:, order] * pos[order]
+    w_neg = w[:, order] * neg[order]
+    # Tie groups of equal scores in the sorted order: first and last position of each element's group.
+    new_group = np.r_[True, s[1:] != s[:-1]]
+    group = np.cumsum(new_group) - 1
+    starts = np.flatnonzero(new_group)
+    ends = np.r_[starts[1:], len(s)] - 1
+    cum_neg = np.concatenate([np.zeros((len(w), 1)), np.cumsum(w_neg, axis=1)], axis=1)  # (B, N + 1)
+    below = cum_neg[:, starts[group]]  # negative weight strictly below each element's score
+    equal = cum_neg[:, ends[group] + 1] - below
+    numerator = np.sum(w_pos * (below + 0.5 * equal), axis=1)
+    denominator = w_pos.sum(axis=1) * w_neg.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        auc = np.where(denominator > 0, numerator / np.where(denominator > 0, denominator, 1.0), np.nan)
+    return float(auc[0]) if single else auc
+
+
+def roc_curve(scores, positive, negative):
+    """ROC points over all thresholds (an image is called positive when its score >= threshold).
+
+    Returns (fpr, tpr, thresholds), each (T + 1,), starting at (0, 0) with threshold +inf; NaN-free only when
+    both classes are present (otherwise the missing rate is NaN).
+    """
+    scores = np.asarray(scores, dtype=np.float64)
+    pos = np.asarray(positive, dtype=bool)
+    neg = np.asarray(negative, dtype=bool) & ~pos
+    thresholds = np.r_[np.inf, np.unique(scores[pos | neg])[::-1]]
+    sorted_pos, sorted_neg = np.sort(scores[pos]), np.sort(scores[neg])
+    tp = len(sorted_pos) - np.searchsorted(sorted_pos, thresholds, side="left")
+    fp = len(sorted_neg) - np.searchsorted(sorted_neg, thresholds, side="left")
+    with np.errstate(invalid="ignore", divide="ignore"):
+        tpr = tp / len(sorted_pos) if len(sorted_pos) else np.full(len(thresholds), np.nan)
+        fpr = fp / len(sorted_neg) if len(sorted_neg) else np.full(len(thresholds), np.nan)
+    return fpr.astype(np.float64), tpr.astype(np.float64), thresholds
+
+
+def confusion_matrix(true_labels, predicted_labels, num_labels=3):
+    """(num_labels, num_labels) int64 counts: rows the true label, columns the predicted one."""
+    true_labels = np.asarray(true_labels, dtype=np.int64)
+    predicted_labels = np.asarray(predicted_labels, dtype=np.int64)
+    if true_labels.shape != predicted_labels.shape:
+        raise ValueError(f"{true_labels.shape} true labels but {predicted_labels.shape} predictions")
+    for name, labels in (("true", true_labels), ("predicted", predicted_labels)):
+        if len(labels) and (labels.min() < 0 or labels.max() >= num_labels):
+            raise ValueError(f"{name} labels must lie in [0, {num_labels}), got {np.unique(labels).tolist()}")
+    flat = np.bincount(true_labels * num_labels + predicted_labels, minlength=num_labels * num_labels)
+    return flat.reshape(num_labels, num_labels)

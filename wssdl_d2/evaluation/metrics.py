@@ -1,0 +1,133 @@
+"""Every number of a CorLoc evaluation, with bootstrap intervals, from a table of per-image outcomes.
+
+Metric names (the keys of :func:`flat_metrics`, as they appear in TensorBoard under ``corloc/``; names with a
+"-" are per class):
+
+=======================  ======================================================================  =======
+``CorLoc``               authors' CorLoc (any detection of the image's class, score >= tau, IoU   percent
+                         > thresh) over images with a mass; ``-benign`` / ``-malignant`` per class
+``CorLoc_top1``          top-1 CorLoc (the class's highest-scoring detection only)                percent
+``FP_per_normal``        detections with score >= tau per normal image                            count
+``AUC_BvsM``             ROC AUC of the malignancy score, malignant vs benign images              0..1
+``AUC_NvsMass``          ROC AUC of the abnormality score, images with a mass vs normal images    0..1
+``Accuracy``             normal / benign / malignant image label predicted right (all images)     percent
+``FROC_sens@X``          FROC sensitivity at <= X false positives per image; ``FROC_mean`` the    0..1
+                         mean over X in 1/8 .. 8
+=======================  ======================================================================  =======
+
+Each estimated metric ``M`` also has ``M_lo`` / ``M_hi``, its bootstrap interval (CI_LEVEL, percentile).
+"""
+from collections import OrderedDict
+
+import numpy as np
+
+from .bootstrap import bootstrap_indices, percentile_interval, ratio, resample_counts
+from .diagnosis import confusion_matrix, roc_curve, weighted_auc
+from .froc import FPPI_POINTS, froc_curve, operating_point, sensitivity_at
+
+IMAGE_LABEL_NAMES = ("normal", "benign", "malignant")
+
+
+def ratio_terms(columns):
+    """Metrics that are a ratio of per-image sums: name -> (numerator (N,), denominator (N,), scale)."""
+    label = columns["image_label"]
+    mass = columns["has_mass"]
+    normal = (label == 0).astype(np.float64)
+    terms = OrderedDict()
+    for prefix, hit in (("CorLoc", columns["hit_any"]), ("CorLoc_top1", columns["hit_top1"])):
+        terms[prefix] = (hit & mass, mass, 100.0)
+        for k, cls in ((1, "benign"), (2, "malignant")):
+            in_class = mass & (label == k)
+            terms[f"{prefix}-{cls}"] = (hit & in_class, in_class, 100.0)
+    terms["FP_per_normal"] = (columns["fp_at_tau"] * normal, normal, 1.0)
+    terms["Accuracy"] = (columns["predicted_label"] == label, np.ones(len(label)), 100.0)
+    return terms
+
+
+def auc_terms(columns):
+    """Metrics that are an AUC: name -> (scores (N,), positive mask (N,), negative mask (N,))."""
+    label = columns["image_label"]
+    return OrderedDict([
+        ("AUC_BvsM", (columns["malignancy_score"], label == 2, label == 1)),
+        ("AUC_NvsMass", (columns["abnormality_score"], label > 0, label == 0)),
+    ])
+
+
+def estimate(columns, indices):
+    """Point estimate and the B resampled values of every ratio / AUC metric.
+
+    Args:
+        columns: the per-image columns (``OutcomeTable.columns``), N images.
+        indices: (B, N) bootstrap index matrix over those images.
+    Returns:
+        OrderedDict name -> (value float, samples (B,)).
+    """
+    out = OrderedDict()
+    for name, (num, den, scale) in ratio_terms(columns).items():
+        num, den = np.asarray(num, np.float64), np.asarray(den, np.float64)
+        out[name] = (scale * float(ratio(num, den)), scale * ratio(num[indices], den[indices]))
+    counts = resample_counts(indices, len(columns["image_label"]))
+    for name, (scores, pos, neg) in auc_terms(columns).items():
+        out[name] = (weighted_auc(scores, pos, neg), weighted_auc(scores, pos, neg, counts))
+    return out
+
+
+def compute_metrics(table, tau=0.5, iou_thresh=0.5, num_samples=2000, seed=0, level=0.95):
+    """The full evaluation report (a JSON-ready dict) of an :class:`~.outcomes.OutcomeTable`.
+
+    Keys: ``settings``, ``counts``, ``metrics`` (name -> {value, lo, hi}), ``froc`` (curve points and
+    summaries), ``diagnosis`` (confusion matrix, ROC curve points).
+    """
+    columns = table.columns
+    n = len(table)
+    if n == 0:
+        raise ValueError("no images to evaluate")
+    label = columns["image_label"]
+    indices = bootstrap_indices(n, num_samples, seed)
+    metrics = OrderedDict()
+    for name, (value, samples) in estimate(columns, indices).items():
+        lo, hi = percentile_interval(samples, level)
+        metrics[name] = {"value": value, "lo": lo, "hi": hi}
+
+    lesions, fps = table.lesion_scores, table.fp_scores
+    curve = froc_curve(lesions, fps, n)
+    at_x = sensitivity_at(curve)
+    sens_tau, fppi_tau = operating_point(lesions, fps, n, tau)
+    fpr, tpr, thr = roc_curve(columns["malignancy_score"], label == 2, label == 1)
+    counts = OrderedDict(
+        images=n, normal=int(np.sum(label == 0)), benign=int(np.sum(label == 1)), malignant=int(np.sum(label == 2)),
+        mass_images=int(np.sum(columns["has_mass"])), lesions=int(len(lesions)),
+        benign_with_box=int(np.sum(columns["has_mass"] & (label == 1))),
+        malignant_with_box=int(np.sum(columns["has_mass"] & (label == 2))),
+    )
+    return {
+        "settings": {"tau": tau, "iou_thresh": iou_thresh, "bootstrap_samples": num_samples,
+                     "bootstrap_seed": seed, "ci_level": level},
+        "counts": counts,
+        "metrics": metrics,
+        "froc": {"thresholds": curve["thresholds"].tolist(), "fppi": curve["fppi"].tolist(),
+                 "sensitivity": curve["sensitivity"].tolist(), "fppi_points": list(FPPI_POINTS),
+                 "sensitivity_at": at_x, "mean_sensitivity": float(np.mean(at_x)),
+                 "at_tau": {"sensitivity": sens_tau, "fppi": fppi_tau}},
+        "diagnosis": {"labels": list(IMAGE_LABEL_NAMES),
+                      "confusion_matrix": confusion_matrix(label, columns["predicted_label"]).tolist(),
+                      "roc_benign_vs_malignant": {"fpr": fpr.tolist(), "tpr": tpr.tolist(),
+                                                  "thresholds": thr.tolist()}},
+    }
+
+
+def flat_metrics(report):
+    """The report's numbers as one flat OrderedDict name -> float (Detectron2's results format)."""
+    flat = OrderedDict()
+    for name, m in report["metrics"].items():
+        flat[name] = m["value"]
+        flat[name + "_lo"] = m["lo"]
+        flat[name + "_hi"] = m["hi"]
+    froc = report["froc"]
+    for x, s in zip(froc["fppi_points"], froc["sensitivity_at"]):
+        flat[f"FROC_sens@{x:g}"] = s
+    flat["FROC_mean"] = froc["mean_sensitivity"]
+    flat["FROC_sens@tau"] = froc["at_tau"]["sensitivity"]
+    flat["FROC_fppi@tau"] = froc["at_tau"]["fppi"]
+    flat["num_images"] = float(report["counts"]["images"])
+    return flat
