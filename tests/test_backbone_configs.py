@@ -1,0 +1,70 @@
+"""Backbone configs: the EfficientNet dataset configs agree with configs/Base-WSSDL-EffNetLite0.yaml, and
+Detectron2's ResNets (18/34/50/101, BN / GN / FrozenBN) build with the base FPN (P3-P6). No weights are fetched."""
+import glob
+import os
+
+import pytest
+import torch
+from detectron2.config import get_cfg
+from detectron2.layers import FrozenBatchNorm2d
+from detectron2.modeling import build_backbone
+
+from wssdl_d2.config import add_wssdl_config
+
+CONFIGS = os.path.join(os.path.dirname(__file__), "..", "configs")
+BACKBONE_KEYS = ("MODEL.PIXEL_MEAN", "MODEL.PIXEL_STD", "MODEL.BACKBONE.NAME", "MODEL.FPN.IN_FEATURES",
+                 "INPUT.FORMAT", "WSSDL.EFFICIENTNET")
+
+
+def load(path, *opts):
+    cfg = get_cfg()
+    add_wssdl_config(cfg)
+    cfg.merge_from_file(path)
+    cfg.merge_from_list(list(opts))
+    cfg.MODEL.DEVICE = "cpu"
+    return cfg
+
+
+def lookup(cfg, key):
+    for part in key.split("."):
+        cfg = cfg[part]
+    return cfg
+
+
+EFFNET_CONFIGS = sorted(glob.glob(os.path.join(CONFIGS, "*", "*effnet*.yaml")))
+
+
+def test_there_are_effnet_dataset_configs():
+    names = {os.path.relpath(p, CONFIGS) for p in EFFNET_CONFIGS}
+    assert {"BUSI/strong_only_effnet.yaml", "Phantom/strong_only_effnet.yaml"} <= names
+
+
+@pytest.mark.parametrize("path", EFFNET_CONFIGS, ids=lambda p: os.path.relpath(p, CONFIGS))
+def test_effnet_dataset_configs_repeat_the_base_backbone_keys(path):
+    base = load(os.path.join(CONFIGS, "Base-WSSDL-EffNetLite0.yaml"))
+    cfg = load(path)
+    for key in BACKBONE_KEYS:
+        assert lookup(cfg, key) == lookup(base, key), f"{path}: {key} differs from Base-WSSDL-EffNetLite0.yaml"
+    sibling = load(path.replace("_effnet", ""))
+    assert cfg.DATASETS.TRAIN == sibling.DATASETS.TRAIN and cfg.OUTPUT_DIR != sibling.OUTPUT_DIR
+
+
+def test_r50_imagenet_config_builds_a_frozen_resnet50_without_fetching():
+    cfg = load(os.path.join(CONFIGS, "Base-WSSDL-R50-ImageNet.yaml"))
+    assert cfg.MODEL.WEIGHTS.startswith("detectron2://ImageNetPretrained/")  # loaded later, by the checkpointer
+    backbone = build_backbone(cfg)
+    assert backbone.bottom_up.output_shape()["res5"].channels == 2048
+    assert isinstance(backbone.bottom_up.stem.conv1.norm, FrozenBatchNorm2d)
+    assert not any(p.requires_grad for p in backbone.bottom_up.res2.parameters())
+    assert all(p.requires_grad for p in backbone.bottom_up.res3.parameters())
+
+
+@pytest.mark.parametrize("depth,norm", [(18, "BN"), (34, "GN"), (101, "FrozenBN")])
+def test_resnet_variants_build_with_the_base_fpn(depth, norm):
+    opts = ["MODEL.RESNETS.DEPTH", depth, "MODEL.RESNETS.NORM", norm,
+            "MODEL.RESNETS.RES2_OUT_CHANNELS", 64 if depth < 50 else 256]
+    backbone = build_backbone(load(os.path.join(CONFIGS, "Base-WSSDL.yaml"), *opts)).eval()
+    with torch.no_grad():
+        features = backbone(torch.zeros(1, 3, 64, 64))
+    assert {k: v.shape[-1] for k, v in features.items()} == {"p3": 8, "p4": 4, "p5": 2, "p6": 1}
+    assert len(backbone.bottom_up.res4) == {18: 2, 34: 6, 50: 6, 101: 23}[depth]
