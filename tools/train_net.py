@@ -12,12 +12,12 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+import wssdl_d2  # noqa: E402  (registers the project's components; first, to quiet Detectron2's import warnings)
 from detectron2.checkpoint import DetectionCheckpointer  # noqa: E402
 from detectron2.config import get_cfg  # noqa: E402
 from detectron2.engine import default_argument_parser, default_setup, launch  # noqa: E402
 from detectron2.evaluation import verify_results  # noqa: E402
 
-import wssdl_d2  # noqa: E402  (registers the project's components)
 from wssdl_d2.data import default_dataset_root, register_datasets_under  # noqa: E402
 from wssdl_d2.engine import WSSDLTrainer  # noqa: E402
 

@@ -3,6 +3,11 @@
 Importing the package registers everything it adds to Detectron2's registries and the prepared datasets found
 under ``$WSSDL_DATASETS`` (default ``./datasets``).
 """
+import warnings
+
+# Detectron2 0.7 calls torch.jit.script at import, which this torch deprecates; the warning is noise for users.
+warnings.filterwarnings("ignore", message=r".*torch\.jit\.script.*", category=FutureWarning)
+
 from . import data, engine, evaluation, modeling  # noqa: F401  (registration side effects)
 from .config import add_wssdl_config
 from .data import register_datasets_under, default_dataset_root
