@@ -1,0 +1,113 @@
+"""tools/compare.py: paired comparison of two evaluated runs, and its errors."""
+import importlib.util
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from wssdl_d2.evaluation import results_io
+from wssdl_d2.evaluation.metrics import compute_metrics
+from wssdl_d2.evaluation.outcomes import OutcomeTable
+from wssdl_d2.evaluation.paired import align_runs, compare_runs
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+GT = [[10, 10, 50, 50]]
+MISS = [[60, 60, 90, 90]]
+
+
+def _load_compare():
+    spec = importlib.util.spec_from_file_location("compare_tool", os.path.join(ROOT, "tools", "compare.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def write_run(folder, hits, files=None, tau=0.5):
+    """A results folder with len(hits) mass images (alternately benign / malignant) hit or missed, plus two
+    normal images; the detection score is 0.9 everywhere."""
+    files = files or [f"img{k:03d}.png" for k in range(len(hits))]
+    table = OutcomeTable()
+    for k, (name, hit) in enumerate(zip(files, hits)):
+        label = 1 + k % 2
+        table.add(k, name, label, GT, [label - 1], GT if hit else MISS, [0.9], [label - 1], tau)
+    for k in range(2):
+        table.add(1000 + k, f"normal{k}.png", 0, [], [], [[0, 0, 5, 5]] * k, [0.9] * k, [0] * k, tau)
+    os.makedirs(folder, exist_ok=True)
+    results_io.write_per_image(folder, table.rows)
+    results_io.write_report(folder, compute_metrics(table, tau=tau, num_samples=100))
+    return folder
+
+
+def test_identical_runs(tmp_path):
+    hits = np.random.default_rng(0).random(40) < 0.6
+    a = results_io.read_per_image(write_run(str(tmp_path / "a"), hits))
+    result = compare_runs(a, dict(a), num_samples=500)
+    for name, r in result.items():
+        assert r["diff"] == 0 and r["p_value"] == 1.0, name
+        if r["mcnemar"] is not None:
+            assert r["mcnemar"]["p_value"] == 1.0
+    assert result["CorLoc"]["n"] == 40 and result["FP_per_normal"]["n"] == 2 and result["AUC_BvsM"]["n"] == 40
+
+
+def test_run_winning_on_many_images(tmp_path):
+    hits_a = np.ones(60, bool)
+    hits_b = hits_a.copy()
+    hits_b[::2] = False  # B misses 30 images A gets right, never the reverse
+    a = results_io.read_per_image(write_run(str(tmp_path / "a"), hits_a))
+    b = results_io.read_per_image(write_run(str(tmp_path / "b"), hits_b))
+    r = compare_runs(a, b, num_samples=1000, seed=1)["CorLoc"]
+    assert r["a"] == 100.0 and r["b"] == 50.0 and r["diff"] == 50.0
+    assert r["ci"][0] > 0 and r["p_value"] < 0.01
+    assert r["mcnemar"] == {"a_only": 30, "b_only": 0, "p_value": pytest.approx(2 * 0.5 ** 30)}
+
+
+def test_alignment_follows_file_names_not_order(tmp_path):
+    hits = np.random.default_rng(1).random(20) < 0.5
+    a = results_io.read_per_image(write_run(str(tmp_path / "a"), hits))
+    b = {k: v[::-1] for k, v in a.items()}
+    _, b_aligned = align_runs(a, b)
+    assert (b_aligned["file_name"] == a["file_name"]).all()
+    assert compare_runs(a, b, num_samples=200)["CorLoc"]["p_value"] == 1.0
+
+
+def test_different_images_are_an_error(tmp_path):
+    hits = np.ones(10, bool)
+    a = results_io.read_per_image(write_run(str(tmp_path / "a"), hits))
+    files = [f"img{k:03d}.png" for k in range(9)] + ["other.png"]
+    b = results_io.read_per_image(write_run(str(tmp_path / "b"), hits, files))
+    with pytest.raises(results_io.ResultsError, match=r"1 images only in A: img009.png; 1 images only in B: other.png"):
+        compare_runs(a, b)
+    b = {k: v.copy() for k, v in a.items()}
+    b["image_label"][3] = 0
+    with pytest.raises(results_io.ResultsError, match=r"disagree on the ground truth \(image_label\) of 1 images: img003"):
+        compare_runs(a, b)
+
+
+def test_cli(tmp_path, capsys):
+    compare = _load_compare()
+    hits = np.random.default_rng(2).random(30) < 0.7
+    run_a = write_run(str(tmp_path / "run_a" / "inference"), hits)
+    write_run(str(tmp_path / "run_b" / "inference"), hits)
+    result = compare.main([str(tmp_path / "run_a"), run_a.replace("run_a", "run_b"), "--samples", "300",
+                           "--json", str(tmp_path / "cmp.json"), "--plots", str(tmp_path / "plots")])
+    out = capsys.readouterr().out
+    assert "run_a" in out and "run_b" in out and "| CorLoc " in out and result["CorLoc"]["p_value"] == 1.0
+    assert (tmp_path / "cmp.json").stat().st_size > 0
+    assert sorted(os.listdir(tmp_path / "plots")) == ["compare_corloc.png", "compare_froc.png", "compare_roc.png"]
+
+    write_run(str(tmp_path / "run_c"), hits, tau=0.3)
+    with pytest.raises(results_io.ResultsError, match="tau 0.5 but .* tau 0.3"):
+        compare.main([str(tmp_path / "run_a"), str(tmp_path / "run_c")])
+    with pytest.raises(results_io.ResultsError, match="no corloc.json or corloc_per_image.csv"):
+        compare.main([str(tmp_path / "run_a"), str(tmp_path)])
+
+
+def test_cli_exit_message_for_mismatched_runs(tmp_path):
+    write_run(str(tmp_path / "a"), np.ones(4, bool))
+    write_run(str(tmp_path / "b"), np.ones(5, bool))
+    proc = subprocess.run([sys.executable, os.path.join(ROOT, "tools", "compare.py"), str(tmp_path / "a"),
+                           str(tmp_path / "b")], capture_output=True, text=True, timeout=120)
+    assert proc.returncode != 0
+    assert "not evaluated on the same test images" in proc.stderr and "img004.png" in proc.stderr
