@@ -1,0 +1,224 @@
+"""Reads PNG / JPEG / TIFF / BMP and DICOM files into the model's input format: (H, W, 3) uint8, BGR or RGB.
+
+Raster files are decoded by Pillow with the EXIF orientation applied, as Detectron2's ``read_image`` does for
+training and evaluation, so a PNG gives the same array here as in the data loaders. Grayscale is replicated to
+three channels. Images of more than 8 bits (16-bit PNG / TIFF) are kept as they are when every value is <= 255,
+otherwise stretched linearly from their minimum..maximum to 0..255. A multi-page TIFF uses page ``frame``.
+
+DICOM (pydicom; recognised by the ``.dcm`` / ``.dicom`` / ``.dic`` extension or the ``DICM`` marker at byte 128):
+
+- **Frame**: multi-frame files (ultrasound cine loops) give frame ``frame`` (default 0, the first; negative
+  counts from the end); single-frame files give their only frame whatever ``frame`` is.
+- **Photometric interpretation**: ``MONOCHROME2`` as stored; ``MONOCHROME1`` (0 = white) inverted so that 0 is
+  black; ``RGB`` as stored; ``YBR_FULL`` / ``YBR_FULL_422`` (JPEG-compressed ultrasound) converted to RGB by
+  pydicom; ``YBR_ICT`` / ``YBR_RCT`` (JPEG 2000) as decoded; ``PALETTE COLOR`` through its lookup table.
+  Anything else is refused with a DatasetError.
+- **Grey levels** (monochrome): the modality LUT (rescale slope / intercept) is applied, then the first
+  window (WindowCenter / WindowWidth, DICOM's linear function) mapped to 0..255; with a VOI LUT sequence
+  instead, the LUT then a min..max stretch; with neither, values already in 0..255 are kept and others
+  stretched from min..max. Colour data of more than 8 bits is scaled by its bit depth.
+
+Every failure (missing file, truncated or random bytes, no pixel data, compressed data no installed decoder
+can read, a frame that does not exist, absurd sizes) raises :class:`DatasetError` naming the file.
+"""
+import os
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image, ImageOps
+
+from .errors import DatasetError
+
+RASTER_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
+DICOM_EXTENSIONS = (".dcm", ".dicom", ".dic")
+SUPPORTED_EXTENSIONS = RASTER_EXTENSIONS + DICOM_EXTENSIONS
+#: Largest image accepted, in pixels per frame (Pillow's decompression-bomb limit).
+MAX_PIXELS = Image.MAX_IMAGE_PIXELS or 89_478_485
+_COLOR_PHOTOMETRICS = ("RGB", "YBR_FULL", "YBR_FULL_422", "YBR_ICT", "YBR_RCT")
+
+
+@dataclass
+class LoadedImage:
+    """An image ready for the model. ``pixels``: (H, W, 3) uint8 in ``format``; ``frame``: the frame / page
+    used; ``num_frames``: how many the file holds; ``source``: "raster" or "dicom"; ``photometric``: the
+    DICOM photometric interpretation (or the Pillow mode of a raster file)."""
+
+    pixels: np.ndarray
+    format: str
+    frame: int
+    num_frames: int
+    source: str
+    photometric: str
+
+
+def is_dicom(path):
+    """True when ``path`` has a DICOM extension or the ``DICM`` marker of a DICOM file at byte 128."""
+    if os.path.splitext(os.fspath(path))[1].lower() in DICOM_EXTENSIONS:
+        return True
+    try:
+        with open(path, "rb") as f:
+            header = f.read(132)
+    except OSError:
+        return False
+    return header[128:132] == b"DICM"
+
+
+def read_image(path, format="BGR", frame=0):
+    """The image at ``path`` as an (H, W, 3) uint8 array in ``format`` ("BGR" or "RGB"). See the module
+    docstring for frames, photometric interpretations and bit depths. Raises DatasetError."""
+    return load_image(path, format, frame).pixels
+
+
+def load_image(path, format="BGR", frame=0):
+    """Like :func:`read_image`, but returns a :class:`LoadedImage` that also says which frame was used."""
+    if format not in ("BGR", "RGB"):
+        raise ValueError(f"format must be 'BGR' or 'RGB', not {format!r}")
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise DatasetError(path, "image file not found")
+    loaded = _read_dicom(path, frame) if is_dicom(path) else _read_raster(path, frame)
+    if format == "BGR":
+        loaded.pixels = np.ascontiguousarray(loaded.pixels[:, :, ::-1])
+    loaded.format = format
+    return loaded
+
+
+def _frame_index(path, frame, num_frames):
+    if num_frames <= 1:
+        return 0
+    index = frame + num_frames if frame < 0 else frame
+    if not 0 <= index < num_frames:
+        raise DatasetError(path, f"frame {frame} asked but the file holds {num_frames} frames")
+    return index
+
+
+def _check_pixels(path, height, width):
+    if height <= 0 or width <= 0:
+        raise DatasetError(path, f"image has no pixels ({width}x{height})")
+    if height * width > MAX_PIXELS:
+        raise DatasetError(path, f"image of {width}x{height} pixels is larger than the {MAX_PIXELS} pixel limit")
+
+
+def _stretch(values):
+    """Linear map of min..max to 0..255 (a constant image becomes 0). Returns uint8."""
+    values = np.asarray(values, dtype=np.float64)
+    low, high = float(values.min()), float(values.max())
+    if not np.isfinite(low) or not np.isfinite(high):
+        raise ValueError("pixel values are not finite")
+    if high <= low:
+        return np.zeros(values.shape, dtype=np.uint8)
+    return np.round((values - low) * (255.0 / (high - low))).astype(np.uint8)
+
+
+def _gray_to_uint8(values):
+    """Grey levels kept when all lie in 0..255 (integers), else stretched from min..max."""
+    values = np.asarray(values)
+    if values.dtype.kind in "ui" and values.size and values.min() >= 0 and values.max() <= 255:
+        return values.astype(np.uint8)
+    return _stretch(values)
+
+
+def _as_rgb(gray):
+    return np.repeat(gray[:, :, None], 3, axis=2)
+
+
+def _read_raster(path, frame):
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as image:
+                num_frames = int(getattr(image, "n_frames", 1) or 1)
+                index = _frame_index(path, frame, num_frames)
+                if index:
+                    image.seek(index)
+                _check_pixels(path, image.height, image.width)
+                image = ImageOps.exif_transpose(image)
+                image.load()
+                mode = image.mode
+                if mode in ("I", "I;16", "I;16L", "I;16B", "I;16N", "F"):
+                    pixels = _as_rgb(_gray_to_uint8(np.asarray(image)))
+                else:
+                    pixels = np.asarray(image.convert("RGB"))
+    except DatasetError:
+        raise
+    except Exception as err:  # Pillow raises many types for bad bytes; callers get one clear error
+        raise DatasetError(path, f"cannot read image ({type(err).__name__}: {err})") from None
+    return LoadedImage(np.ascontiguousarray(pixels), "RGB", index, num_frames, "raster", mode)
+
+
+def _window(values, center, width):
+    """DICOM's linear VOI function (PS3.3 C.11.2.1.2.1) mapped to 0..255, as uint8."""
+    width = max(float(width), 1.0)
+    out = ((values - (float(center) - 0.5)) / (width - 1.0 if width > 1 else 1.0) + 0.5) * 255.0
+    return np.clip(np.round(out), 0, 255).astype(np.uint8)
+
+
+def _first(value):
+    """First value of a possibly multi-valued DICOM element."""
+    try:
+        return value[0]
+    except TypeError:
+        return value
+
+
+def _monochrome_to_uint8(pixels, ds, photometric):
+    from pydicom.pixels import apply_modality_lut, apply_voi_lut
+
+    values = apply_modality_lut(pixels, ds)
+    if "WindowCenter" in ds and "WindowWidth" in ds:
+        gray = _window(np.asarray(values, dtype=np.float64), _first(ds.WindowCenter), _first(ds.WindowWidth))
+    elif "VOILUTSequence" in ds:
+        gray = _stretch(apply_voi_lut(values, ds))
+    else:
+        gray = _gray_to_uint8(values)
+    return 255 - gray if photometric == "MONOCHROME1" else gray
+
+
+def _color_to_uint8(pixels, bits):
+    pixels = np.asarray(pixels)
+    if pixels.dtype == np.uint8:
+        return pixels
+    top = float(2 ** bits - 1) if bits else float(max(pixels.max(), 1))
+    return np.clip(np.round(pixels.astype(np.float64) * (255.0 / top)), 0, 255).astype(np.uint8)
+
+
+def _read_dicom(path, frame):
+    import pydicom
+    from pydicom.pixels import apply_color_lut, pixel_array
+
+    try:
+        ds = pydicom.dcmread(path, force=True)
+    except Exception as err:
+        raise DatasetError(path, f"not a readable DICOM file ({type(err).__name__}: {err})") from None
+    if "PixelData" not in ds and "FloatPixelData" not in ds and "DoubleFloatPixelData" not in ds:
+        raise DatasetError(path, "DICOM file without pixel data")
+    try:
+        rows, cols = int(ds.Rows), int(ds.Columns)
+        num_frames = int(ds.get("NumberOfFrames", 1) or 1)
+        photometric = str(ds.PhotometricInterpretation).strip().upper()
+    except Exception as err:
+        raise DatasetError(path, f"DICOM image pixel module incomplete ({type(err).__name__}: {err})") from None
+    _check_pixels(path, rows, cols)
+    index = _frame_index(path, frame, num_frames)
+    if photometric not in ("MONOCHROME1", "MONOCHROME2", "PALETTE COLOR") + _COLOR_PHOTOMETRICS:
+        raise DatasetError(path, f"unsupported DICOM photometric interpretation {photometric!r}")
+    try:
+        pixels = pixel_array(ds, index=index if num_frames > 1 else None)
+        if photometric in ("MONOCHROME1", "MONOCHROME2"):
+            if pixels.ndim != 2:
+                raise ValueError(f"a {photometric} frame should be 2-D, not of shape {pixels.shape}")
+            rgb = _as_rgb(_monochrome_to_uint8(pixels, ds, photometric))
+        elif photometric == "PALETTE COLOR":
+            lut = np.asarray(apply_color_lut(pixels, ds))
+            rgb = _color_to_uint8(lut, 8 if lut.dtype == np.uint8 else 16)
+        else:
+            rgb = _color_to_uint8(pixels, int(ds.get("BitsStored", 8) or 8))
+    except DatasetError:
+        raise
+    except Exception as err:  # decoders and LUT code raise many types; callers get one clear error
+        raise DatasetError(path, f"cannot decode the DICOM pixel data ({type(err).__name__}: {err})") from None
+    if rgb.shape != (rows, cols, 3):
+        raise DatasetError(path, f"decoded frame has shape {rgb.shape}, expected {rows}x{cols} with 3 channels")
+    return LoadedImage(np.ascontiguousarray(rgb), "RGB", index, num_frames, "dicom", photometric)
+
