@@ -1,4 +1,6 @@
 """Training: the Detectron2 trainer that owns the strong and weak streams, and its hooks."""
+from .alternating import AlternatingTrainer
+from .hooks import MILAlphaHook
 from .trainer import WSSDLTrainer
 
-__all__ = ["WSSDLTrainer"]
+__all__ = ["AlternatingTrainer", "MILAlphaHook", "WSSDLTrainer"]
