@@ -9,6 +9,7 @@ import warnings
 warnings.filterwarnings("ignore", message=r".*torch\.jit\.script.*", category=FutureWarning)
 
 from . import data, engine, evaluation, modeling  # noqa: F401  (registration side effects)
+from . import model_zoo  # noqa: F401  (the wssdl_d2:// path prefix for MODEL.WEIGHTS)
 from .config import add_wssdl_config
 from .data import register_datasets_under, default_dataset_root
 

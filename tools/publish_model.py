@@ -1,0 +1,53 @@
+#!/usr/bin/env python
+"""Publish a trained checkpoint to the wssdl_d2 model zoo.
+
+    python tools/publish_model.py output/busi/wssdl/model_final.pth --config configs/BUSI/wssdl.yaml \\
+        --metrics output/busi/wssdl/inference/corloc.json --out-dir published/ --base-url https://HOST/wssdl_d2 [--opts KEY VALUE ...]
+
+writes published/BUSI/wssdl/model_final_<sha8>.pth (weights only: no optimizer state, nothing that runs code
+when loaded), the config's entry in the checkpoint index (default: the packaged wssdl_d2/model_zoo/checkpoints.json)
+and its row in MODEL_ZOO.md. Upload --out-dir to --base-url; users then load it with
+``wssdl_d2.model_zoo.get("BUSI/wssdl.yaml", trained=True)`` or ``MODEL.WEIGHTS wssdl_d2://BUSI/wssdl.yaml``.
+"""
+import argparse
+import json
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from wssdl_d2.model_zoo.index import PACKAGED_INDEX  # noqa: E402
+from wssdl_d2.model_zoo.publish import publish_checkpoint  # noqa: E402
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("checkpoint", help="the run's checkpoint (e.g. OUTPUT_DIR/model_final.pth)")
+    parser.add_argument("--config", required=True, help="the zoo config it was trained with (configs/...yaml)")
+    parser.add_argument("--metrics", required=True, help="corloc.json of its evaluation (or the folder holding it)")
+    parser.add_argument("--out-dir", default="published", help="where the weights file is written")
+    parser.add_argument("--base-url", default=None, help="URL of --out-dir once uploaded (default: file://)")
+    parser.add_argument("--index", default=PACKAGED_INDEX, help="checkpoint index JSON to update")
+    parser.add_argument("--model-zoo-md", default=os.path.join(os.path.dirname(os.path.dirname(
+        os.path.abspath(__file__))), "MODEL_ZOO.md"), help="MODEL_ZOO.md to update ('' to skip)")
+    parser.add_argument("--trained-on", default=None, help="training data (default: the config's DATASETS.TRAIN)")
+    parser.add_argument("--command", default=None, help="the training command (default: train_net.py + config)")
+    parser.add_argument("--allow-pickle", action="store_true",
+                        help="also read a .pkl checkpoint (runs code from it: only for files you trust)")
+    parser.add_argument("--opts", nargs=argparse.REMAINDER, default=[],
+                        help="KEY VALUE ... config overrides the run used on top of --config (last argument)")
+    return parser.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    name, entry = publish_checkpoint(
+        args.checkpoint, args.config, args.metrics, args.out_dir, index_path=args.index, base_url=args.base_url,
+        zoo_md=args.model_zoo_md or None, trained_on=args.trained_on, command=args.command,
+        config_overrides=args.opts, allow_pickle=args.allow_pickle)
+    print(json.dumps({name: entry}, indent=2))
+    return entry
+
+
+if __name__ == "__main__":
+    main()

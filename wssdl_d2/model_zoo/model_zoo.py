@@ -1,0 +1,71 @@
+"""``get_config_file`` / ``get_config`` / ``get``: the project's configs double as a model zoo, as in
+``detectron2.model_zoo``.
+
+    from wssdl_d2 import model_zoo
+    cfg_file = model_zoo.get_config_file("BUSI/wssdl.yaml")
+    model = model_zoo.get("BUSI/wssdl.yaml", trained=True)   # weights from the checkpoint index, verified
+"""
+import os
+
+import torch
+from detectron2.config import get_cfg
+from detectron2.modeling import build_model
+
+from ..config import add_wssdl_config
+from .handler import PREFIX
+from .index import checkpoint_entry
+from .safe_load import SafeDetectionCheckpointer
+
+_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CONFIG_DIRS = (
+    os.path.join(_PACKAGE_DIR, "model_zoo", "configs"),  # when configs are installed with the package
+    os.path.join(os.path.dirname(_PACKAGE_DIR), "configs"),  # a source checkout / editable install
+)
+
+
+def get_config_file(config_path):
+    """Absolute path of a zoo config, named relative to ``configs/`` (e.g. ``"Phantom/strong_only.yaml"``).
+
+    Raises FileNotFoundError naming the folders searched.
+    """
+    for folder in CONFIG_DIRS:
+        path = os.path.join(folder, config_path)
+        if os.path.isfile(path):
+            return path
+    raise FileNotFoundError(f"{config_path} is not a wssdl_d2 zoo config (searched {list(CONFIG_DIRS)})")
+
+
+def get_config(config_path, trained=False):
+    """The wssdl_d2 config of a zoo entry (a fresh, unfrozen CfgNode).
+
+    With ``trained=True`` the index entry's ``config_overrides`` are applied, ``MODEL.WEIGHTS`` becomes
+    ``wssdl_d2://<config_path>`` and backbone ImageNet initialisation is skipped (the checkpoint has all weights).
+    """
+    cfg = get_cfg()
+    add_wssdl_config(cfg)
+    cfg.merge_from_file(get_config_file(config_path))
+    if trained:
+        entry = checkpoint_entry(config_path)
+        cfg.merge_from_list(list(entry.get("config_overrides", [])))
+        cfg.MODEL.WEIGHTS = PREFIX + config_path
+        cfg.WSSDL.EFFICIENTNET.PRETRAINED = False
+    return cfg
+
+
+def get(config_path, trained=False, device=None, allow_pickle=False):
+    """A built model (Detectron2's ``build_model``) of a zoo config, with its published weights if ``trained``.
+
+    Args:
+        config_path (str): name relative to ``configs/``, e.g. ``"BUSI/wssdl.yaml"``.
+        trained (bool): load the checkpoint of the index (downloaded to the cache, sha256-verified).
+        device (str): "cpu" / "cuda"; default: CUDA when available.
+        allow_pickle (bool): also read pickle checkpoints (only trusted ones; zoo files never need it).
+    Returns:
+        torch.nn.Module in training mode, like ``detectron2.model_zoo.get`` (call ``.eval()`` for inference).
+    """
+    cfg = get_config(config_path, trained=trained)
+    cfg.MODEL.DEVICE = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    model = build_model(cfg)
+    if trained:
+        SafeDetectionCheckpointer(model, allow_pickle=allow_pickle).load(cfg.MODEL.WEIGHTS)
+    return model

@@ -1,0 +1,170 @@
+"""Publishing a trained checkpoint to the zoo (the library behind ``tools/publish_model.py``).
+
+:func:`publish_checkpoint` writes
+
+1. a weights-only file ``<out_dir>/<config stem>/model_final_<sha8>.pth`` (``{"model": state dict}``: no
+   optimizer / scheduler / iteration, no Python objects; ``<sha8>`` is the start of the file's sha256, as in
+   Detectron2's ``model_final_<hash>.pkl``, but as a weights-only ``.pth`` so loading it never runs code),
+2. the config's entry in a checkpoint index (:mod:`.index`), with URL, sha256, training data, command and the
+   CorLoc report's metrics with their confidence intervals,
+3. the config's row in MODEL_ZOO.md's table (between ``<!-- zoo-table:start -->`` and ``<!-- zoo-table:end -->``).
+"""
+import contextlib
+import datetime
+import os
+import re
+import tempfile
+from pathlib import Path
+
+import torch
+
+from ..evaluation.results_io import read_report, resolve_results_dir
+from ..utils.atomic import atomic_open, atomic_write_json
+from .download import file_sha256
+from .index import PACKAGED_INDEX, read_index
+from .model_zoo import CONFIG_DIRS, get_config, get_config_file
+from .safe_load import load_checkpoint, model_weights
+
+TABLE_START, TABLE_END = "<!-- zoo-table:start -->", "<!-- zoo-table:end -->"
+TABLE_HEADER = ("| config | trained on | evaluated on | CorLoc % (CI) | CorLoc top-1 % (CI) | download | sha256 | command |\n"
+                "|---|---|---|---|---|---|---|---|")
+
+
+def zoo_config_name(config):
+    """The index key of a config given as a zoo name (``BUSI/wssdl.yaml``) or a file inside ``configs/``."""
+    if os.path.isfile(config):
+        real = os.path.realpath(config)
+        for folder in CONFIG_DIRS:
+            folder = os.path.realpath(folder)
+            if real.startswith(folder + os.sep):
+                return os.path.relpath(real, folder).replace(os.sep, "/")
+        raise ValueError(f"{config}: published checkpoints are keyed by a zoo config; put it under {CONFIG_DIRS[-1]}")
+    get_config_file(config)  # raises FileNotFoundError naming the folders searched
+    return config.replace("\\", "/")
+
+
+def summarize_metrics(metrics_path):
+    """The index's ``metrics`` from a CorLoc report (``corloc.json``, or a run / inference folder holding it)."""
+    report = read_report(resolve_results_dir(metrics_path))
+    if "CorLoc" not in report["metrics"]:
+        raise ValueError(f"{metrics_path}: the CorLoc report has no 'CorLoc' metric")
+    settings = report.get("settings", {})
+    summary = {"dataset": report.get("dataset"), "images": report.get("counts", {}).get("images"),
+               "ci_level": settings.get("ci_level"), "tau": settings.get("tau"),
+               "iou_thresh": settings.get("iou_thresh")}
+    summary.update({name: dict(value) for name, value in report["metrics"].items()})
+    return summary
+
+
+def check_weights_fit(weights, cfg, checkpoint):
+    """Build the config's model and compare parameter names / shapes with ``weights``; ValueError if they differ."""
+    from detectron2.modeling import build_model
+
+    cfg = cfg.clone()
+    cfg.MODEL.DEVICE = "cpu"
+    expected = {k: tuple(v.shape) for k, v in build_model(cfg).state_dict().items()}
+    missing = sorted(k for k in expected if k not in weights and not k.endswith("num_batches_tracked"))
+    extra = sorted(k for k in weights if k not in expected)
+    shapes = sorted(k for k in weights if k in expected and tuple(weights[k].shape) != expected[k])
+    if missing or extra or shapes:
+        raise ValueError(f"{checkpoint}: the weights do not fit the config's model: missing {missing[:5]}, "
+                         f"unexpected {extra[:5]}, other shapes {shapes[:5]} (wrong --config or --opts?)")
+
+
+def write_weights(weights, folder):
+    """Save ``{"model": weights}`` as ``folder/model_final_<sha8>.pth`` (written to a temporary file, hashed, then
+    renamed). Returns (path, sha256, size in bytes)."""
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".model_final.", suffix=".pth.tmp", dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save({"model": weights}, f)
+        digest = file_sha256(tmp)
+        path = os.path.join(folder, f"model_final_{digest[:8]}.pth")
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(tmp)
+        raise
+    return path, digest, os.path.getsize(path)
+
+
+def format_ci(metric):
+    if not metric or metric.get("value") is None:
+        return "-"
+    lo, hi = metric.get("lo"), metric.get("hi")
+    interval = f" ({lo:.1f}-{hi:.1f})" if lo is not None and hi is not None else ""
+    return f"{metric['value']:.1f}{interval}"
+
+
+def zoo_row(name, entry):
+    """MODEL_ZOO.md table row of an index entry."""
+    metrics = entry.get("metrics", {})
+    cells = [f"[{name}](configs/{name})", entry.get("trained_on", "-"), str(metrics.get("dataset") or "-"),
+             format_ci(metrics.get("CorLoc")), format_ci(metrics.get("CorLoc_top1")),
+             f"[{os.path.basename(entry['file'])}]({entry['url']})", f"`{entry['sha256'][:12]}`",
+             f"`{entry.get('command', '-')}`"]
+    return "| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |"
+
+
+def update_zoo_table(md_path, name, entry):
+    """Insert or replace ``name``'s row in the table of ``md_path`` (created with the table if missing)."""
+    text = Path(md_path).read_text() if os.path.exists(md_path) else f"# Model zoo\n\n{TABLE_START}\n{TABLE_END}\n"
+    if TABLE_START not in text or TABLE_END not in text:
+        raise ValueError(f"{md_path}: no model table ({TABLE_START} ... {TABLE_END})")
+    head, rest = text.split(TABLE_START, 1)
+    table, tail = rest.split(TABLE_END, 1)
+    rows = [line for line in table.strip().splitlines()[2:] if line.startswith("|")]
+    rows = [row for row in rows if not re.match(rf"\| \[{re.escape(name)}\]\(", row)]
+    rows = sorted(rows + [zoo_row(name, entry)])
+    with atomic_open(md_path, "w") as f:
+        f.write(head + TABLE_START + "\n" + TABLE_HEADER + "\n" + "".join(r + "\n" for r in rows) + TABLE_END + tail)
+
+
+def publish_checkpoint(checkpoint, config, metrics, out_dir, index_path=PACKAGED_INDEX, base_url=None,
+                       zoo_md=None, trained_on=None, command=None, config_overrides=(), allow_pickle=False):
+    """Publish ``checkpoint`` (a training checkpoint) for zoo config ``config``; see the module docstring.
+
+    Args:
+        checkpoint (str): ``model_final.pth`` or any checkpoint of a run (weights-only readable, or a pickle with
+            ``allow_pickle``).
+        config (str): the zoo config it was trained with (name or file under ``configs/``).
+        metrics (str): ``corloc.json`` of its evaluation (or the run / inference folder holding it).
+        out_dir (str): where the published file goes (upload this folder to ``base_url``).
+        index_path (str): the checkpoint index to update (default: the packaged ``checkpoints.json``).
+        base_url (str): URL of ``out_dir`` once uploaded; default ``file://<out_dir>`` (local sharing).
+        zoo_md (str or None): MODEL_ZOO.md to update.
+        trained_on (str): default: the config's ``DATASETS.TRAIN``.
+        command (str): the training command; default ``python tools/train_net.py --config-file configs/<name>``.
+        config_overrides (list[str]): KEY VALUE pairs the run used on top of the config file.
+    Returns:
+        (config name, index entry).
+    """
+    name = zoo_config_name(config)
+    overrides = [str(item) for item in config_overrides]
+    if len(overrides) % 2:
+        raise ValueError(f"config overrides must be KEY VALUE pairs, got {overrides}")
+    cfg = get_config(name)
+    cfg.merge_from_list(overrides)
+    cfg.WSSDL.EFFICIENTNET.PRETRAINED = False
+    weights = model_weights(load_checkpoint(checkpoint, allow_pickle=allow_pickle), checkpoint)
+    check_weights_fit(weights, cfg, checkpoint)
+    summary = summarize_metrics(metrics)
+    stem = os.path.splitext(name)[0]
+    path, digest, size = write_weights(weights, os.path.join(out_dir, stem))
+    relative = f"{stem}/{os.path.basename(path)}"
+    base_url = base_url or Path(os.path.abspath(out_dir)).as_uri()
+    default_command = " ".join(["python tools/train_net.py --config-file", f"configs/{name}"] + overrides)
+    entry = {
+        "file": relative, "url": base_url.rstrip("/") + "/" + relative, "sha256": digest, "size": size,
+        "config_overrides": overrides, "trained_on": trained_on or " + ".join(cfg.DATASETS.TRAIN),
+        "command": command or default_command, "metrics": summary,
+        "published": datetime.date.today().isoformat(),
+    }
+    index = read_index(index_path)
+    index["models"][name] = entry
+    index["models"] = dict(sorted(index["models"].items()))
+    atomic_write_json(index_path, index, indent=2)
+    if zoo_md:
+        update_zoo_table(zoo_md, name, entry)
+    return name, entry

@@ -1,0 +1,95 @@
+"""Loading shared checkpoints without running code from them.
+
+A zoo checkpoint is a weights-only ``.pth`` (read with ``torch.load(..., weights_only=True)``) or a
+``.safetensors`` file (needs the ``safetensors`` package). A Python pickle can execute arbitrary code while it is
+read, so a Detectron2 ``.pkl`` (or pycls ``.pyth``) from elsewhere is only read with an explicit
+``allow_pickle=True``, and a ``.pth`` that holds Python objects besides tensors is refused with
+:class:`UnsafeCheckpointError`.
+"""
+import pickle
+import re
+
+import numpy as np
+import torch
+from detectron2.checkpoint import DetectionCheckpointer
+
+PICKLE_SUFFIXES = (".pkl", ".pyth")
+
+
+class UnsafeCheckpointError(RuntimeError):
+    """A checkpoint that could run code when loaded, refused."""
+
+
+def check_pickle_allowed(path, allow_pickle):
+    """Raise UnsafeCheckpointError for a pickle file (``.pkl`` / ``.pyth``) unless ``allow_pickle``."""
+    if str(path).endswith(PICKLE_SUFFIXES) and not allow_pickle:
+        raise UnsafeCheckpointError(
+            f"{path}: refusing to read a Python pickle ({str(path).rsplit('.', 1)[-1]}), which can run code when "
+            f"loaded. Zoo checkpoints are weights-only .pth / .safetensors files. If you trust where this file "
+            f"comes from, pass allow_pickle=True (wssdl_d2.model_zoo.get(..., allow_pickle=True))")
+
+
+def load_checkpoint(path, allow_pickle=False):
+    """Read a checkpoint file as a dict holding at least ``"model"`` (name -> tensor).
+
+    Args:
+        path (str): a local ``.pth`` / ``.pt`` / ``.safetensors`` file (``.pkl`` / ``.pyth`` with ``allow_pickle``).
+        allow_pickle (bool): read pickle files with Detectron2's unrestricted loader; only for trusted files.
+    Raises:
+        UnsafeCheckpointError: a pickle without ``allow_pickle``, or a ``.pth`` with non-tensor Python objects.
+    """
+    path = str(path)
+    if path.endswith(PICKLE_SUFFIXES):
+        check_pickle_allowed(path, allow_pickle)
+        return DetectionCheckpointer(torch.nn.Module())._load_file(path)  # Detectron2's .pkl / .pyth reader
+    if path.endswith(".safetensors"):
+        try:
+            from safetensors.torch import load_file
+        except ImportError as error:
+            raise ImportError(f"{path}: reading .safetensors files needs `pip install safetensors`") from error
+        return {"model": load_file(path, device="cpu")}
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:
+        reason = re.search(r"Unsupported (global|operand)[^.]*", str(error))
+        reason = reason.group(0) if reason else type(error).__name__
+        raise UnsafeCheckpointError(
+            f"{path}: refused: the file holds Python objects besides tensors, and unpickling them could run code "
+            f"({reason}). Publish checkpoints with tools/publish_model.py, which writes weights only") from None
+    if not isinstance(data, dict):
+        raise UnsafeCheckpointError(f"{path}: expected a dict of weights, found {type(data).__name__}")
+    return data if "model" in data else {"model": data}
+
+
+def model_weights(checkpoint, path="checkpoint"):
+    """The ``"model"`` state dict of a loaded checkpoint as CPU tensors (numpy arrays converted); ValueError
+    naming ``path`` for anything that is not an array."""
+    weights = checkpoint.get("model")
+    if not isinstance(weights, dict) or not weights:
+        raise ValueError(f"{path}: no 'model' state dict in the checkpoint (keys: {sorted(checkpoint)[:10]})")
+    out = {}
+    for name, value in weights.items():
+        if isinstance(value, np.ndarray):
+            value = torch.from_numpy(np.ascontiguousarray(value))
+        if not isinstance(value, torch.Tensor):
+            raise ValueError(f"{path}: model entry {name!r} is a {type(value).__name__}, not a tensor")
+        out[name] = value.detach().cpu()
+    return out
+
+
+class SafeDetectionCheckpointer(DetectionCheckpointer):
+    """DetectionCheckpointer whose file reading goes through :func:`load_checkpoint` (weights only unless
+    ``allow_pickle``); everything else (matching heuristics, ``wssdl_d2://`` / URL paths) is Detectron2's."""
+
+    def __init__(self, model, save_dir="", *, allow_pickle=False, **checkpointables):
+        super().__init__(model, save_dir, **checkpointables)
+        self.allow_pickle = allow_pickle
+
+    def _load_file(self, filename):
+        check_pickle_allowed(filename, self.allow_pickle)
+        if filename.endswith(".safetensors"):
+            return load_checkpoint(filename)
+        return super()._load_file(filename)
+
+    def _torch_load(self, f):
+        return load_checkpoint(f)
