@@ -36,7 +36,8 @@ EFFNET_CONFIGS = sorted(glob.glob(os.path.join(CONFIGS, "*", "*effnet*.yaml")))
 
 def test_there_are_effnet_dataset_configs():
     names = {os.path.relpath(p, CONFIGS) for p in EFFNET_CONFIGS}
-    assert {"BUSI/strong_only_effnet.yaml", "Phantom/strong_only_effnet.yaml"} <= names
+    assert {"BUSI/strong_only_effnet.yaml", "BUSI/wssdl_effnet.yaml", "Phantom/strong_only_effnet.yaml",
+            "Phantom/wssdl_effnet.yaml"} <= names
 
 
 @pytest.mark.parametrize("path", EFFNET_CONFIGS, ids=lambda p: os.path.relpath(p, CONFIGS))
