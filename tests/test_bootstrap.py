@@ -51,6 +51,9 @@ def test_ratio_ignores_images_outside_the_denominator_and_is_nan_without_any():
     assert np.isnan(ratio(np.zeros(3), np.zeros(3)))
     samples = bootstrap_ratio(num * den, den, bootstrap_indices(4, 500, seed=0))
     assert np.isnan(samples).any() and np.nanmax(samples) == 1.0  # resamples without a denominator image
+    idx = bootstrap_indices(4, 50, seed=1)
+    gathered = ratio((num * den)[idx], den[idx])
+    np.testing.assert_allclose(bootstrap_ratio(num * den, den, counts=resample_counts(idx, 4)), gathered)  # NaNs too
     assert percentile_interval([np.nan, np.nan]) != percentile_interval([0.0, 1.0])
 
 

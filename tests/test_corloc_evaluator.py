@@ -106,3 +106,18 @@ def test_untrained_model_through_the_trainer(tiny_cfg):
     assert 0.0 <= flat["CorLoc"] <= 100.0 and flat["num_images"] == len(DatasetCatalog.get(DATASET))
     folder = os.path.join(cfg.OUTPUT_DIR, "inference")
     assert set(os.listdir(folder)) >= {"corloc.json", "corloc_per_image.csv", "corloc_detections.json"}
+
+
+def test_metrics_reach_the_event_storage_during_training(tiny_cfg):
+    """Periodic evaluation puts the CorLoc numbers into the event storage (TensorBoard, metrics.json)."""
+    from wssdl_d2.engine import WSSDLTrainer
+
+    cfg = tiny_cfg(**{"WSSDL.EVAL.COCO": False, "WSSDL.EVAL.BOOTSTRAP_SAMPLES": 100, "WSSDL.EVAL.PLOTS": False,
+                      "SOLVER.MAX_ITER": 2, "TEST.EVAL_PERIOD": 2})
+    trainer = WSSDLTrainer(cfg)
+    trainer.resume_or_load(resume=False)
+    trainer.train()
+    history = trainer.storage.histories()
+    assert {"corloc/CorLoc", "corloc/CorLoc_lo", "corloc/CorLoc_top1-malignant", "corloc/AUC_BvsM"} <= set(history)
+    with open(os.path.join(cfg.OUTPUT_DIR, "metrics.json")) as f:
+        assert any("corloc/CorLoc" in json.loads(line) for line in f if line.strip())

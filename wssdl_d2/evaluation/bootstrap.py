@@ -36,22 +36,30 @@ def percentile_interval(samples, level=0.95):
     return float(lo), float(hi)
 
 
+def safe_divide(numerator, denominator):
+    """Elementwise numerator / denominator, NaN where the denominator is not positive."""
+    numerator, denominator = np.asarray(numerator, np.float64), np.asarray(denominator, np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(denominator > 0, numerator / np.where(denominator > 0, denominator, 1.0), np.nan)
+
+
 def ratio(numerator, denominator):
     """sum(numerator) / sum(denominator) over the last axis; NaN where the denominator sums to 0."""
-    num = np.sum(numerator, axis=-1, dtype=np.float64)
-    den = np.sum(denominator, axis=-1, dtype=np.float64)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(den > 0, num / np.where(den > 0, den, 1.0), np.nan)
+    return safe_divide(np.sum(numerator, axis=-1, dtype=np.float64), np.sum(denominator, axis=-1, dtype=np.float64))
 
 
-def bootstrap_ratio(numerator, denominator, indices):
-    """A ratio of sums on every resample: (N,), (N,), (B, N) indices -> (B,) values.
+def bootstrap_ratio(numerator, denominator, indices=None, counts=None):
+    """A ratio of sums on every resample: (N,), (N,) and the (B, N) index matrix -> (B,) values.
 
-    CorLoc is ``ratio(hit & mass, mass)``; false positives per normal image ``ratio(fp * normal, normal)``.
+    Pass ``counts`` (:func:`resample_counts` of the indices) instead of ``indices`` to reuse them across
+    metrics: the resampled sums are then two matrix-vector products. CorLoc is ``ratio(hit & mass, mass)``;
+    false positives per normal image ``ratio(fp * normal, normal)``.
     """
     numerator = np.asarray(numerator, dtype=np.float64)
     denominator = np.asarray(denominator, dtype=np.float64)
-    return ratio(numerator[indices], denominator[indices])
+    if counts is None:
+        counts = resample_counts(indices, len(numerator))
+    return safe_divide(counts @ numerator, counts @ denominator)
 
 
 def ratio_with_ci(numerator, denominator, indices, level=0.95):

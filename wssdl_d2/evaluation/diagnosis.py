@@ -8,6 +8,8 @@ AUC of a resample, so all B resamples are computed at once in O(B N) after one s
 """
 import numpy as np
 
+from .bootstrap import safe_divide
+
 
 def weighted_auc(scores, positive, negative, weights=None):
     """ROC AUC of ``scores`` for ``positive`` vs ``negative`` images.
@@ -23,22 +25,23 @@ def weighted_auc(scores, positive, negative, weights=None):
     neg = np.asarray(negative, dtype=bool) & ~pos
     single = weights is None
     w = np.ones((1, len(scores))) if single else np.asarray(weights, dtype=np.float64)
-    order = np.argsort(scores, kind="stable")
-    s = scores[order]
-    w_pos = w[:, order] * pos[order]
-    w_neg = w[:, order] * neg[order]
-    # Tie groups of equal scores in the sorted order: first and last position of each element's group.
-    new_group = np.r_[True, s[1:] != s[:-1]]
-    group = np.cumsum(new_group) - 1
-    starts = np.flatnonzero(new_group)
-    ends = np.r_[starts[1:], len(s)] - 1
-    cum_neg = np.concatenate([np.zeros((len(w), 1)), np.cumsum(w_neg, axis=1)], axis=1)  # (B, N + 1)
-    below = cum_neg[:, starts[group]]  # negative weight strictly below each element's score
-    equal = cum_neg[:, ends[group] + 1] - below
-    numerator = np.sum(w_pos * (below + 0.5 * equal), axis=1)
-    denominator = w_pos.sum(axis=1) * w_neg.sum(axis=1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        auc = np.where(denominator > 0, numerator / np.where(denominator > 0, denominator, 1.0), np.nan)
+    if w.ndim != 2 or w.shape[1] != len(scores):
+        raise ValueError(f"weights must be (B, {len(scores)}), got {w.shape}")
+    # Only the images of the two classes, sorted by score; equal scores form one group.
+    used = np.flatnonzero(pos | neg)
+    used = used[np.argsort(scores[used], kind="stable")]
+    s = scores[used]
+    if len(s):
+        starts = np.flatnonzero(np.r_[True, s[1:] != s[:-1]])
+        w_used = w[:, used]
+        w_pos = np.add.reduceat(w_used * pos[used], starts, axis=1)  # (B, G) positive weight per score
+        w_neg = np.add.reduceat(w_used * neg[used], starts, axis=1)
+        below = np.cumsum(w_neg, axis=1) - w_neg  # negative weight strictly below each score
+        numerator = np.sum(w_pos * (below + 0.5 * w_neg), axis=1)
+        denominator = w_pos.sum(axis=1) * w_neg.sum(axis=1)
+    else:
+        numerator = denominator = np.zeros(len(w))
+    auc = safe_divide(numerator, denominator)
     return float(auc[0]) if single else auc
 
 

@@ -21,7 +21,7 @@ from collections import OrderedDict
 
 import numpy as np
 
-from .bootstrap import bootstrap_indices, percentile_interval, ratio, resample_counts
+from .bootstrap import bootstrap_indices, percentile_interval, resample_counts, safe_divide
 from .diagnosis import confusion_matrix, roc_curve, weighted_auc
 from .froc import FPPI_POINTS, froc_curve, operating_point, sensitivity_at
 
@@ -63,10 +63,14 @@ def estimate(columns, indices):
         OrderedDict name -> (value float, samples (B,)).
     """
     out = OrderedDict()
-    for name, (num, den, scale) in ratio_terms(columns).items():
-        num, den = np.asarray(num, np.float64), np.asarray(den, np.float64)
-        out[name] = (scale * float(ratio(num, den)), scale * ratio(num[indices], den[indices]))
     counts = resample_counts(indices, len(columns["image_label"]))
+    terms = ratio_terms(columns)
+    # Every numerator and denominator as one (N, 2T) matrix: all resampled sums in one matrix product.
+    stacked = np.column_stack([np.asarray(t[k], np.float64) for t in terms.values() for k in (0, 1)])
+    sums, point_sums = counts @ stacked, stacked.sum(axis=0)
+    for k, (name, (_, _, scale)) in enumerate(terms.items()):
+        out[name] = (scale * float(safe_divide(point_sums[2 * k], point_sums[2 * k + 1])),
+                     scale * safe_divide(sums[:, 2 * k], sums[:, 2 * k + 1]))
     for name, (scores, pos, neg) in auc_terms(columns).items():
         out[name] = (weighted_auc(scores, pos, neg), weighted_auc(scores, pos, neg, counts))
     return out
