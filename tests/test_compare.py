@@ -111,3 +111,21 @@ def test_cli_exit_message_for_mismatched_runs(tmp_path):
                            str(tmp_path / "b")], capture_output=True, text=True, timeout=120)
     assert proc.returncode != 0
     assert "not evaluated on the same test images" in proc.stderr and "img004.png" in proc.stderr
+
+
+def test_bad_results_files_name_the_file(tmp_path):
+    folder = write_run(str(tmp_path / "a"), np.ones(3, bool))
+    with open(os.path.join(folder, "corloc.json"), "w") as f:
+        f.write("{not json")
+    with pytest.raises(results_io.ResultsError, match=r"corloc.json: not valid JSON"):
+        results_io.read_report(folder)
+    csv_path = os.path.join(folder, "corloc_per_image.csv")
+    lines = open(csv_path).read().splitlines()
+    with open(csv_path, "w") as f:
+        f.write("\n".join([lines[0].replace("hit_top1", "hit_first")] + lines[1:]))
+    with pytest.raises(results_io.ResultsError, match=r"corloc_per_image.csv: missing columns \['hit_top1'\]"):
+        results_io.read_per_image(folder)
+    with open(csv_path, "w") as f:
+        f.write("\n".join([lines[0], lines[1].replace(",1,", ",yes,", 1)] + lines[2:]))
+    with pytest.raises(results_io.ResultsError, match=r"corloc_per_image.csv: column .* has a bad value"):
+        results_io.read_per_image(folder)

@@ -72,7 +72,8 @@ def _csv_value(value):
 
 
 def write_detections(folder, images):
-    """Write ``corloc_detections.json`` (a list of per-image dicts, see :func:`evaluator_image_entry`)."""
+    """Write ``corloc_detections.json``: a list of per-image dicts with image_id, file_name, image_label,
+    gt_boxes (K, 4) / gt_classes (K,) and the detections boxes (D, 4) XYXY, scores (D,), classes (D,)."""
     path = os.path.join(folder, DETECTIONS_FILE)
     atomic_write_json(path, json_safe(images))
     return path
@@ -91,16 +92,20 @@ def resolve_results_dir(path):
                        "(run tools/train_net.py --eval-only with WSSDL.EVAL.CORLOC True first)")
 
 
-def read_report(folder):
-    """``corloc.json`` of a results folder as a dict."""
-    path = os.path.join(folder, REPORT_FILE)
+def _read_json(path):
     try:
         with open(path) as f:
-            report = json.load(f)
+            return json.load(f)
     except FileNotFoundError:
         raise ResultsError(f"{path}: file not found") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise ResultsError(f"{path}: not valid JSON ({err})") from None
+
+
+def read_report(folder):
+    """``corloc.json`` of a results folder as a dict."""
+    path = os.path.join(folder, REPORT_FILE)
+    report = _read_json(path)
     if not isinstance(report, dict) or not {"metrics", "settings", "counts"} <= report.keys():
         raise ResultsError(f"{path}: not a CorLoc report (needs metrics, settings and counts)")
     return report
@@ -140,13 +145,7 @@ def read_per_image(folder):
 def read_detections(folder):
     """``corloc_detections.json`` of a results folder as a list of per-image dicts."""
     path = os.path.join(folder, DETECTIONS_FILE)
-    try:
-        with open(path) as f:
-            images = json.load(f)
-    except FileNotFoundError:
-        raise ResultsError(f"{path}: file not found") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise ResultsError(f"{path}: not valid JSON ({err})") from None
+    images = _read_json(path)
     if not isinstance(images, list):
         raise ResultsError(f"{path}: expected a list of images")
     return images
