@@ -26,6 +26,22 @@ from .diagnosis import confusion_matrix, roc_curve, weighted_auc
 from .froc import FPPI_POINTS, froc_curve, operating_point, sensitivity_at
 
 IMAGE_LABEL_NAMES = ("normal", "benign", "malignant")
+#: Written into corloc.json so the file says what its numbers mean.
+DEFINITIONS = {
+    "CorLoc": "percent of images with a mass where a detection of the image's class with score >= tau has "
+              "IoU > iou_thresh with a ground-truth box (the authors' definition)",
+    "CorLoc_top1": "percent of images with a mass where the highest-scoring detection of the image's class "
+                   "(any score) has IoU > iou_thresh with a ground-truth box",
+    "FP_per_normal": "detections with score >= tau per normal image",
+    "AUC_BvsM": "ROC AUC of the malignancy score (top malignant-class detection score, 0 if none), "
+                "malignant vs benign images",
+    "AUC_NvsMass": "ROC AUC of the abnormality score (top detection score, 0 if none), mass vs normal images",
+    "Accuracy": "percent of images whose label is predicted right: normal when no detection reaches tau, "
+                "else the class of the top-scoring detection",
+    "FROC": "lesion sensitivity vs false positives per image (all images) over score thresholds; a false "
+            "positive overlaps no ground-truth box of its class with IoU > iou_thresh",
+    "intervals": "percentile bootstrap intervals over test images (one seeded index matrix for all metrics)",
+}
 
 
 def ratio_terms(columns):
@@ -107,6 +123,7 @@ def compute_metrics(table, tau=0.5, iou_thresh=0.5, num_samples=2000, seed=0, le
     return {
         "settings": {"tau": tau, "iou_thresh": iou_thresh, "bootstrap_samples": num_samples,
                      "bootstrap_seed": seed, "ci_level": level},
+        "definitions": DEFINITIONS,
         "counts": counts,
         "metrics": metrics,
         "froc": {"thresholds": curve["thresholds"].tolist(), "fppi": curve["fppi"].tolist(),

@@ -127,7 +127,7 @@ def image_outcome(image_label, gt_boxes, gt_classes, det_boxes, det_scores, det_
 class OutcomeTable:
     """Per-image outcomes of a whole test set as columns (numpy arrays of length N), plus the FROC inputs.
 
-    Build it with :meth:`add` per image (or :meth:`from_columns` from a saved file). ``columns[name]`` holds
+    Build it with :meth:`add` per image. ``columns[name]`` holds
     the column ``name`` of ``OUTCOME_COLUMNS``; ``lesion_scores`` (L,) and ``fp_scores`` (F,) pool the FROC
     inputs of all images.
     """
@@ -148,19 +148,6 @@ class OutcomeTable:
         self._fps.append(fps)
         self._columns = None
         return row
-
-    @classmethod
-    def from_columns(cls, columns, lesion_scores=(), fp_scores=()):
-        """A table from saved columns (dict name -> sequence, every name of ``OUTCOME_COLUMNS``)."""
-        missing = [c for c in OUTCOME_COLUMNS if c not in columns]
-        if missing:
-            raise ValueError(f"per-image outcomes lack the columns {missing}")
-        table = cls()
-        n = len(columns["image_id"])
-        table._rows = [{c: columns[c][i] for c in OUTCOME_COLUMNS} for i in range(n)]
-        table._lesions = [np.asarray(lesion_scores, dtype=np.float64)]
-        table._fps = [np.asarray(fp_scores, dtype=np.float64)]
-        return table
 
     def __len__(self):
         return len(self._rows)
