@@ -1,0 +1,47 @@
+"""Image-level diagnosis (normal / benign / malignant) from an image's detections.
+
+The rule is the one the CorLoc evaluator scores (``predicted_label`` of
+:func:`wssdl_d2.evaluation.outcomes.image_outcome`), so the demo and the evaluation agree: the image is
+*normal* when no detection reaches the score threshold ``tau`` (``WSSDL.EVAL.SCORE_THRESH``), else it takes the
+class of its top-scoring detection. Its ``probability`` is that detection's score, or ``1 - max score`` for a
+normal image. ``scores`` gives per label: normal ``1 - max score``, benign / malignant the best detection score
+of that class (0 without one); the detector scores each box for its winning class only, so these three are
+confidences, not a distribution that sums to 1.
+"""
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..data.wssdl_json import IMAGE_LABEL_NAMES
+from ..evaluation.outcomes import image_outcome
+
+
+@dataclass
+class Diagnosis:
+    """``label`` 0 normal, 1 benign, 2 malignant; ``name`` its name; ``probability`` in [0, 1];
+    ``scores`` {name: confidence} for the three labels."""
+
+    label: int
+    name: str
+    probability: float
+    scores: dict = field(default_factory=dict)
+
+
+def diagnose(scores, classes, tau=0.5):
+    """Diagnosis of one image from its detections.
+
+    Args:
+        scores: (D,) detection scores in [0, 1]. classes: (D,) detection classes (0 benign, 1 malignant).
+        tau: score threshold a detection needs to make the image abnormal.
+    """
+    scores = np.asarray(scores, dtype=np.float64).reshape(-1)
+    classes = np.asarray(classes, dtype=np.int64).reshape(-1)
+    outcome, _, _ = image_outcome(0, np.zeros((0, 4)), [], np.zeros((len(scores), 4)), scores, classes, tau=tau)
+    label = outcome["predicted_label"]
+    top = outcome["abnormality_score"]
+    per_label = {
+        IMAGE_LABEL_NAMES[0]: 1.0 - top,
+        IMAGE_LABEL_NAMES[1]: float(scores[classes == 0].max()) if (classes == 0).any() else 0.0,
+        IMAGE_LABEL_NAMES[2]: outcome["malignancy_score"],
+    }
+    return Diagnosis(label, IMAGE_LABEL_NAMES[label], top if label else 1.0 - top, per_label)

@@ -1,0 +1,36 @@
+"""Draws a prediction with Detectron2's Visualizer: boxes with class and score, and the diagnosis as a title.
+
+Benign boxes are green and malignant ones red. (No saliency overlay: the models of this project do not produce
+saliency maps.)
+"""
+import numpy as np
+import torch
+from detectron2.data.catalog import Metadata
+from detectron2.structures import Boxes, Instances
+from detectron2.utils.visualizer import ColorMode, Visualizer
+
+from ..data.wssdl_json import THING_CLASSES
+
+CLASS_COLORS = [(40, 200, 60), (230, 40, 40)]  # RGB: benign, malignant
+_METADATA = Metadata(name="wssdl_d2", thing_classes=list(THING_CLASSES), thing_colors=CLASS_COLORS)
+
+
+def draw_prediction(image_rgb, prediction, threshold=0.5, title=None):
+    """An (H, W, 3) uint8 RGB drawing of ``prediction`` (a :class:`.Prediction`) on ``image_rgb``.
+
+    Draws the detections with score >= ``threshold``; ``title`` (default: the diagnosis and its probability)
+    is written in the top-left corner.
+    """
+    keep = prediction.above(threshold)
+    instances = Instances((prediction.height, prediction.width))
+    instances.pred_boxes = Boxes(torch.as_tensor(prediction.boxes[keep]).reshape(-1, 4))
+    instances.scores = torch.as_tensor(prediction.scores[keep]).reshape(-1)
+    instances.pred_classes = torch.as_tensor(prediction.classes[keep]).reshape(-1)
+    visualizer = Visualizer(np.asarray(image_rgb), metadata=_METADATA, instance_mode=ColorMode.SEGMENTATION)
+    output = visualizer.draw_instance_predictions(instances, jittering=False)
+    if title is None:
+        title = f"diagnosis: {prediction.diagnosis.name} ({prediction.diagnosis.probability:.0%})"
+    label = prediction.diagnosis.label
+    color = tuple(c / 255.0 for c in CLASS_COLORS[label - 1]) if label else "w"
+    visualizer.draw_text(title, (4, 4), horizontal_alignment="left", color=color)
+    return output.get_image()
