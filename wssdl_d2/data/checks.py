@@ -6,9 +6,9 @@ from .errors import DatasetError
 SUPERVISIONS = ("strong", "weak", "pseudo")
 
 
-def check_dataset_dicts(dicts, dataset_name="dataset"):
-    """Raise DatasetError listing every record whose image is missing, whose supervision / image_label is
-    unknown, or whose boxes are empty or outside the image."""
+def record_problems(dicts):
+    """(file, problem) for every record whose image is missing, whose supervision / image_label is unknown, or
+    whose boxes (XYXY_ABS) are empty or outside the image. The full checker (:mod:`.dataset_check`) builds on it."""
     problems = []
     for d in dicts:
         path = d.get("file_name", "?")
@@ -25,6 +25,12 @@ def check_dataset_dicts(dicts, dataset_name="dataset"):
                 problems.append((path, f"empty box {ann['bbox']}"))
             elif x0 < -1 or y0 < -1 or x1 > w + 1 or y1 > h + 1:
                 problems.append((path, f"box {ann['bbox']} outside the {w}x{h} image"))
+    return problems
+
+
+def check_dataset_dicts(dicts, dataset_name="dataset"):
+    """Raise DatasetError listing every problem :func:`record_problems` finds (the first 50 of them)."""
+    problems = record_problems(dicts)
     if problems:
         listing = "\n".join(f"  {p}: {m}" for p, m in problems[:50])
         more = f"\n  ... and {len(problems) - 50} more" if len(problems) > 50 else ""
