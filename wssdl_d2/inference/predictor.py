@@ -60,9 +60,16 @@ class WSSDLPredictor:
         image_bgr = np.asarray(image_bgr)
         if image_bgr.ndim != 3 or image_bgr.shape[2] != 3 or image_bgr.dtype != np.uint8:
             raise ValueError(f"expected an (H, W, 3) uint8 image, got {image_bgr.shape} {image_bgr.dtype}")
-        instances = self._predictor(image_bgr)["instances"].to("cpu")
-        order = np.argsort(-instances.scores.numpy(), kind="stable")
-        boxes = instances.pred_boxes.tensor.numpy()[order].astype(np.float32)
-        scores = instances.scores.numpy()[order].astype(np.float32)
-        classes = instances.pred_classes.numpy()[order].astype(np.int64)
-        return Prediction(boxes, scores, classes, diagnose(scores, classes, self.tau), *image_bgr.shape[:2])
+        instances = self._predictor(image_bgr)["instances"]
+        return prediction_from_instances(instances, self.tau)
+
+
+def prediction_from_instances(instances, tau):
+    """A :class:`Prediction` from Detectron2 ``Instances`` (pred_boxes, scores, pred_classes) in the original
+    image's pixels; ``tau`` is the diagnosis threshold."""
+    instances = instances.to("cpu")
+    order = np.argsort(-instances.scores.numpy(), kind="stable")
+    boxes = instances.pred_boxes.tensor.numpy()[order].astype(np.float32).reshape(-1, 4)
+    scores = instances.scores.numpy()[order].astype(np.float32)
+    classes = instances.pred_classes.numpy()[order].astype(np.int64)
+    return Prediction(boxes, scores, classes, diagnose(scores, classes, tau), *instances.image_size)

@@ -1,0 +1,79 @@
+"""tools/export_model.py: the traced TorchScript model gives the Python model's boxes, scores and classes, on the
+sample image and on another image of another size; the .json contract is written."""
+import importlib.util
+import json
+import os
+
+import cv2
+import numpy as np
+import pytest
+from detectron2.checkpoint import DetectionCheckpointer
+
+from wssdl_d2.data.image_io import read_image
+from wssdl_d2.engine import WSSDLTrainer
+from wssdl_d2.inference import WSSDLPredictor
+from wssdl_d2.inference.export import TorchScriptPredictor
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _export_main():
+    spec = importlib.util.spec_from_file_location("export_model_cli", os.path.join(ROOT, "tools", "export_model.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.main
+
+
+@pytest.fixture
+def trained(tiny_cfg, tmp_path):
+    """A tiny model after a few training iterations (so its scores are not uniform), with its config file."""
+    cfg = tiny_cfg(**{"MODEL.ROI_HEADS.SCORE_THRESH_TEST": 0.01, "TEST.DETECTIONS_PER_IMAGE": 20,
+                      "SOLVER.MAX_ITER": 3, "DATASETS.TEST": "()"})
+    trainer = WSSDLTrainer(cfg)
+    trainer.train()
+    DetectionCheckpointer(trainer.model, save_dir=str(tmp_path)).save("trained")
+    cfg.MODEL.WEIGHTS = str(tmp_path / "trained.pth")
+    config = tmp_path / "trained.yaml"
+    config.write_text(cfg.dump())
+    return cfg, config
+
+
+def test_exported_model_gives_the_python_models_boxes(trained, phantom_root, tmp_path, capsys):
+    cfg, config = trained
+    sample = phantom_root / "images" / "benign" / "benign (1).png"
+    other = tmp_path / "other.png"  # another image, at another size and aspect ratio
+    image = read_image(phantom_root / "images" / "malignant" / "malignant (2).png")
+    cv2.imwrite(str(other), cv2.resize(image, (150, 90)))
+    output = tmp_path / "exported" / "model.ts"
+    status = _export_main()(["--config-file", str(config), "--sample-image", str(sample), "--check-images",
+                             str(other), "--output", str(output)])
+    printed = capsys.readouterr().out
+    assert status == 0, printed
+    meta = json.loads(output.with_suffix(".json").read_text())
+    assert meta["exporter"].endswith("torch.jit.trace") and meta["max_box_difference"] < 1e-3
+    assert meta["sample_detections"] > 0 and meta["min_size_test"] == cfg.INPUT.MIN_SIZE_TEST
+
+    python, exported = WSSDLPredictor(cfg), TorchScriptPredictor(str(output))
+    for path in (sample, other):
+        image = read_image(path)
+        a, b = python(image), exported(image)
+        assert len(a.scores) > 0 and len(a.scores) == len(b.scores)
+        np.testing.assert_array_equal(a.classes, b.classes)
+        np.testing.assert_allclose(a.boxes, b.boxes, atol=1e-3)
+        np.testing.assert_allclose(a.scores, b.scores, atol=1e-5)
+        assert a.diagnosis == b.diagnosis and (b.height, b.width) == image.shape[:2]
+
+
+def test_export_refuses_missing_weights_and_bad_sample(tiny_cfg, tmp_path, capsys):
+    cfg = tiny_cfg()
+    DetectionCheckpointer(WSSDLTrainer.build_model(cfg), save_dir=str(tmp_path)).save("random")
+    cfg.MODEL.WEIGHTS = str(tmp_path / "random.pth")
+    config = tmp_path / "random.yaml"
+    config.write_text(cfg.dump())
+    assert _export_main()(["--config-file", str(config), "--sample-image", str(tmp_path / "none.png"),
+                           "--output", str(tmp_path / "m.ts")]) == 2
+    assert "image file not found" in capsys.readouterr().err
+    assert _export_main()(["--config-file", str(config), "--sample-image", str(tmp_path / "none.png"),
+                           "--output", str(tmp_path / "m.ts"), "MODEL.WEIGHTS", ""]) == 2
+    assert "MODEL.WEIGHTS is empty" in capsys.readouterr().err
+    assert not (tmp_path / "m.ts").exists()
