@@ -24,6 +24,7 @@ Problems found (``Problem.kind``):
 
 Near-duplicates are found by perceptual hash (:mod:`.near_duplicates`, as when splits are made).
 """
+import math
 import os
 from collections import defaultdict
 from dataclasses import asdict, dataclass, field
@@ -104,6 +105,14 @@ def split_role(split):
 
 # ---- readers that collect problems instead of stopping at the first -------------------------------------
 
+def _is_id(value):
+    return isinstance(value, (int, str))
+
+
+def _is_coordinate(value):
+    return type(value) is int or (type(value) is float and math.isfinite(value))
+
+
 def _json_records(json_file, split, problems):
     """Records (Detectron2-style dicts, boxes XYXY_ABS) of a dataset file; malformed entries become problems."""
     def bad(message, kind="format"):
@@ -118,7 +127,7 @@ def _json_records(json_file, split, problems):
     cat_map = {}
     for k, category in enumerate(data.get("categories") or []):
         name = category.get("name") if isinstance(category, dict) else None
-        if name in THING_CLASSES:
+        if name in THING_CLASSES and _is_id(category.get("id")):
             cat_map[category.get("id")] = THING_CLASSES.index(name)
         else:
             bad(f"categories[{k}]: unknown category {category!r}; expected names {THING_CLASSES}")
@@ -127,8 +136,8 @@ def _json_records(json_file, split, problems):
         if not isinstance(image, dict) or not {"id", "file_name", "width", "height"} <= image.keys():
             bad(f"images[{k}] needs id, file_name, width and height")
             continue
-        if not isinstance(image["file_name"], str) or not image["file_name"]:
-            bad(f"images[{k}]: file_name {image['file_name']!r} is not a file name")
+        if not isinstance(image["file_name"], str) or not image["file_name"] or not _is_id(image["id"]):
+            bad(f"images[{k}]: file_name {image['file_name']!r} or id {image['id']!r} is not valid")
             continue
         if image["id"] in records:
             bad(f"images[{k}] ({image['file_name']}): image id {image['id']!r} used twice", "duplicate")
@@ -142,14 +151,13 @@ def _json_records(json_file, split, problems):
                                 "image_label": image.get("image_label"), "annotations": []}
     for k, ann in enumerate(data.get("annotations") or []):
         image_id = ann.get("image_id") if isinstance(ann, dict) else None
-        if image_id not in records:
+        if not _is_id(image_id) or image_id not in records:
             bad(f"annotations[{k}]: image_id {image_id!r} is not a (valid) image of this file")
             continue
         bbox = ann.get("bbox")
-        if not (isinstance(bbox, list) and len(bbox) == 4
-                and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in bbox)):
+        if not (isinstance(bbox, list) and len(bbox) == 4 and all(_is_coordinate(v) for v in bbox)):
             bad(f"annotations[{k}]: bbox must be [x, y, w, h] numbers, not {bbox!r}")
-        elif ann.get("category_id") not in cat_map:
+        elif not _is_id(ann.get("category_id")) or ann["category_id"] not in cat_map:
             bad(f"annotations[{k}]: unknown category_id {ann.get('category_id')!r}")
         elif records[image_id]["supervision"] != "weak":  # the loader ignores boxes of weak images
             x, y, w, h = bbox
@@ -338,7 +346,8 @@ def check_dataset(path, max_hash_distance=6, progress=True):
         report.splits[split] = len(records)
         report.problems += _split_problems(split, records)
         for r in records:
-            labels_roles[r["file_name"]].add((split, split_role(split), r.get("image_label")))
+            label = r.get("image_label")
+            labels_roles[r["file_name"]].add((split, split_role(split), label if _is_id(label) else repr(label)))
     image_problems, readable = _image_problems(records_by_split, progress)
     report.problems += image_problems
     report.images = len(labels_roles)

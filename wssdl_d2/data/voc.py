@@ -7,6 +7,7 @@ inclusive pixels. ``__background__`` boxes mark regions known to hold no mass: t
 kept apart as ``no_mass_regions``. An XML without a diagnosis and without mass objects is a normal image.
 Supervision follows the split name unless given: ``s_*`` strong, ``ws_*`` weak, anything else (test) strong.
 """
+import math
 import os
 import xml.etree.ElementTree as ET
 
@@ -23,9 +24,12 @@ _OBJECT_NAMES = {"benign": 0, "malignant": 1, "__background__": None}
 def _number(node, tag, xml_path):
     text = node.findtext(tag)
     try:
-        return float(text)
+        value = float(text)
     except (TypeError, ValueError):
-        raise DatasetError(xml_path, f"<{tag}> must be a number, not {text!r}") from None
+        value = math.nan
+    if not math.isfinite(value):
+        raise DatasetError(xml_path, f"<{tag}> must be a (finite) number, not {text!r}")
+    return value
 
 
 def read_voc_annotation(xml_path):
@@ -35,7 +39,7 @@ def read_voc_annotation(xml_path):
         tree = ET.parse(xml_path)
     except FileNotFoundError:
         raise DatasetError(xml_path, "annotation file not found") from None
-    except ET.ParseError as err:
+    except (ET.ParseError, LookupError, UnicodeError) as err:  # LookupError: unknown encoding in the declaration
         raise DatasetError(xml_path, f"malformed XML ({err})") from None
     root = tree.getroot()
     size = root.find("size")
@@ -82,6 +86,10 @@ def load_voc_wssdl(root, split, supervision=None, image_folder="TIFFImages", ima
             ids = [line.strip() for line in f if line.strip()]
     except FileNotFoundError:
         raise DatasetError(list_file, "split list not found") from None
+    except UnicodeDecodeError as err:
+        raise DatasetError(list_file, f"split list is not text ({err})") from None
+    if any("\0" in image_id for image_id in ids):
+        raise DatasetError(list_file, "an image id contains a NUL character")
     if supervision is None:
         supervision = "weak" if split.startswith("ws_") else "strong"
     records = []

@@ -13,6 +13,7 @@ Weak images have no annotations. :func:`load_wssdl_json` turns the file into Det
 (``bbox_mode`` XYXY_ABS, contiguous ``category_id`` 0 benign / 1 malignant) and validates it.
 """
 import json
+import math
 import os
 
 from detectron2.data import DatasetCatalog, MetadataCatalog
@@ -73,6 +74,9 @@ def _read_json(path):
         raise DatasetError(path, f"not valid JSON ({err})") from None
     if not isinstance(data, dict) or not isinstance(data.get("images"), list):
         raise DatasetError(path, "not a COCO-style dataset file (no 'images' list)")
+    for key, kind in (("info", dict), ("categories", list), ("annotations", list)):
+        if data.get(key) is not None and not isinstance(data[key], kind):
+            raise DatasetError(path, f"'{key}' must be a {kind.__name__}, not {type(data[key]).__name__}")
     return data
 
 
@@ -82,6 +86,8 @@ def resolve_image_root(json_file, image_root=None):
     if image_root:
         return image_root
     data_root = (_read_json(json_file).get("info") or {}).get("image_root") or "."
+    if not isinstance(data_root, str):
+        raise DatasetError(json_file, f"info.image_root must be a folder name, not {data_root!r}")
     return os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(json_file)), data_root))
 
 
@@ -93,7 +99,8 @@ def load_wssdl_json(json_file, image_root=None, default_supervision=None):
     """
     data = _read_json(json_file)
     root = resolve_image_root(json_file, image_root)
-    categories = {c.get("id"): c.get("name") for c in data.get("categories", []) if isinstance(c, dict)}
+    categories = {c.get("id"): c.get("name") for c in data.get("categories") or []
+                  if isinstance(c, dict) and isinstance(c.get("id"), (int, str))}
     cat_map = {}
     for cid, name in categories.items():
         if name not in THING_CLASSES:
@@ -102,8 +109,9 @@ def load_wssdl_json(json_file, image_root=None, default_supervision=None):
     records, seen = {}, set()
     for k, image in enumerate(data["images"]):
         where = f"images[{k}]"
-        if not isinstance(image, dict) or not {"id", "file_name", "width", "height"} <= image.keys():
-            raise DatasetError(json_file, f"{where} needs id, file_name, width and height")
+        if (not isinstance(image, dict) or not {"id", "file_name", "width", "height"} <= image.keys()
+                or not isinstance(image["id"], (int, str)) or not isinstance(image["file_name"], str)):
+            raise DatasetError(json_file, f"{where} needs id (int or str), file_name (str), width and height")
         if image["id"] in seen:
             raise DatasetError(json_file, f"{where}: duplicate image id {image['id']!r}")
         seen.add(image["id"])
@@ -114,29 +122,32 @@ def load_wssdl_json(json_file, image_root=None, default_supervision=None):
         if label not in (0, 1, 2):
             raise DatasetError(json_file, f"{where} ({image['file_name']}): image_label {label!r} is not 0, 1 or 2")
         width, height = image["width"], image["height"]
-        if not (isinstance(width, int) and isinstance(height, int) and width > 0 and height > 0):
+        if not (type(width) is int and type(height) is int and width > 0 and height > 0):
             raise DatasetError(json_file, f"{where} ({image['file_name']}): bad size {width!r} x {height!r}")
         record = {key: value for key, value in image.items() if key not in ("id", "file_name")}
         record.update(file_name=os.path.join(root, image["file_name"]), image_id=image["id"],
                       supervision=supervision, annotations=[])
         records[image["id"]] = record
-    for k, ann in enumerate(data.get("annotations", [])):
+    for k, ann in enumerate(data.get("annotations") or []):
         where = f"annotations[{k}]"
-        if not isinstance(ann, dict) or ann.get("image_id") not in records:
+        if not isinstance(ann, dict) or not isinstance(ann.get("image_id"), (int, str)) or ann["image_id"] not in records:
             raise DatasetError(json_file, f"{where}: image_id {ann.get('image_id') if isinstance(ann, dict) else ann!r} is not an image of this file")
         record = records[ann["image_id"]]
-        if ann.get("category_id") not in cat_map:
+        if not isinstance(ann.get("category_id"), (int, str)) or ann["category_id"] not in cat_map:
             raise DatasetError(json_file, f"{where}: unknown category_id {ann.get('category_id')!r}")
         bbox = ann.get("bbox")
-        if not (isinstance(bbox, list) and len(bbox) == 4 and all(isinstance(v, (int, float)) for v in bbox)):
+        if not (isinstance(bbox, list) and len(bbox) == 4
+                and all(type(v) is int or (type(v) is float and math.isfinite(v)) for v in bbox)):
             raise DatasetError(json_file, f"{where}: bbox must be [x, y, w, h] numbers, not {bbox!r}")
         x, y, w, h = bbox
-        if w <= 0 or h <= 0:
+        if not (x + w > x and y + h > y):  # also an extent lost in float rounding (w = 1e-300)
             raise DatasetError(json_file, f"{where}: empty box {bbox} in {os.path.basename(record['file_name'])}")
         if x < -1 or y < -1 or x + w > record["width"] + 1 or y + h > record["height"] + 1:
             raise DatasetError(json_file, f"{where}: box {bbox} lies outside the {record['width']}x{record['height']} image {os.path.basename(record['file_name'])}")
         if record["supervision"] == "weak":
             continue  # weak images keep their image label only
+        if ann.get("iscrowd", 0) not in (0, 1):
+            raise DatasetError(json_file, f"{where}: iscrowd must be 0 or 1, not {ann.get('iscrowd')!r}")
         out = {"bbox": [x, y, x + w, y + h], "bbox_mode": BoxMode.XYXY_ABS, "category_id": cat_map[ann["category_id"]],
                "iscrowd": int(ann.get("iscrowd", 0))}
         for key in ("source", "score"):
