@@ -7,7 +7,9 @@ import os
 import cv2
 import numpy as np
 import pytest
+import torch
 from detectron2.checkpoint import DetectionCheckpointer
+from detectron2.utils.events import EventStorage
 
 from wssdl_d2.data.image_io import read_image
 from wssdl_d2.engine import WSSDLTrainer
@@ -27,11 +29,18 @@ def _export_main():
 @pytest.fixture
 def trained(tiny_cfg, tmp_path):
     """A tiny model after a few training iterations (so its scores are not uniform), with its config file."""
-    cfg = tiny_cfg(**{"MODEL.ROI_HEADS.SCORE_THRESH_TEST": 0.01, "TEST.DETECTIONS_PER_IMAGE": 20,
-                      "SOLVER.MAX_ITER": 3, "DATASETS.TEST": "()"})
-    trainer = WSSDLTrainer(cfg)
-    trainer.train()
-    DetectionCheckpointer(trainer.model, save_dir=str(tmp_path)).save("trained")
+    cfg = tiny_cfg(**{"MODEL.ROI_HEADS.SCORE_THRESH_TEST": 0.01, "TEST.DETECTIONS_PER_IMAGE": 20})
+    torch.manual_seed(0)
+    model = WSSDLTrainer.build_model(cfg)
+    batch = next(iter(WSSDLTrainer.build_train_loader(cfg)))
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    with EventStorage(0):
+        for _ in range(3):
+            loss = sum(model(batch).values())
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+    DetectionCheckpointer(model, save_dir=str(tmp_path)).save("trained")
     cfg.MODEL.WEIGHTS = str(tmp_path / "trained.pth")
     config = tmp_path / "trained.yaml"
     config.write_text(cfg.dump())

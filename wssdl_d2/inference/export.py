@@ -33,7 +33,7 @@ from detectron2.structures import Boxes, Instances
 
 from ..data.wssdl_json import THING_CLASSES
 from ..utils.atomic import atomic_open, atomic_write_json
-from .predictor import prediction_from_instances
+from .predictor import check_input_size, prediction_from_instances
 
 logger = logging.getLogger(__name__)
 OUTPUTS = ("boxes", "classes", "scores", "image_size")
@@ -41,6 +41,7 @@ OUTPUTS = ("boxes", "classes", "scores", "image_size")
 
 def preprocess(image_bgr, min_size, max_size, input_format="BGR"):
     """(3, h, w) float32 tensor of an (H, W, 3) uint8 BGR image, as DefaultPredictor feeds the model."""
+    check_input_size(*image_bgr.shape[:2], min_size, max_size)
     image = image_bgr[:, :, ::-1] if input_format == "RGB" else image_bgr
     resized = T.ResizeShortestEdge([min_size, min_size], max_size).get_transform(image).apply_image(image)
     return torch.as_tensor(np.ascontiguousarray(resized).astype("float32").transpose(2, 0, 1))

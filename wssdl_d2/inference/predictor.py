@@ -9,6 +9,7 @@ import os
 from dataclasses import dataclass
 
 import numpy as np
+from detectron2.data import transforms as T
 from detectron2.engine import DefaultPredictor
 
 from .diagnosis import Diagnosis, diagnose
@@ -60,8 +61,18 @@ class WSSDLPredictor:
         image_bgr = np.asarray(image_bgr)
         if image_bgr.ndim != 3 or image_bgr.shape[2] != 3 or image_bgr.dtype != np.uint8:
             raise ValueError(f"expected an (H, W, 3) uint8 image, got {image_bgr.shape} {image_bgr.dtype}")
+        check_input_size(*image_bgr.shape[:2], self.cfg.INPUT.MIN_SIZE_TEST, self.cfg.INPUT.MAX_SIZE_TEST)
         instances = self._predictor(image_bgr)["instances"]
         return prediction_from_instances(instances, self.tau)
+
+
+def check_input_size(height, width, min_size, max_size):
+    """Raise ValueError for an image the test-time resize (short side ``min_size``, long side <= ``max_size``)
+    would shrink to less than one pixel across (an absurdly elongated image)."""
+    new_h, new_w = T.ResizeShortestEdge.get_output_shape(height, width, min_size, max_size)
+    if min(height, width) < 1 or new_h < 1 or new_w < 1:
+        raise ValueError(f"image of {width}x{height} pixels is too elongated for the model: resized to a short side "
+                         f"of {min_size} and a long side of at most {max_size} it would be {new_w}x{new_h}")
 
 
 def prediction_from_instances(instances, tau):

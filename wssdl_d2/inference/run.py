@@ -1,7 +1,8 @@
 """Runs a predictor over many image files: reads each (PNG / JPEG / TIFF / DICOM), predicts, draws, and writes
 the drawings plus ``predictions.json`` / ``predictions.csv`` (see :mod:`.results`), with a progress bar.
 
-A file that cannot be read is reported (with the reason) in the ``errors`` list and the run goes on.
+A file that cannot be read, or that the model cannot take (an absurdly elongated image), is reported with the
+reason in the ``errors`` list and the run goes on.
 """
 import os
 import time
@@ -56,8 +57,14 @@ def predict_files(predictor, files, output_dir=None, threshold=0.5, frame=0, vis
             (bar.write if progress else log)(f"skipped {err}")
             continue
         tick = time.perf_counter()
-        prediction = predictor(loaded.pixels)
-        model_seconds += time.perf_counter() - tick
+        try:
+            prediction = predictor(loaded.pixels)
+        except ValueError as err:  # the predictor's clear refusals (image size)
+            errors.append({"file": os.fspath(path), "error": str(err)})
+            (bar.write if progress else log)(f"skipped {path}: {err}")
+            continue
+        finally:
+            model_seconds += time.perf_counter() - tick
         vis_path = None
         if output_dir and visualize:
             vis_path = os.path.join(output_dir, name + ".png")
