@@ -165,3 +165,16 @@ def test_efficientnet_fpn_detector_trains(tiny_cfg):
     assert len(losses) == 3 and all(np.isfinite(value) for value, _ in losses)
     assert torch.equal(trainer.model.backbone.bottom_up.stem.conv.weight, frozen_before)
     assert not torch.equal(trainer.model.backbone.bottom_up.s32[0].project.weight, trainable)
+
+
+def test_channels_last_changes_memory_order_not_results():
+    torch.manual_seed(0)
+    nhwc = EfficientNetLite("lite0", out_features=["s8", "s32"]).eval()
+    nchw = EfficientNetLite("lite0", out_features=["s8", "s32"], channels_last=False).eval()
+    nchw.load_state_dict(nhwc.state_dict())
+    assert nhwc.stem.conv.weight.is_contiguous(memory_format=torch.channels_last)
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        a, b = nhwc(x), nchw(x)
+    assert a["s8"].is_contiguous(memory_format=torch.channels_last) and b["s8"].is_contiguous()
+    assert all(torch.allclose(a[k], b[k], atol=1e-4, rtol=1e-4) for k in a)

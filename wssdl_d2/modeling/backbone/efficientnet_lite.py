@@ -160,11 +160,15 @@ class EfficientNetLite(Backbone):
         freeze_at (int): stages to freeze, 0 = none, 1 = stem, 2 = stem + s4, ...
         num_classes (int or None): build the 1280-channel head and a linear classifier.
         in_channels (int): input channels (3).
+        channels_last (bool): keep weights and activations in NHWC memory order. On a CPU the depthwise
+            convolutions' backward pass is several times faster so (see BENCHMARKS.md, "Backbones"); the
+            features returned are then NHWC-strided tensors of the usual (N, C, H, W) shape.
     """
 
     def __init__(self, variant="lite0", out_features=("s8", "s16", "s32"), norm="BN", freeze_at=0,
-                 num_classes=None, in_channels=3):
+                 num_classes=None, in_channels=3, channels_last=True):
         super().__init__()
+        self.channels_last = channels_last
         self.variant = get_variant(variant)
         self.num_classes = num_classes
         specs = block_specs(self.variant)
@@ -193,6 +197,8 @@ class EfficientNetLite(Backbone):
         self._out_features = list(out_features)
         self._initialize()
         self.freeze(freeze_at)
+        if channels_last:
+            self.to(memory_format=torch.channels_last)
 
     def _initialize(self):
         for module in self.modules():
@@ -217,6 +223,8 @@ class EfficientNetLite(Backbone):
         with a classifier, ``"linear"``: (N, num_classes) logits."""
         if x.dim() != 4:
             raise ValueError(f"EfficientNetLite takes (N, C, H, W) inputs, got shape {tuple(x.shape)}")
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
         outputs = {}
         for name in self.stage_names:
             x = getattr(self, name)(x)
