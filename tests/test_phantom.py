@@ -43,3 +43,16 @@ def test_written_in_busi_layout(tmp_path):
     assert (tmp_path / "normal" / "normal (1)_mask.png").exists()
     assert (tmp_path / "benign" / "benign (2)_mask.png").exists()
     assert any(p.name.endswith("_mask_1.png") for p in tmp_path.glob("*/*.png"))
+
+
+def test_ambiguity_mixes_the_class_signs():
+    def taller_fraction(ambiguity):
+        rng = np.random.default_rng(7)
+        ratios = []
+        for _ in range(30):
+            x0, y0, x1, y1 = boxes_from_mask(generate_image(rng, 1, 96, 128, ambiguity=ambiguity).masks[0])[0]
+            ratios.append((y1 - y0) > (x1 - x0))
+        return np.mean(ratios)
+
+    assert taller_fraction(0.0) == 0.0  # benign: always wider than tall
+    assert 0.2 < taller_fraction(1.0) < 0.8  # signs drawn from either class

@@ -30,6 +30,8 @@ def main(argv=None):
     parser.add_argument("--second-lesion-prob", type=float, default=0.1)
     parser.add_argument("--duplicate-fraction", type=float, default=0.05,
                         help="fraction of images that also get a near-duplicate copy, as BUSI has")
+    parser.add_argument("--ambiguity", type=float, default=0.0,
+                        help="0 = textbook signs; up to 1 = fainter masses whose signs overlap between the classes")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing <out>/images")
     args = parser.parse_args(argv)
     images = os.path.join(args.out, "images")
@@ -38,7 +40,7 @@ def main(argv=None):
             sys.exit(f"{images} already exists; pass --overwrite to replace it")
         shutil.rmtree(images)
     count = write_phantom_dataset(images, args.counts, args.size[0], args.size[1], args.seed,
-                                  args.second_lesion_prob, args.duplicate_fraction)
+                                  args.second_lesion_prob, args.duplicate_fraction, ambiguity=args.ambiguity)
     print(f"[phantom] wrote {count} images to {images}")
     prepare_pool(images, args.out, args.strong_fraction, args.val_fraction, args.test_fraction, args.seed,
                  name=os.path.basename(os.path.normpath(args.out)))

@@ -43,7 +43,7 @@ def _wavy_boundary(rng, width, depth, amplitude):
     return depth + amplitude * np.sin(2 * np.pi * x / period + rng.uniform(0, 2 * np.pi))
 
 
-def _tissue(rng, h, w):
+def _tissue(rng, h, w, lobules=2):
     """Echogenicity map (H, W) in roughly [0, 1.2] and the depth range (y0, y1) of the glandular layer."""
     yy = np.arange(h, dtype=np.float32)[:, None]
     skin = _wavy_boundary(rng, w, rng.uniform(0.03, 0.06) * h, 0.01 * h)
@@ -57,7 +57,7 @@ def _tissue(rng, h, w):
     echo = np.where((yy >= fat) & (yy < gland), glandular, echo)
     striation = 0.45 + 0.1 * np.sin(2 * np.pi * yy / rng.uniform(6, 12) + _smooth_noise(rng, (h, w), 8))
     echo = np.where(yy >= gland, striation, echo)
-    for _ in range(rng.integers(0, 3)):  # hypoechoic fat lobules, no posterior effect
+    for _ in range(rng.integers(0, lobules + 1)):  # hypoechoic fat lobules, no posterior effect
         cy = rng.uniform(fat.mean(), gland.mean())
         cx = rng.uniform(0, w)
         a, b = rng.uniform(0.05, 0.12) * w, rng.uniform(0.02, 0.05) * h
@@ -66,10 +66,11 @@ def _tissue(rng, h, w):
     return echo.astype(np.float32), (float(fat.mean()), float(gland.mean()))
 
 
-def _mass_outline(rng, malignant, cx, cy, size, n=360):
-    """Polygon (n, 2) of a mass margin. ``size`` is the mean radius in pixels."""
+def _mass_outline(rng, irregular, tall, cx, cy, size, n=360):
+    """Polygon (n, 2) of a mass margin: irregular / spiculated or smooth, taller or wider than tall.
+    ``size`` is the mean radius in pixels."""
     theta = np.linspace(0, 2 * np.pi, n, endpoint=False)
-    if malignant:
+    if irregular:
         r = np.ones(n)
         for k in range(2, 9):  # irregular, lobulated margin
             r += rng.uniform(0.02, 0.09) * np.cos(k * theta + rng.uniform(0, 2 * np.pi))
@@ -78,12 +79,11 @@ def _mass_outline(rng, malignant, cx, cy, size, n=360):
                 phi = rng.uniform(0, 2 * np.pi)
                 d = np.angle(np.exp(1j * (theta - phi)))
                 r += rng.uniform(0.15, 0.45) * np.exp(-0.5 * (d / 0.035) ** 2)
-        sx, sy = 1.0, rng.uniform(1.2, 1.6)  # taller than wide
     else:
         r = np.ones(n)
         for k in range(2, 4):  # smooth, gently lobulated
             r += rng.uniform(0.0, 0.03) * np.cos(k * theta + rng.uniform(0, 2 * np.pi))
-        sx, sy = 1.0, rng.uniform(0.5, 0.8)  # wider than tall
+    sx, sy = 1.0, rng.uniform(1.2, 1.6) if tall else rng.uniform(0.5, 0.8)
     tilt = np.deg2rad(rng.uniform(-15, 15))
     x, y = sx * r * np.cos(theta), sy * r * np.sin(theta)
     x, y = x * np.cos(tilt) - y * np.sin(tilt), x * np.sin(tilt) + y * np.cos(tilt)
@@ -91,13 +91,21 @@ def _mass_outline(rng, malignant, cx, cy, size, n=360):
     return np.stack([cx + scale * x, cy + scale * y], axis=1)
 
 
-def _add_mass(rng, echo, label, layer):
+def _add_mass(rng, echo, label, layer, ambiguity=0.0):
+    """Draw one mass of class ``label`` into ``echo``. Each sign (margin, orientation, posterior effect) is
+    the other class's with probability ``ambiguity / 2``, and the mass-to-tissue contrast drops with it.
+    Returns (echo, mask or None)."""
     h, w = echo.shape
     malignant = label == 2
+
+    def sign():  # the class's own sign, or (with probability ambiguity / 2) the other class's
+        return malignant != (rng.random() < ambiguity / 2)
+
+    irregular, tall, shadow = sign(), sign(), sign()
     size = rng.uniform(0.06, 0.16) * min(h, w) * (1.0 if malignant else 1.3)
     cy = rng.uniform(layer[0] + 0.5 * size, max(layer[0] + 0.5 * size + 1, layer[1] - 0.3 * size))
     cx = rng.uniform(0.2 * w, 0.8 * w)
-    outline = _mass_outline(rng, malignant, cx, cy, size)
+    outline = _mass_outline(rng, irregular, tall, cx, cy, size)
     mask = np.zeros((h, w), np.uint8)
     cv2.fillPoly(mask, [np.round(outline * 16).astype(np.int32)], 1, lineType=cv2.LINE_8, shift=4)
     mask = mask.astype(bool)
@@ -106,27 +114,34 @@ def _add_mass(rng, echo, label, layer):
     ys, xs = np.nonzero(mask)
     x0, x1, bottom = xs.min(), xs.max() + 1, ys.max() + 1
     inside = 0.08 + 0.06 * _smooth_noise(rng, (h, w), 3) if malignant else 0.14 + 0.02 * _smooth_noise(rng, (h, w), 6)
+    inside = inside + rng.uniform(0, 0.25) * ambiguity  # fainter masses
     # Posterior effect: a column below the mass, fading with depth; shadowing (x0.35) or enhancement (x1.45).
     yy = np.arange(h, dtype=np.float32)[:, None]
     xx = np.arange(w, dtype=np.float32)[None]
     column = np.clip(1 - np.abs(xx - 0.5 * (x0 + x1)) / (0.5 * (x1 - x0) + 1e-3), 0, 1) ** 0.5
     below = np.clip((yy - (bottom - 0.2 * (bottom - ys.min()))) / 4.0, 0, 1) * np.exp(-np.maximum(yy - bottom, 0) / (0.8 * h))
-    gain = (0.35 if malignant else 1.45) - 1.0
+    gain = (0.35 if shadow else 1.45) - 1.0
     echo = echo * (1 + gain * column * below)
     echo = np.where(mask, np.clip(inside, 0.02, None), echo)
     return echo.astype(np.float32), mask
 
 
-def generate_image(rng, image_label, height=256, width=320, second_lesion_prob=0.0):
-    """One phantom image of the given label (0 normal, 1 benign, 2 malignant). Returns a :class:`PhantomImage`."""
+def generate_image(rng, image_label, height=256, width=320, second_lesion_prob=0.0, ambiguity=0.0):
+    """One phantom image of the given label (0 normal, 1 benign, 2 malignant). Returns a :class:`PhantomImage`.
+
+    ``ambiguity`` in [0, 1]: 0 gives textbook signs; larger values make masses fainter, mix the two classes'
+    signs (each sign is the other class's with probability ambiguity / 2) and add mass-like fat lobules.
+    """
     if image_label not in (0, 1, 2):
         raise ValueError(f"image_label must be 0, 1 or 2, not {image_label!r}")
-    echo, layer = _tissue(rng, height, width)
+    if not 0 <= ambiguity <= 1:
+        raise ValueError(f"ambiguity must be in [0, 1], not {ambiguity!r}")
+    echo, layer = _tissue(rng, height, width, lobules=2 + int(round(4 * ambiguity)))
     masks = []
     if image_label > 0:
         n_lesions = 2 if rng.random() < second_lesion_prob else 1
         for _ in range(n_lesions):
-            echo, mask = _add_mass(rng, echo, image_label, layer)
+            echo, mask = _add_mass(rng, echo, image_label, layer, ambiguity)
             if mask is not None and not any((mask & m).any() for m in masks):
                 masks.append(mask)
     # Fully developed speckle: Rayleigh-distributed magnitude of a laterally correlated complex field.
@@ -143,7 +158,7 @@ def generate_image(rng, image_label, height=256, width=320, second_lesion_prob=0
 
 
 def write_phantom_dataset(root, counts=(20, 40, 40), height=256, width=320, seed=0, second_lesion_prob=0.1,
-                          duplicate_fraction=0.0, conflicting_duplicates=0):
+                          duplicate_fraction=0.0, conflicting_duplicates=0, ambiguity=0.0):
     """Write a phantom dataset in BUSI's layout. Returns the number of image files written.
 
     Args:
@@ -156,6 +171,7 @@ def write_phantom_dataset(root, counts=(20, 40, 40), height=256, width=320, seed
             brightness changed) in the same folder, as BUSI has.
         conflicting_duplicates: this many benign images also get a near-duplicate in the malignant folder
             (BUSI's conflicting labels).
+        ambiguity: how much the classes' signs overlap (see :func:`generate_image`).
     """
     rng = np.random.default_rng(seed)
     written = 0
@@ -181,7 +197,7 @@ def write_phantom_dataset(root, counts=(20, 40, 40), height=256, width=320, seed
     conflicts_left = conflicting_duplicates
     for label, count in enumerate(counts):
         for _ in range(count):
-            sample = generate_image(rng, label, height, width, second_lesion_prob)
+            sample = generate_image(rng, label, height, width, second_lesion_prob, ambiguity)
             save(LABEL_NAMES[label], sample.image, sample.masks)
             if rng.random() < duplicate_fraction:
                 save(LABEL_NAMES[label], *near_duplicate(sample.image, sample.masks))
