@@ -11,10 +11,12 @@
 """
 import logging
 import weakref
+from unittest import mock
 
 import torch
 from detectron2.data import DatasetCatalog
 from detectron2.engine import DefaultTrainer
+from detectron2.engine import defaults as d2_defaults
 from detectron2.modeling import META_ARCH_REGISTRY
 from detectron2.solver.build import get_default_optimizer_params, maybe_add_gradient_clipping
 from detectron2.utils import comm
@@ -42,7 +44,8 @@ class WSSDLTrainer(DefaultTrainer):
             raise ValueError(f"WSSDL.BATCH_MODE must be one of {BATCH_MODES}, not {cfg.WSSDL.BATCH_MODE!r}")
         if cfg.WSSDL.BATCH_MODE == "alternating" and cfg.SOLVER.AMP.ENABLED:
             raise ValueError("WSSDL.BATCH_MODE alternating does not support SOLVER.AMP.ENABLED")
-        super().__init__(cfg)
+        with mock.patch.object(d2_defaults, "create_ddp_model", _create_ddp_model):
+            super().__init__(cfg)
         model = unwrap_model(self._trainer.model)
         roi_heads = getattr(model, "roi_heads", None)
         if isinstance(roi_heads, MILROIHeads) and roi_heads.mil_class_weighting == "inverse_frequency":
@@ -108,6 +111,17 @@ class WSSDLTrainer(DefaultTrainer):
         optimizer_class = maybe_add_gradient_clipping(cfg, optimizers[name])
         return optimizer_class(params, lr=cfg.SOLVER.BASE_LR, weight_decay=cfg.SOLVER.WEIGHT_DECAY,
                                eps=cfg.WSSDL.SOLVER.ADAM_EPS)
+
+
+def _create_ddp_model(model, **kwargs):
+    """Detectron2's ``create_ddp_model``, except that a CPU model (several processes on gloo) gets no
+    ``device_ids``: DistributedDataParallel refuses them for CPU modules."""
+    if next(model.parameters()).device.type == "cpu":
+        kwargs.setdefault("device_ids", None)
+    return _D2_CREATE_DDP_MODEL(model, **kwargs)
+
+
+_D2_CREATE_DDP_MODEL = d2_defaults.create_ddp_model
 
 
 def _weak_step_modules(model):
