@@ -1,29 +1,23 @@
 """The dataset checker finds every planted problem at once, in each format; the clean phantom passes; the CLI's
 exit status follows; training refuses bad data naming the file."""
 import copy
-import importlib.util
 import json
-import os
 import shutil
 
 import cv2
 import numpy as np
 import pytest
 from detectron2.data import DatasetCatalog
+from test_demo import load_tool
 
 from wssdl_d2.data import DatasetError, register_wssdl_json
 from wssdl_d2.data.dataset_check import check_dataset, split_role
 from wssdl_d2.data.voc import write_voc_annotation
 from wssdl_d2.engine import WSSDLTrainer
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
 
 def _cli():
-    spec = importlib.util.spec_from_file_location("check_dataset_cli", os.path.join(ROOT, "tools", "check_dataset.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.main
+    return load_tool("check_dataset").main
 
 
 def _kinds(report):
@@ -188,7 +182,8 @@ def test_split_roles():
 def test_training_refuses_bad_data_naming_the_file(bad_prepared, tiny_cfg):
     out, files = bad_prepared
     data = json.loads((out / "val.json").read_text())
-    data["images"] = [dict(i, file_name="benign/gone.png") for i in data["images"] if i["file_name"] == files["benign"]]
+    data["images"] = [dict(i, file_name="benign/gone.png") for i in data["images"]
+                      if i["file_name"] == files["benign"]]
     data["annotations"] = [{"id": 1, "image_id": data["images"][0]["id"], "category_id": 1,
                             "bbox": [10.0, 10.0, 40.0, 20.0]}]
     (out / "gone.json").write_text(json.dumps(data))

@@ -145,15 +145,16 @@ def test_demo_cli(checkpoint, phantom_root, tmp_path):
     assert all(r["diagnosis"] in ("normal", "benign", "malignant") for r in result["images"])
 
 
-def _load_demo_module():
-    spec = importlib.util.spec_from_file_location("wssdl_demo", os.path.join(ROOT, "tools", "demo.py"))
+def load_tool(name):
+    """The module of ``tools/<name>.py`` (tools are scripts, not a package), to call its ``main`` in-process."""
+    spec = importlib.util.spec_from_file_location(f"wssdl_tool_{name}", os.path.join(ROOT, "tools", f"{name}.py"))
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
 
 
 def test_demo_main_errors_and_trailing_config_options(checkpoint, phantom_root, tmp_path, capsys):
-    demo = _load_demo_module()
+    demo = load_tool("demo")
     config = tmp_path / "demo.yaml"
     config.write_text(checkpoint.dump())
     image = str(phantom_root / "images" / "normal" / "normal (1).png")

@@ -76,7 +76,8 @@ def test_two_processes_get_the_configured_strong_weak_composition(tiny_opts, pha
         "WSSDL.STRONG_PER_BATCH", str(STRONG), "WSSDL.WEAK_PER_BATCH", str(WEAK),
         "SOLVER.IMS_PER_BATCH", str(2 * (STRONG + WEAK)), "SOLVER.MAX_ITER", str(ITERS), "DATASETS.TEST", "()",
     ]
-    cmd = [sys.executable, str(driver), ROOT, "--config-file", os.path.join(ROOT, "configs", "Phantom", "wssdl.yaml"),
+    config = os.path.join(ROOT, "configs", "Phantom", "wssdl.yaml")
+    cmd = [sys.executable, str(driver), ROOT, "--config-file", config,
            "--num-gpus", "2", "--dist-url", f"tcp://127.0.0.1:{_free_port()}"] + opts
     env = dict(os.environ, WSSDL_DATASETS=str(phantom_root.parent), PYTHONWARNINGS="ignore", OMP_NUM_THREADS="1")
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)

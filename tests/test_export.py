@@ -1,8 +1,6 @@
 """tools/export_model.py: the traced TorchScript model gives the Python model's boxes, scores and classes, on the
 sample image and on another image of another size; the .json contract is written."""
-import importlib.util
 import json
-import os
 
 import cv2
 import numpy as np
@@ -10,20 +8,16 @@ import pytest
 import torch
 from detectron2.checkpoint import DetectionCheckpointer
 from detectron2.utils.events import EventStorage
+from test_demo import load_tool
 
 from wssdl_d2.data.image_io import read_image
 from wssdl_d2.engine import WSSDLTrainer
 from wssdl_d2.inference import WSSDLPredictor
 from wssdl_d2.inference.export import TorchScriptPredictor
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
 
 def _export_main():
-    spec = importlib.util.spec_from_file_location("export_model_cli", os.path.join(ROOT, "tools", "export_model.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.main
+    return load_tool("export_model").main
 
 
 @pytest.fixture

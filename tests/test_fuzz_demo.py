@@ -22,6 +22,7 @@ from test_fuzz_readers import EXPLORE, VALID, _damaged
 from wssdl_d2.engine import WSSDLTrainer
 from wssdl_d2.inference import WSSDLPredictor, predict_files
 
+pytestmark = pytest.mark.timeout(300)  # a hang fails the test instead of the CI job
 FUZZ = settings(max_examples=60 if EXPLORE else 12, deadline=None, derandomize=not EXPLORE, database=None,
                 suppress_health_check=list(HealthCheck))
 

@@ -20,6 +20,7 @@ import tempfile
 import cv2
 import numpy as np
 import pydicom
+import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from PIL import Image
@@ -34,6 +35,7 @@ from wssdl_d2.data.voc import load_voc_wssdl, read_voc_annotation
 from wssdl_d2.data.wssdl_json import load_wssdl_json
 
 EXPLORE = bool(os.environ.get("WSSDL_FUZZ"))
+pytestmark = pytest.mark.timeout(300)  # a hang fails the test instead of the CI job
 FUZZ = settings(max_examples=500 if EXPLORE else 40, deadline=5000, derandomize=not EXPLORE, database=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 

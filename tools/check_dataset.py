@@ -13,7 +13,6 @@ conflicting labels, and the same or near-duplicate images in train and val / tes
 1 problems found, 2 a path is not a dataset.
 """
 import argparse
-import json
 import os
 import sys
 
