@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Run a trained model on images: drawings plus one JSON / CSV with the detections and the image diagnosis.
 
-    python tools/demo.py --config-file configs/BUSI/wssdl.yaml --input scans/ more/*.dcm one.png \
+    python tools/demo.py --config-file configs/BUSI/wssdl.yaml --input scans/ more/*.dcm one.png \\
         --output demo_out MODEL.WEIGHTS output/busi/wssdl/model_final.pth
 
 Inputs: files, folders (searched recursively) and glob patterns of PNG / JPEG / TIFF / BMP and DICOM images
