@@ -12,7 +12,7 @@ from detectron2.modeling import build_backbone
 from wssdl_d2.config import add_wssdl_config
 
 CONFIGS = os.path.join(os.path.dirname(__file__), "..", "configs")
-BACKBONE_KEYS = ("MODEL.PIXEL_MEAN", "MODEL.PIXEL_STD", "MODEL.BACKBONE.NAME", "MODEL.FPN.IN_FEATURES",
+BACKBONE_KEYS = ("MODEL.PIXEL_MEAN", "MODEL.PIXEL_STD", "MODEL.BACKBONE.NAME", "MODEL.FPN.IN_FEATURES", "SOLVER.BASE_LR",
                  "INPUT.FORMAT", "WSSDL.EFFICIENTNET")
 
 
