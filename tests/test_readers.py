@@ -136,3 +136,14 @@ def test_busi_reader_reports_every_bad_file(tmp_path):
     assert f"{benign / 'benign (3).png'}: cannot read image" in text
     assert f"{benign / 'benign (4)_mask.png'}: mask is 10x10" in text
     assert f"{tmp_path / 'cysts'}: unknown class folder" in text
+
+
+def test_atomic_files_get_usual_permissions(tmp_path):
+    from wssdl_d2.utils.atomic import atomic_write_json
+
+    atomic_write_json(tmp_path / "x.json", {"a": 1})
+    mask = os.umask(0)
+    os.umask(mask)
+    assert (os.stat(tmp_path / "x.json").st_mode & 0o777) == 0o666 & ~mask
+    assert json.loads((tmp_path / "x.json").read_text()) == {"a": 1}
+    assert os.listdir(tmp_path) == ["x.json"]

@@ -17,6 +17,8 @@ from detectron2.checkpoint import DetectionCheckpointer  # noqa: E402
 from detectron2.config import get_cfg  # noqa: E402
 from detectron2.engine import default_argument_parser, default_setup, launch  # noqa: E402
 from detectron2.evaluation import verify_results  # noqa: E402
+from detectron2.utils import comm  # noqa: E402
+from detectron2.utils.logger import setup_logger  # noqa: E402
 
 from wssdl_d2.data import default_dataset_root, register_datasets_under  # noqa: E402
 from wssdl_d2.engine import WSSDLTrainer  # noqa: E402
@@ -31,6 +33,7 @@ def setup(args):
     wssdl_d2.config.resolve_device(cfg)
     cfg.freeze()
     default_setup(cfg, args)
+    setup_logger(cfg.OUTPUT_DIR, distributed_rank=comm.get_rank(), name="wssdl_d2", abbrev_name="wssdl")
     register_datasets_under(cfg.WSSDL.DATASET_ROOT or default_dataset_root())
     return cfg
 

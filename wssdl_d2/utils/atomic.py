@@ -9,6 +9,12 @@ import os
 import tempfile
 
 
+def _current_umask():
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 @contextlib.contextmanager
 def atomic_open(path, mode="w", **kwargs):
     """Open a temporary sibling of ``path`` for writing; on success it replaces ``path``, on error it is removed."""
@@ -17,6 +23,7 @@ def atomic_open(path, mode="w", **kwargs):
     os.makedirs(folder, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=folder)
     try:
+        os.chmod(tmp, 0o666 & ~_current_umask())  # mkstemp makes 0600; give the file the usual permissions
         with os.fdopen(fd, mode, **kwargs) as f:
             yield f
             f.flush()
