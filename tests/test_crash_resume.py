@@ -84,6 +84,7 @@ def test_sigkill_after_a_checkpoint_and_during_a_save_then_resume(tiny_opts, pha
     assert f"Starting training from iteration {iteration + 1}" in text
     assert (out / "last_checkpoint").read_text() == "model_final.pth"
     assert _last_complete(out)[1] == MAX_ITER - 1
+    assert not glob.glob(str(out / ".*.tmp")), "the resumed run removes the interrupted save's temporary file"
     for path in glob.glob(str(out / "*.pth")) + glob.glob(str(out / ".*.tmp")):
         os.remove(path)  # ~100 MB each
 

@@ -3,6 +3,7 @@
 A process killed while saving leaves the previous checkpoint and ``last_checkpoint`` intact: the new file is
 written to a temporary sibling, flushed, and renamed over the target only when complete.
 """
+import glob
 import os
 
 import torch
@@ -12,7 +13,16 @@ from ..utils.atomic import atomic_open
 
 
 class AtomicDetectionCheckpointer(DetectionCheckpointer):
-    """DetectionCheckpointer with atomic ``save`` and ``tag_last_checkpoint``."""
+    """DetectionCheckpointer with atomic ``save`` and ``tag_last_checkpoint``. On creation it removes the
+    temporary files a run killed during a save left behind (``.<checkpoint>.pth.<random>.tmp``)."""
+
+    def __init__(self, model, save_dir="", **kwargs):
+        super().__init__(model, save_dir, **kwargs)
+        if self.save_to_disk and save_dir and os.path.isdir(save_dir):
+            for stale in glob.glob(os.path.join(save_dir, ".*.pth.*.tmp")) + glob.glob(
+                    os.path.join(save_dir, ".last_checkpoint.*.tmp")):
+                self.logger.info(f"Removing {stale}, left by a run killed while saving")
+                os.remove(stale)
 
     def save(self, name, **kwargs):
         if not self.save_dir or not self.save_to_disk:
