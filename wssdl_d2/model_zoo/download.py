@@ -7,13 +7,13 @@ deleted (it may be the user's).
 
 Cache folder: ``$WSSDL_CACHE`` if set, else ``~/.cache/wssdl_d2``.
 """
-import contextlib
 import hashlib
 import logging
 import os
-import tempfile
 import urllib.error
 import urllib.request
+
+from ..utils.atomic import atomic_open
 
 logger = logging.getLogger(__name__)
 CHUNK = 1 << 20
@@ -47,7 +47,7 @@ def cached_download(url, sha256, relative_path, cache_dir=None, timeout=60):
     Args:
         url (str): where the file is published.
         sha256 (str): its expected hex sha256 (from the checkpoint index).
-        relative_path (str): its path inside the cache's ``checkpoints`` folder (e.g. ``BUSI/wssdl/model_final_<hash>.pth``).
+        relative_path (str): its path in the cache's ``checkpoints`` folder (``BUSI/wssdl/model_final_<hash>.pth``).
         cache_dir (str): defaults to :func:`default_cache_dir`.
     Raises:
         ChecksumError: the download or the cached file has another hash.
@@ -65,28 +65,19 @@ def cached_download(url, sha256, relative_path, cache_dir=None, timeout=60):
         raise ChecksumError(
             f"{target}: cached file has sha256 {actual}, but the checkpoint index expects {sha256} for {url}. "
             f"It is left as it is; delete it to download the published file again")
-    folder = os.path.dirname(target)
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(target) + ".", suffix=".part", dir=folder)
-    try:
-        logger.info(f"Downloading {url} to {target}")
+    logger.info(f"Downloading {url} to {target}")
+    with atomic_open(target, "wb") as out:  # a temporary sibling, renamed into place only if no error is raised
         digest = hashlib.sha256()
-        with os.fdopen(fd, "wb") as out:
-            try:
-                with urllib.request.urlopen(url, timeout=timeout) as response:
-                    for chunk in iter(lambda: response.read(CHUNK), b""):
-                        digest.update(chunk)
-                        out.write(chunk)
-            except (urllib.error.URLError, OSError) as error:
-                raise DownloadError(f"cannot download {url}: {getattr(error, 'reason', error)}") from error
+        try:
+            with urllib.request.urlopen(url, timeout=timeout) as response:
+                for chunk in iter(lambda: response.read(CHUNK), b""):
+                    digest.update(chunk)
+                    out.write(chunk)
+        except (urllib.error.URLError, OSError) as error:
+            raise DownloadError(f"cannot download {url}: {getattr(error, 'reason', error)}") from error
         if digest.hexdigest() != sha256:
             raise ChecksumError(
                 f"{url}: the downloaded file has sha256 {digest.hexdigest()}, but the checkpoint index expects "
                 f"{sha256} (corrupted download or a changed file on the server). The partial download was removed; "
                 f"nothing else was touched")
-        os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.remove(tmp)
-        raise
     return target

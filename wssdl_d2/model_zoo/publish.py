@@ -9,18 +9,17 @@
    CorLoc report's metrics with their confidence intervals,
 3. the config's row in MODEL_ZOO.md's table (between ``<!-- zoo-table:start -->`` and ``<!-- zoo-table:end -->``).
 """
-import contextlib
 import datetime
+import hashlib
+import io
 import os
 import re
-import tempfile
 from pathlib import Path
 
 import torch
 
 from ..evaluation.results_io import read_report, resolve_results_dir
 from ..utils.atomic import atomic_open, atomic_write_json
-from .download import file_sha256
 from .index import PACKAGED_INDEX, read_index
 from .model_zoo import CONFIG_DIRS, get_config, get_config_file
 from .safe_load import load_checkpoint, model_weights
@@ -72,21 +71,15 @@ def check_weights_fit(weights, cfg, checkpoint):
 
 
 def write_weights(weights, folder):
-    """Save ``{"model": weights}`` as ``folder/model_final_<sha8>.pth`` (written to a temporary file, hashed, then
-    renamed). Returns (path, sha256, size in bytes)."""
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".model_final.", suffix=".pth.tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save({"model": weights}, f)
-        digest = file_sha256(tmp)
-        path = os.path.join(folder, f"model_final_{digest[:8]}.pth")
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.remove(tmp)
-        raise
-    return path, digest, os.path.getsize(path)
+    """Save ``{"model": weights}`` atomically as ``folder/model_final_<sha8>.pth``. Returns (path, sha256, size)."""
+    buffer = io.BytesIO()
+    torch.save({"model": weights}, buffer)
+    data = buffer.getvalue()
+    digest = hashlib.sha256(data).hexdigest()
+    path = os.path.join(folder, f"model_final_{digest[:8]}.pth")
+    with atomic_open(path, "wb") as f:
+        f.write(data)
+    return path, digest, len(data)
 
 
 def format_ci(metric):
