@@ -126,3 +126,37 @@ def test_bad_configurations_are_refused(tiny_cfg):
         build_model(tiny_cfg(**{**MIL_MODEL, "WSSDL.MIL.MOI_BENIGN": "largest"}))
     with pytest.raises(ValueError, match="NUM_CLASSES"):
         build_model(tiny_cfg(**{**MIL_MODEL, "MODEL.ROI_HEADS.NUM_CLASSES": 3}))
+
+
+def test_joint_path_gives_standard_losses_on_strong_images(mil_cfg, tiny_cfg):
+    """With weak images in the batch, loss_cls / loss_box_reg are the StandardROIHeads losses of the strong
+    images alone, and loss_mil is alpha times the MIL loss of the weak images' bags."""
+    from detectron2.modeling.roi_heads import StandardROIHeads
+
+    from wssdl_d2.modeling.mil_loss import mil_loss
+
+    model = build_model(mil_cfg).train()
+    heads = model.roi_heads
+    heads.mil_alpha = 0.25
+    plain = StandardROIHeads(**StandardROIHeads.from_config(tiny_cfg(), model.backbone.output_shape())).train()
+    plain.load_state_dict(heads.state_dict())
+    batch = _batch(mil_cfg, 2, 2)
+    images = model.preprocess_image(batch)
+    gt = [x["instances"] for x in batch]
+    with EventStorage():
+        with torch.no_grad():
+            features = model.backbone(images.tensor)
+            proposals, _ = model.proposal_generator(images, features, gt, strong=[True, True, False, False])
+        torch.manual_seed(4)
+        _, joint = heads(images, features, proposals, gt, strong=[True, True, False, False], image_labels=[1, 2, 1, 2])
+        torch.manual_seed(4)
+        _, alone = plain(ImageList(images.tensor[:2], images.image_sizes[:2]), {k: v[:2] for k, v in features.items()},
+                         proposals[:2], gt[:2])
+        with torch.no_grad():
+            weak_scores = [heads.box_predictor(heads.box_head(heads.box_pooler(
+                [features[f][i:i + 1] for f in heads.box_in_features], [proposals[i].proposal_boxes])))[0]
+                for i in (2, 3)]
+            expected_mil, _ = mil_loss(weak_scores, [1, 2], ["most_malignant", "most_malignant"])
+    for key in ("loss_cls", "loss_box_reg"):
+        assert joint[key].item() == pytest.approx(alone[key].item(), rel=1e-4), key
+    assert joint["loss_mil"].item() == pytest.approx(0.25 * expected_mil.item(), rel=1e-4)
