@@ -13,7 +13,6 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import wssdl_d2  # noqa: E402  (registers the project's components; first, to quiet Detectron2's import warnings)
-from detectron2.checkpoint import DetectionCheckpointer  # noqa: E402
 from detectron2.config import get_cfg  # noqa: E402
 from detectron2.engine import default_argument_parser, default_setup, launch  # noqa: E402
 from detectron2.evaluation import verify_results  # noqa: E402
@@ -22,6 +21,7 @@ from detectron2.utils.logger import setup_logger  # noqa: E402
 
 from wssdl_d2.data import default_dataset_root, register_datasets_under  # noqa: E402
 from wssdl_d2.engine import WSSDLTrainer  # noqa: E402
+from wssdl_d2.model_zoo import SafeDetectionCheckpointer  # noqa: E402
 
 
 def setup(args):
@@ -42,7 +42,8 @@ def main(args):
     cfg = setup(args)
     if args.eval_only:
         model = WSSDLTrainer.build_model(cfg)
-        DetectionCheckpointer(model, save_dir=cfg.OUTPUT_DIR).resume_or_load(cfg.MODEL.WEIGHTS, resume=args.resume)
+        SafeDetectionCheckpointer(model, save_dir=cfg.OUTPUT_DIR, allow_pickle=cfg.WSSDL.ALLOW_PICKLE_WEIGHTS) \
+            .resume_or_load(cfg.MODEL.WEIGHTS, resume=args.resume)
         results = WSSDLTrainer.test(cfg, model)
         verify_results(cfg, results)
         return results

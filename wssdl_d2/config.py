@@ -20,6 +20,9 @@ def add_wssdl_config(cfg):
     _C.WSSDL.IMAGE_LABEL_NAMES = ["normal", "benign", "malignant"]
     # Run the cheap dataset checks (files exist, boxes inside images, labels known) before training.
     _C.WSSDL.CHECK_DATA = True
+    # Checkpoints are loaded weights-only (a file whose pickle would run code is refused). Detectron2 .pkl files
+    # from elsewhere (e.g. its ImageNet ResNets) are pickles: set True to opt in to loading them.
+    _C.WSSDL.ALLOW_PICKLE_WEIGHTS = False
 
     # ---- how strong and weak images are mixed into batches (method issue) ---------------------------------
     # "combined": every batch holds STRONG_PER_BATCH strong + WEAK_PER_BATCH weak images, one optimizer step.

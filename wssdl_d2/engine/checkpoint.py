@@ -7,13 +7,14 @@ import glob
 import os
 
 import torch
-from detectron2.checkpoint import DetectionCheckpointer
 
+from ..model_zoo.safe_load import SafeDetectionCheckpointer
 from ..utils.atomic import atomic_open
 
 
-class AtomicDetectionCheckpointer(DetectionCheckpointer):
-    """DetectionCheckpointer with atomic ``save`` and ``tag_last_checkpoint``. On creation it removes the
+class AtomicDetectionCheckpointer(SafeDetectionCheckpointer):
+    """SafeDetectionCheckpointer (weights-only loading unless ``allow_pickle``) with atomic ``save`` and
+    ``tag_last_checkpoint``. On creation it removes the
     temporary files a run killed during a save left behind (``.<checkpoint>.pth.<random>.tmp``)."""
 
     def __init__(self, model, save_dir="", **kwargs):

@@ -65,6 +65,7 @@ class WSSDLTrainer(DefaultTrainer):
         # PeriodicCheckpointer hook is built around it.
         self.checkpointer = AtomicDetectionCheckpointer(
             self._trainer.model, self.cfg.OUTPUT_DIR, trainer=weakref.proxy(self),
+            allow_pickle=self.cfg.WSSDL.ALLOW_PICKLE_WEIGHTS,
             **{k: v for k, v in self.checkpointer.checkpointables.items() if k not in ("trainer",)},
         )
         hooks = super().build_hooks()
