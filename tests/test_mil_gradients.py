@@ -160,3 +160,33 @@ def test_joint_path_gives_standard_losses_on_strong_images(mil_cfg, tiny_cfg):
     for key in ("loss_cls", "loss_box_reg"):
         assert joint[key].item() == pytest.approx(alone[key].item(), rel=1e-4), key
     assert joint["loss_mil"].item() == pytest.approx(0.25 * expected_mil.item(), rel=1e-4)
+
+
+def test_moi_recomputation_gives_the_full_bag_gradients(mil_cfg, monkeypatch):
+    """Scoring the bags without autograd and recomputing the MoI rows gives the same loss_mil and gradients
+    as back-propagating through every box of the bags (the path taken by heads with BatchNorm)."""
+    model = build_model(mil_cfg).train()
+    batch = _batch(mil_cfg, 1, 2)
+    results = []
+    for independent in (True, False):
+        monkeypatch.setattr(type(model.roi_heads), "_rows_are_independent", lambda self, v=independent: v)
+        model.zero_grad()
+        torch.manual_seed(5)
+        with EventStorage():
+            losses = model(copy.deepcopy(batch))
+        losses["loss_mil"].backward()
+        results.append((losses["loss_mil"].item(), {n: p.grad.clone() for n, p in model.named_parameters()
+                                                    if p.grad is not None and n.startswith(("roi_heads", "backbone"))}))
+    (fast_loss, fast), (full_loss, full) = results
+    assert fast_loss == pytest.approx(full_loss, rel=1e-5) and fast_loss > 0
+    assert fast.keys() == full.keys() and fast
+    for name in fast:
+        torch.testing.assert_close(fast[name], full[name], rtol=1e-4, atol=1e-6, msg=name)
+
+
+def test_batchnorm_box_heads_back_propagate_through_the_whole_bag(tiny_cfg):
+    plain_head = build_model(tiny_cfg(**MIL_MODEL)).train()
+    bn_head = build_model(tiny_cfg(**MIL_MODEL, **{"MODEL.ROI_BOX_HEAD.NUM_CONV": 1, "MODEL.ROI_BOX_HEAD.CONV_DIM": 16,
+                                                   "MODEL.ROI_BOX_HEAD.NORM": "BN"})).train()
+    assert plain_head.roi_heads._rows_are_independent()
+    assert not bn_head.roi_heads._rows_are_independent()

@@ -141,6 +141,7 @@ def main(argv=None):
         "config": args.config_file, "dataset": args.dataset, "opts": args.opts, "reps": args.reps,
         "infer_images": args.infer_images, "threads": torch.get_num_threads(), "device": cfg_joint.MODEL.DEVICE,
         "cpu": platform.processor() or platform.machine(), "torch": torch.__version__,
+        "load_average_1min": os.getloadavg()[0],
         "images_per_step": {"strong": cfg_joint.WSSDL.STRONG_PER_BATCH, "weak": cfg_joint.WSSDL.WEAK_PER_BATCH},
         "mil_max_proposals": cfg_joint.WSSDL.MIL.MAX_PROPOSALS, "post_nms_topk_train": cfg_joint.MODEL.RPN.POST_NMS_TOPK_TRAIN,
         "train_step_s": step, "train_step_ratio": step["joint"] / step["plain"],

@@ -25,6 +25,20 @@ def image_label_to_class(image_label, num_classes=2):
     raise ValueError(f"image_label must be 0 (normal), 1 (benign) or 2 (malignant), not {image_label!r}")
 
 
+def mil_cross_entropy(moi_scores, image_labels, class_weights=None):
+    """Weighted mean cross-entropy between the MoI rows ``(N, K + 1)`` (class logits, background last) and the
+    targets of the N image labels (0, 1 or 2); ``class_weights``: None or 3 floats indexed by image label."""
+    num_classes = moi_scores.shape[1] - 1
+    device = moi_scores.device
+    targets = torch.tensor([image_label_to_class(y, num_classes) for y in image_labels], device=device)
+    per_image = F.cross_entropy(moi_scores, targets, reduction="none")  # (N,)
+    if class_weights is not None:
+        weights = torch.as_tensor(class_weights, dtype=per_image.dtype, device=device)[
+            torch.as_tensor(image_labels, device=device)]
+        per_image = per_image * weights
+    return per_image.mean()
+
+
 def mil_loss(scores_per_image, image_labels, rules, select_by="prob", class_weights=None):
     """Weighted mean image-level cross-entropy of the MoIs, and the MoI indices.
 
@@ -45,15 +59,7 @@ def mil_loss(scores_per_image, image_labels, rules, select_by="prob", class_weig
         raise ValueError("mil_loss: no weak image")
     moi = [select_mass_of_interest(s, rule, select_by) for s, rule in zip(scores_per_image, rules)]
     rows = torch.stack([s[i] for s, i in zip(scores_per_image, moi)])  # (N, K + 1)
-    num_classes = rows.shape[1] - 1
-    device = rows.device
-    targets = torch.tensor([image_label_to_class(y, num_classes) for y in image_labels], device=device)
-    per_image = F.cross_entropy(rows, targets, reduction="none")  # (N,)
-    if class_weights is not None:
-        weights = torch.as_tensor(class_weights, dtype=per_image.dtype, device=device)[
-            torch.as_tensor(image_labels, device=device)]
-        per_image = per_image * weights
-    return per_image.mean(), moi
+    return mil_cross_entropy(rows, image_labels, class_weights), moi
 
 
 def inverse_frequency_weights(image_labels, use_normal=True):

@@ -1,22 +1,22 @@
 """MILROIHeads: Fast R-CNN losses on strong images, the multiple-instance (MoI) loss on weak images.
 
-In training, one box-head pass serves the whole batch: strong images contribute their sampled proposals
-(Detectron2's matching and sampling), weak images their top-K post-NMS RPN proposals (no sampling, no
-matching); the class logits are then split back per image. Strong rows give ``loss_cls`` and ``loss_box_reg``
-(Detectron2's FastRCNNOutputLayers.losses), weak rows give ``loss_mil = alpha * L_ws``
-(:func:`wssdl_d2.modeling.mil_loss.mil_loss`). Weak images get no box-regression loss. At inference this is
-StandardROIHeads, unchanged.
+In training, strong images contribute their sampled proposals (Detectron2's matching and sampling) and get
+``loss_cls`` and ``loss_box_reg`` (Detectron2's FastRCNNOutputLayers.losses). Weak images contribute their
+top-K post-NMS RPN proposals (no sampling, no matching) as a bag; the mass of interest of each bag gives
+``loss_mil = alpha * L_ws`` (:func:`wssdl_d2.modeling.mil_loss.mil_cross_entropy`), and no box-regression loss.
+Only the MoI row of a bag receives a gradient, so when the box head treats boxes independently (no BatchNorm)
+the bags are scored without autograd and the MoI rows are recomputed with it: the same loss and gradients as a
+full-bag pass at a fraction of the backward cost. At inference this is StandardROIHeads, unchanged.
 """
 import torch
 from detectron2.config import configurable
 from detectron2.modeling import ROI_HEADS_REGISTRY
 from detectron2.modeling.roi_heads import StandardROIHeads
-from detectron2.structures import Boxes
 from detectron2.utils.events import get_event_storage
 
 from .alpha import alpha_at
-from .mass_of_interest import SELECT_BY, check_moi_rule
-from .mil_loss import CLASS_WEIGHTINGS, class_weights_from_config, image_label_to_class, mil_loss
+from .mass_of_interest import SELECT_BY, check_moi_rule, select_mass_of_interest
+from .mil_loss import CLASS_WEIGHTINGS, class_weights_from_config, image_label_to_class, mil_cross_entropy
 
 
 @ROI_HEADS_REGISTRY.register()
@@ -97,47 +97,70 @@ class MILROIHeads(StandardROIHeads):
         boxes = proposals_per_image.proposal_boxes
         return boxes[: self.mil_max_proposals] if self.mil_max_proposals > 0 else boxes
 
+    def _predict(self, features, boxes):
+        """Class logits and box deltas of the boxes (one Boxes per image, may be empty), rows in image order."""
+        return self.box_predictor(self.box_head(self.box_pooler(features, boxes)))
+
+    def _rows_are_independent(self):
+        """True when the box head's output for a box does not depend on the other boxes in the batch (no
+        BatchNorm in training mode): the MoI row can then be recomputed alone."""
+        return not any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) and m.training
+                       for m in self.box_head.modules())
+
     def _joint_losses(self, features, proposals, targets, strong, image_labels):
+        features = [features[f] for f in self.box_in_features]
+        empty = proposals[0].proposal_boxes[:0]
         strong_ids = [i for i, s in enumerate(strong) if s]
         sampled = self.label_and_sample_proposals([proposals[i] for i in strong_ids],
                                                   [targets[i] for i in strong_ids]) if strong_ids else []
-        boxes = [None] * len(strong)
-        for j, i in enumerate(strong_ids):
-            boxes[i] = sampled[j].proposal_boxes
-        for i, s in enumerate(strong):
-            if not s:
-                boxes[i] = self._mil_bag(proposals[i], image_labels[i])
-        # one pooled pass over the batch, rows in image order
-        box_features = self.box_pooler([features[f] for f in self.box_in_features], boxes)
-        scores, deltas = self.box_predictor(self.box_head(box_features))
-        counts = [len(b) for b in boxes]
-        scores_per_image, deltas_per_image = scores.split(counts), deltas.split(counts)
-
         if strong_ids:
-            losses = self.box_predictor.losses(
-                (torch.cat([scores_per_image[i] for i in strong_ids]), torch.cat([deltas_per_image[i] for i in strong_ids])),
-                sampled)
+            boxes = [empty] * len(strong)
+            for j, i in enumerate(strong_ids):
+                boxes[i] = sampled[j].proposal_boxes
+            losses = self.box_predictor.losses(self._predict(features, boxes), sampled)
+        bags = [self._mil_bag(p, y) if not s else empty for p, y, s in zip(proposals, image_labels, strong)]
+        weak_ids = [i for i, b in enumerate(bags) if len(b)]
+        if not weak_ids:
+            moi_scores, moi_deltas = self._predict(features, [empty] * len(strong))
+            mil = moi_scores.sum() * 0.0
         else:
-            losses = {"loss_cls": scores.sum() * 0.0, "loss_box_reg": deltas.sum() * 0.0}
-        losses["loss_mil"] = self._mil_loss(
-            [(scores_per_image[i], image_labels[i]) for i, s in enumerate(strong) if not s and counts[i] > 0], scores)
+            labels = [int(image_labels[i]) for i in weak_ids]
+            rules = [self.moi_rules[y] for y in labels]
+            counts = [len(b) for b in bags]
+            # Only the MoI row gets a gradient: with row-independent heads, score the bags without autograd and
+            # recompute the MoI rows with it (the same loss and gradients, without backward through every box).
+            independent = self._rows_are_independent()
+            with torch.set_grad_enabled(not independent):
+                scores, deltas = self._predict(features, bags)
+            bag_scores = [scores.split(counts)[i] for i in weak_ids]
+            moi = [select_mass_of_interest(s, rule, self.mil_select_by) for s, rule in zip(bag_scores, rules)]
+            if independent:
+                moi_boxes = [empty] * len(strong)
+                for i, m in zip(weak_ids, moi):
+                    moi_boxes[i] = bags[i][int(m):int(m) + 1]
+                moi_scores, moi_deltas = self._predict(features, moi_boxes)
+            else:
+                moi_scores, moi_deltas = torch.stack([s[m] for s, m in zip(bag_scores, moi)]), deltas
+            mil = self._log_mil(mil_cross_entropy(moi_scores, labels, self._class_weights()), moi_scores, labels,
+                                sum(counts) / len(weak_ids))
+        if not strong_ids:
+            losses = {"loss_cls": moi_scores.sum() * 0.0, "loss_box_reg": moi_deltas.sum() * 0.0}
+        losses["loss_mil"] = self.mil_alpha * mil
         return losses
 
-    def _mil_loss(self, bags, scores):
-        """alpha * L_ws over the weak images with a non-empty bag [(scores (R_i, K + 1), image_label)]."""
-        if not bags:
-            return scores.sum() * 0.0
+    def _class_weights(self):
         if self.mil_class_weighting == "inverse_frequency" and self.mil_class_weights is None:
             raise RuntimeError("MILROIHeads: CLASS_WEIGHTING inverse_frequency but mil_class_weights was never set "
                                "(the trainer sets it from the weak training set)")
-        bag_scores, labels = [b[0] for b in bags], [int(b[1]) for b in bags]
-        loss, moi = mil_loss(bag_scores, labels, [self.moi_rules[y] for y in labels], self.mil_select_by,
-                             self.mil_class_weights)
+        return self.mil_class_weights
+
+    def _log_mil(self, loss, moi_scores, labels, bag_size):
+        """Log the unscaled MIL loss, how often the MoI's top class is the image's, and the bag size."""
         with torch.no_grad():
-            predicted = torch.stack([s[i].argmax() for s, i in zip(bag_scores, moi)]).tolist()
-            hits = sum(p == image_label_to_class(y, self.num_classes) for p, y in zip(predicted, labels))
+            predicted = moi_scores.argmax(dim=1).tolist()
+        hits = sum(p == image_label_to_class(y, self.num_classes) for p, y in zip(predicted, labels))
         storage = get_event_storage()
         storage.put_scalar("wssdl/mil_ce", loss.item())
         storage.put_scalar("wssdl/moi_class_accuracy", hits / len(labels))
-        storage.put_scalar("wssdl/mil_bag_size", sum(len(s) for s in bag_scores) / len(bag_scores))
-        return self.mil_alpha * loss
+        storage.put_scalar("wssdl/mil_bag_size", bag_size)
+        return loss
