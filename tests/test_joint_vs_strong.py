@@ -6,10 +6,12 @@ malignant ones included, keeps its image label only (86 weak images). Strong-onl
 sees a malignant box, while the joint model (most-abnormal mass of interest, gradual alpha) has to learn the
 malignant class from image labels alone: the weak stream is the only possible source of the margin.
 
-Measured when the test was written (seed 0, 300 iterations, CPU): val AP50 34.3 strong-only vs 46.0 joint; the
-joint model's top detection is malignant on 18 of the 18 malignant val images, the strong-only model's on none.
-On a random 20% strong split at this budget the strong-only phantom baseline saturates (see BENCHMARKS.md and the
-method's README section), so no margin could be asserted there.
+Measured when the test was written (seed 0, 300 iterations, CPU): val AP50 34.3 strong-only vs 44.6 joint with
+one torch thread, 30.2 vs 42.5 with two (float summation order changes the trajectories); the top-scoring
+detection is malignant on 0 vs 11 (one thread) and 0 vs 14 (two threads) of the 18 malignant val images. The
+strong-only model's malignant AP is not always 0 (3.6 with two threads: low-score malignant boxes from the
+untrained class), so the test does not assert it. On a random 20% strong split at this budget the strong-only
+phantom baseline saturates (the method's README section), so no margin could be asserted there.
 """
 import copy
 import json
@@ -63,21 +65,31 @@ def benign_strong_phantom(tmp_path_factory):
 
 
 def _train_and_test(tiny_cfg, overrides):
+    """Train, evaluate on jvs_val; returns (COCO bbox results, number of malignant val images whose top-scoring
+    detection is malignant)."""
     cfg = tiny_cfg(**{**SMALL_MODEL, **overrides})
     torch.manual_seed(0)
     seed_all_rng(0)
     trainer = WSSDLTrainer(cfg)
     trainer.resume_or_load(resume=False)
     trainer.train()
-    return trainer._last_eval_results
+    model = trainer.model.eval()
+    malignant_top1 = 0
+    with torch.no_grad():
+        for inputs in WSSDLTrainer.build_test_loader(cfg, "jvs_val"):
+            for x, out in zip(inputs, model(inputs)):
+                found = out["instances"]
+                if x["image_label"] == 2 and len(found):
+                    malignant_top1 += int(found.pred_classes[found.scores.argmax()]) == 1
+    return trainer._last_eval_results["bbox"], malignant_top1
 
 
 @pytest.mark.skipif(os.environ.get("WSSDL_SLOW_TESTS") != "1",
-                    reason="~7 minutes of CPU training; run with WSSDL_SLOW_TESTS=1 (failed once in a clean clone: "
-                           "the margin is not yet reproducible across machines)")
+                    reason="4-7 minutes of CPU training; run with WSSDL_SLOW_TESTS=1")
 def test_joint_training_beats_strong_only(benign_strong_phantom, tiny_cfg):
-    strong = _train_and_test(tiny_cfg, {"DATASETS.TRAIN": ("jvs_benign_strong",)})
-    joint = _train_and_test(tiny_cfg, JOINT)
-    print("strong-only", json.dumps(strong["bbox"]), "\njoint", json.dumps(joint["bbox"]))
-    assert strong["bbox"]["AP-malignant"] == 0  # no malignant box was ever seen
-    assert joint["bbox"]["AP50"] >= strong["bbox"]["AP50"] + 5.0
+    strong, strong_top1 = _train_and_test(tiny_cfg, {"DATASETS.TRAIN": ("jvs_benign_strong",)})
+    joint, joint_top1 = _train_and_test(tiny_cfg, JOINT)
+    print("strong-only", json.dumps(strong), strong_top1, "\njoint", json.dumps(joint), joint_top1)
+    assert joint["AP50"] >= strong["AP50"] + 5.0
+    # of the 18 malignant val images: weak labels are the only way to learn what a malignant mass looks like
+    assert joint_top1 >= strong_top1 + 6
