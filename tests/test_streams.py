@@ -7,7 +7,13 @@ import pytest
 from detectron2.data import DatasetCatalog
 from detectron2.data import transforms as T
 
-from wssdl_d2.data.mapper import BrightnessShiftTransform, RandomBrightnessShift, RandomCropMargin, WSSDLDatasetMapper, build_stream_augmentations
+from wssdl_d2.data.mapper import (
+    BrightnessShiftTransform,
+    RandomBrightnessShift,
+    RandomCropMargin,
+    WSSDLDatasetMapper,
+    build_stream_augmentations,
+)
 from wssdl_d2.data.streams import build_stream_loader, split_by_supervision
 
 
@@ -69,7 +75,8 @@ def test_every_rank_draws_its_own_share(tiny_cfg, monkeypatch):
     import detectron2.data.build as d2_build
     from detectron2.utils import comm
 
-    cfg = tiny_cfg(**{"WSSDL.STRONG_PER_BATCH": 1, "WSSDL.WEAK_PER_BATCH": 2, "DATALOADER.ASPECT_RATIO_GROUPING": False})
+    cfg = tiny_cfg(**{"WSSDL.STRONG_PER_BATCH": 1, "WSSDL.WEAK_PER_BATCH": 2,
+                      "DATALOADER.ASPECT_RATIO_GROUPING": False})
     monkeypatch.setattr(comm, "get_world_size", lambda: 2)
     monkeypatch.setattr(d2_build, "get_world_size", lambda: 2)
     shares = []
@@ -131,7 +138,8 @@ def test_weak_geometric_augmentations_move_boxes_with_the_image():
     image[40:80, 50:110] = 255
     box = np.array([[50.0, 40.0, 110.0, 80.0]])
     for _ in range(20):
-        augs = T.AugmentationList([RandomCropMargin(0.05), T.RandomRotation([-5.0, 5.0], expand=False, sample_style="range")])
+        augs = T.AugmentationList([RandomCropMargin(0.05),
+                                   T.RandomRotation([-5.0, 5.0], expand=False, sample_style="range")])
         inputs = T.AugInput(image.copy(), boxes=box.copy())
         transforms = augs(inputs)
         assert any(isinstance(t, T.CropTransform) for t in transforms)

@@ -143,7 +143,8 @@ def main(argv=None):
         "cpu": platform.processor() or platform.machine(), "torch": torch.__version__,
         "load_average_1min": os.getloadavg()[0],
         "images_per_step": {"strong": cfg_joint.WSSDL.STRONG_PER_BATCH, "weak": cfg_joint.WSSDL.WEAK_PER_BATCH},
-        "mil_max_proposals": cfg_joint.WSSDL.MIL.MAX_PROPOSALS, "post_nms_topk_train": cfg_joint.MODEL.RPN.POST_NMS_TOPK_TRAIN,
+        "mil_max_proposals": cfg_joint.WSSDL.MIL.MAX_PROPOSALS,
+        "post_nms_topk_train": cfg_joint.MODEL.RPN.POST_NMS_TOPK_TRAIN,
         "train_step_s": step, "train_step_ratio": step["joint"] / step["plain"],
         "infer_images_per_s": ips, "infer_time_ratio": ips["plain"] / ips["joint"],
     }
@@ -151,7 +152,8 @@ def main(argv=None):
     print(f"| measure | plain Faster R-CNN | joint (combined) | ratio joint / plain |\n|---|---|---|---|\n"
           f"| training step, {s} + {w} images (median s) | {step['plain']:.3f} | {step['joint']:.3f} | "
           f"{result['train_step_ratio']:.3f}x |\n"
-          f"| inference (images / s) | {ips['plain']:.2f} | {ips['joint']:.2f} | {result['infer_time_ratio']:.3f}x (time) |")
+          f"| inference (images / s) | {ips['plain']:.2f} | {ips['joint']:.2f} | "
+          f"{result['infer_time_ratio']:.3f}x (time) |")
     if args.out:
         with open(args.out, "w") as f:
             json.dump(result, f, indent=1)

@@ -101,8 +101,8 @@ class WSSDLDatasetMapper:
             raise ValueError("INPUT.CROP is not used by WSSDLDatasetMapper: weak images are cropped by "
                              "WSSDL.AUG.WEAK_CROP_MARGIN; set INPUT.CROP.ENABLED False")
         base = DatasetMapper.from_config(cfg, True)
-        self.mappers = {stream: DatasetMapper(**{**base, "augmentations": build_stream_augmentations(cfg, stream == "weak")})
-                        for stream in ("strong", "weak")}
+        self.mappers = {stream: DatasetMapper(**{**base, "augmentations": build_stream_augmentations(cfg, weak)})
+                        for stream, weak in (("strong", False), ("weak", True))}
 
     def __call__(self, dataset_dict):
         stream = "weak" if dataset_dict.get("supervision") == "weak" else "strong"

@@ -83,8 +83,9 @@ class WSSDLTrainer(DefaultTrainer):
         weak = sum(d.get("supervision") == "weak" for d in dicts)
         arch = META_ARCH_REGISTRY.get(cfg.MODEL.META_ARCHITECTURE)
         if weak and not issubclass(arch, WSSDLRCNN):
-            raise ValueError(f"{weak} weak images in DATASETS.TRAIN {tuple(cfg.DATASETS.TRAIN)}: MODEL.META_ARCHITECTURE "
-                             f"{cfg.MODEL.META_ARCHITECTURE} cannot learn from them; use WSSDLRCNN (configs/*/wssdl.yaml)")
+            raise ValueError(f"{weak} weak images in DATASETS.TRAIN {tuple(cfg.DATASETS.TRAIN)}: "
+                             f"MODEL.META_ARCHITECTURE {cfg.MODEL.META_ARCHITECTURE} cannot learn from them; use "
+                             "WSSDLRCNN (configs/*/wssdl.yaml)")
         loader = build_stream_loader(cfg, dicts, WSSDLDatasetMapper(cfg, is_train=True))
         per_step = (loader.batch_sizes["strong"] + loader.batch_sizes["weak"]) * comm.get_world_size()
         if cfg.WSSDL.BATCH_MODE == "combined" and per_step != cfg.SOLVER.IMS_PER_BATCH:

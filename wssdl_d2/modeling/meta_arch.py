@@ -44,7 +44,8 @@ class WSSDLRCNN(GeneralizedRCNN):
         image_labels = [x.get("image_label") for x in batched_inputs]
         for x, s, y in zip(batched_inputs, strong, image_labels):
             if not s and y not in (0, 1, 2):
-                raise ValueError(f"WSSDLRCNN: weak image {x.get('file_name', '?')} has image_label {y!r}, not 0, 1 or 2")
+                raise ValueError(f"WSSDLRCNN: weak image {x.get('file_name', '?')} has image_label {y!r}, "
+                                 "not 0, 1 or 2")
 
         images = self.preprocess_image(batched_inputs)
         gt_instances = [x["instances"].to(self.device) for x in batched_inputs]

@@ -90,4 +90,5 @@ def class_weights_from_config(cfg, weak_image_labels=None):
         if weak_image_labels is None:
             raise ValueError("WSSDL.MIL.CLASS_WEIGHTING inverse_frequency needs the weak images' labels")
         return inverse_frequency_weights(weak_image_labels, use_normal=cfg.WSSDL.MIL.USE_NORMAL)
-    raise ValueError(f"WSSDL.MIL.CLASS_WEIGHTING must be one of {CLASS_WEIGHTINGS}, not {cfg.WSSDL.MIL.CLASS_WEIGHTING!r}")
+    raise ValueError(f"WSSDL.MIL.CLASS_WEIGHTING must be one of {CLASS_WEIGHTINGS}, "
+                     f"not {cfg.WSSDL.MIL.CLASS_WEIGHTING!r}")

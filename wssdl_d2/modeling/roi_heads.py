@@ -35,11 +35,13 @@ class MILROIHeads(StandardROIHeads):
             raise ValueError("MILROIHeads supports boxes only: set MODEL.MASK_ON, MODEL.KEYPOINT_ON and "
                              "MODEL.ROI_BOX_HEAD.TRAIN_ON_PRED_BOXES to False")
         if self.num_classes != 2:
-            raise ValueError(f"MILROIHeads needs MODEL.ROI_HEADS.NUM_CLASSES 2 (benign, malignant), not {self.num_classes}")
+            raise ValueError("MILROIHeads needs MODEL.ROI_HEADS.NUM_CLASSES 2 (benign, malignant), "
+                             f"not {self.num_classes}")
         if mil_select_by not in SELECT_BY:
             raise ValueError(f"WSSDL.MIL.SELECT_BY must be one of {SELECT_BY}, not {mil_select_by!r}")
         if mil_class_weighting not in CLASS_WEIGHTINGS:
-            raise ValueError(f"WSSDL.MIL.CLASS_WEIGHTING must be one of {CLASS_WEIGHTINGS}, not {mil_class_weighting!r}")
+            raise ValueError(f"WSSDL.MIL.CLASS_WEIGHTING must be one of {CLASS_WEIGHTINGS}, "
+                             f"not {mil_class_weighting!r}")
         if mil_max_proposals < 0:
             raise ValueError(f"WSSDL.MIL.MAX_PROPOSALS must be >= 0 (0: all), not {mil_max_proposals}")
         moi_rules = moi_rules or {0: "most_abnormal", 1: "most_malignant", 2: "most_malignant"}
@@ -77,7 +79,8 @@ class MILROIHeads(StandardROIHeads):
             return super().forward(images, features, proposals, targets)
         if not targets:
             raise ValueError("MILROIHeads: 'targets' (one Instances per image) are required in training")
-        if not (len(strong) == len(proposals) == len(targets)) or (image_labels is not None and len(image_labels) != len(strong)):
+        labels_ok = image_labels is None or len(image_labels) == len(strong)
+        if not (len(strong) == len(proposals) == len(targets)) or not labels_ok:
             raise ValueError(f"MILROIHeads: {len(proposals)} images but {len(strong)} supervision flags / "
                              f"{len(image_labels or [])} image labels")
         weak_ids = [i for i, s in enumerate(strong) if not s]
