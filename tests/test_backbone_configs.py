@@ -31,23 +31,48 @@ def lookup(cfg, key):
     return cfg
 
 
-EFFNET_CONFIGS = sorted(glob.glob(os.path.join(CONFIGS, "*", "*effnet*.yaml")))
+EFFNET_CONFIGS = sorted(glob.glob(os.path.join(CONFIGS, "Phantom", "*effnet*.yaml")))
+BUSI_CONFIGS = sorted(p for p in glob.glob(os.path.join(CONFIGS, "BUSI", "*.yaml")) if "Base-" not in p)
+R18_CONFIGS = [p for p in BUSI_CONFIGS if p.endswith("_r18.yaml")]
 
 
-def test_there_are_effnet_dataset_configs():
-    names = {os.path.relpath(p, CONFIGS) for p in EFFNET_CONFIGS}
-    assert {"BUSI/strong_only_effnet.yaml", "BUSI/wssdl_effnet.yaml", "Phantom/strong_only_effnet.yaml",
+def test_there_are_backbone_variant_configs():
+    names = {os.path.relpath(p, CONFIGS) for p in EFFNET_CONFIGS + R18_CONFIGS}
+    assert {"BUSI/strong_only_r18.yaml", "BUSI/wssdl_r18.yaml", "Phantom/strong_only_effnet.yaml",
             "Phantom/wssdl_effnet.yaml"} <= names
 
 
 @pytest.mark.parametrize("path", EFFNET_CONFIGS, ids=lambda p: os.path.relpath(p, CONFIGS))
-def test_effnet_dataset_configs_repeat_the_base_backbone_keys(path):
+def test_phantom_effnet_configs_repeat_the_base_backbone_keys(path):
     base = load(os.path.join(CONFIGS, "Base-WSSDL-EffNetLite0.yaml"))
     cfg = load(path)
     for key in BACKBONE_KEYS:
         assert lookup(cfg, key) == lookup(base, key), f"{path}: {key} differs from Base-WSSDL-EffNetLite0.yaml"
     sibling = load(path.replace("_effnet", ""))
     assert cfg.DATASETS.TRAIN == sibling.DATASETS.TRAIN and cfg.OUTPUT_DIR != sibling.OUTPUT_DIR
+
+
+@pytest.mark.parametrize("path", BUSI_CONFIGS, ids=lambda p: os.path.relpath(p, CONFIGS))
+def test_busi_configs_default_to_effnet_and_r18_siblings_repeat_the_resnet_keys(path):
+    """Every BUSI config trains the ImageNet EfficientNet-Lite0 (the CPU default), except the *_r18 siblings, which
+    carry the from-scratch ResNet-18 keys of Base-WSSDL.yaml and differ from their sibling in nothing else."""
+    cfg = load(path)
+    if not path.endswith("_r18.yaml"):
+        base = load(os.path.join(CONFIGS, "Base-WSSDL-EffNetLite0.yaml"))
+        for key in BACKBONE_KEYS:
+            assert lookup(cfg, key) == lookup(base, key), f"{path}: {key} differs from Base-WSSDL-EffNetLite0.yaml"
+        return
+    base = load(os.path.join(CONFIGS, "Base-WSSDL.yaml"))
+    for key in BACKBONE_KEYS[:-1] + ("MODEL.RESNETS",):
+        assert lookup(cfg, key) == lookup(base, key), f"{path}: {key} differs from Base-WSSDL.yaml"
+    sibling = load(path.replace("_r18", ""))
+    skip = set(BACKBONE_KEYS) | {"OUTPUT_DIR"}
+    for section in ("MODEL", "INPUT", "SOLVER", "DATASETS", "WSSDL"):
+        for key, value in cfg[section].items():
+            name = f"{section}.{key}"
+            if name not in skip and not any(s.startswith(name + ".") for s in skip) and key != "BACKBONE":
+                assert value == sibling[section][key], f"{path}: {name} differs from its sibling"
+    assert cfg.OUTPUT_DIR != sibling.OUTPUT_DIR
 
 
 def test_r50_imagenet_config_builds_a_frozen_resnet50_without_fetching():

@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """CPU cost of detectors that differ in their backbone: training seconds per iteration and inference images/s.
 
-    python tools/benchmark_backbones.py configs/BUSI/strong_only.yaml configs/BUSI/strong_only_effnet.yaml \\
+    python tools/benchmark_backbones.py configs/BUSI/strong_only_r18.yaml configs/BUSI/strong_only.yaml \\
         --train-iters 12 --images 24 --size 384
 
 Every config gets the same images at the same size (shortest edge ``--size``, from the first training dataset
