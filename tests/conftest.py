@@ -69,3 +69,15 @@ def tiny_cfg(tiny_opts):
         return cfg
 
     return make
+
+
+@pytest.fixture
+def one_thread():
+    """Run the test's torch ops on one thread (restored afterwards). On tiny images intra-op parallelism gains
+    nothing, and on a loaded 2-core machine two spinning OpenMP threads made inference ~20x slower."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -80,6 +80,25 @@ def add_wssdl_config(cfg):
     _C.WSSDL.EVAL.CI_LEVEL = 0.95
     _C.WSSDL.EVAL.PLOTS = True  # write FROC / CorLoc / ROC PNGs next to corloc.json
 
+    # ---- self-training and active annotation (issue #6; tools/self_train.py, tools/simulate_annotation.py) ----
+    _C.WSSDL.SELFTRAIN = CN()
+    _C.WSSDL.SELFTRAIN.ROUNDS = 1  # self-training rounds after the initial model
+    # "fraction": the top FRACTION of the class-consistent weak images (paper Table IV); "adaptive": per-class
+    # thresholds that are lower for a class the model has learnt worse (FlexMatch / BoostMIS idea).
+    _C.WSSDL.SELFTRAIN.SELECTION = "fraction"
+    _C.WSSDL.SELFTRAIN.FRACTION = 0.5
+    _C.WSSDL.SELFTRAIN.ADAPTIVE = CN()
+    _C.WSSDL.SELFTRAIN.ADAPTIVE.THRESH = 0.9  # the bar of a fully learnt class (and of the learning effect)
+    _C.WSSDL.SELFTRAIN.ADAPTIVE.MAPPING = "convex"  # "convex" x / (2 - x) or "linear" x
+    _C.WSSDL.SELFTRAIN.ADAPTIVE.WARMUP = True  # normalise by the unlearnt share too while few images are confident
+    _C.WSSDL.SELFTRAIN.ADAPTIVE.MIN_THRESH = 0.5  # floor of every class's bar
+    # Each round retrains from MODEL.WEIGHTS ("initial") or fine-tunes the previous round's model ("previous").
+    _C.WSSDL.SELFTRAIN.INIT = "initial"
+    _C.WSSDL.SELFTRAIN.MAX_ITER = 0  # iterations of a round; 0: SOLVER.MAX_ITER
+    # True: every round labels the original weak set anew (earlier pseudo boxes are replaced); False: pseudo
+    # images are kept and each round draws from the weak images still left.
+    _C.WSSDL.SELFTRAIN.RELABEL = True
+
     # ---- backbones (backbone issue) -----------------------------------------------------------------------
     _C.WSSDL.EFFICIENTNET = CN()
     _C.WSSDL.EFFICIENTNET.VARIANT = "lite0"

@@ -7,7 +7,7 @@ Format (a superset of COCO detection JSON, readable by pycocotools)::
      "images": [{"id", "file_name" (relative to image_root), "width", "height",
                  "supervision": "strong" | "weak" | "pseudo", "image_label": 0 | 1 | 2, ...}],
      "annotations": [{"id", "image_id", "bbox": [x, y, w, h], "category_id", "area", "iscrowd": 0,
-                      "source": "mask" | "xml" | "pseudo" | ...}]}
+                      "source": "mask" | "xml" | "pseudo" | ..., pseudo boxes also "score", "round", "model"}]}
 
 Weak images have no annotations. :func:`load_wssdl_json` turns the file into Detectron2 dataset dicts
 (``bbox_mode`` XYXY_ABS, contiguous ``category_id`` 0 benign / 1 malignant) and validates it.
@@ -26,6 +26,9 @@ THING_CLASSES = ["benign", "malignant"]
 CATEGORIES = [{"id": 1, "name": "benign"}, {"id": 2, "name": "malignant"}]
 IMAGE_LABEL_NAMES = ["normal", "benign", "malignant"]
 SUPERVISIONS = ("strong", "weak", "pseudo")
+# Annotation keys kept by load_wssdl_json beside the box: where it came from ("mask", "xml", "pseudo", "annotator"),
+# and for pseudo boxes the detection score, the self-training round and the model that proposed it.
+ANNOTATION_PROVENANCE = ("source", "score", "round", "model")
 
 
 def build_wssdl_json(images, image_root, description=""):
@@ -34,23 +37,27 @@ def build_wssdl_json(images, image_root, description=""):
     Args:
         images: iterable of dicts with ``file_name`` (relative to image_root), ``width``, ``height``,
             ``supervision``, ``image_label``, optionally ``boxes`` (list of XYXY_ABS) with ``box_source``,
-            ``box_scores`` and any extra JSON-serialisable keys (kept on the image entry).
+            ``box_scores``, ``box_info`` (one dict per box of extra annotation keys, e.g. the provenance
+            ``{"source": "pseudo", "score", "round", "model"}`` of self-training) and any extra
+            JSON-serialisable keys (kept on the image entry).
         image_root: folder the file names are relative to (stored in ``info``).
     """
     out_images, annotations = [], []
     for image_id, image in enumerate(images, start=1):
-        entry = {k: v for k, v in image.items() if k not in ("boxes", "box_source", "box_scores")}
+        entry = {k: v for k, v in image.items() if k not in ("boxes", "box_source", "box_scores", "box_info")}
         entry["id"] = image_id
         out_images.append(entry)
         if image["supervision"] == "weak":
             continue
         scores = image.get("box_scores") or [None] * len(image.get("boxes", []))
-        for (x0, y0, x1, y1), score in zip(image.get("boxes", []), scores):
+        infos = image.get("box_info") or [{}] * len(image.get("boxes", []))
+        for (x0, y0, x1, y1), score, info in zip(image.get("boxes", []), scores, infos):
             ann = {"id": len(annotations) + 1, "image_id": image_id, "category_id": int(image["image_label"]),
                    "bbox": [float(x0), float(y0), float(x1 - x0), float(y1 - y0)],
                    "area": float((x1 - x0) * (y1 - y0)), "iscrowd": 0, "source": image.get("box_source", "mask")}
             if score is not None:
                 ann["score"] = float(score)
+            ann.update(info)
             annotations.append(ann)
     return {"info": {"description": description, "image_root": image_root,
                      "image_label_names": IMAGE_LABEL_NAMES, "format": "wssdl_d2 COCO v1"},
@@ -150,7 +157,7 @@ def load_wssdl_json(json_file, image_root=None, default_supervision=None):
             raise DatasetError(json_file, f"{where}: iscrowd must be 0 or 1, not {ann.get('iscrowd')!r}")
         out = {"bbox": [x, y, x + w, y + h], "bbox_mode": BoxMode.XYXY_ABS, "category_id": cat_map[ann["category_id"]],
                "iscrowd": int(ann.get("iscrowd", 0))}
-        for key in ("source", "score"):
+        for key in ANNOTATION_PROVENANCE:
             if key in ann:
                 out[key] = ann[key]
         record["annotations"].append(out)

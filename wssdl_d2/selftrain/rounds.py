@@ -1,0 +1,169 @@
+"""What self-training rounds and simulated annotation steps share: a resumable state file, registering a
+step's dataset files, training a step with WSSDLTrainer and reading its CorLoc.
+
+A step lives in its own folder (``OUTPUT_DIR/round_<k>/`` or ``<strategy>/step_<k>/``) with the usual
+Detectron2 output: ``config.yaml`` (the exact config), checkpoints and ``last_checkpoint``, ``inference/``
+(``corloc.json`` ... of ``DATASETS.TEST``), and ``datasets/`` (its training files).
+"""
+import hashlib
+import json
+import logging
+import os
+
+from detectron2.data import DatasetCatalog, MetadataCatalog
+
+from ..data.wssdl_json import register_wssdl_json
+from ..evaluation import results_io
+from ..utils.atomic import atomic_open, atomic_write_json
+
+logger = logging.getLogger(__name__)
+STATE_VERSION = 1
+
+
+class StateError(ValueError):
+    """A state file that cannot be continued (other settings, unreadable); the message names it."""
+
+
+class RunState:
+    """A JSON state file ``<folder>/<name>`` written atomically after every change.
+
+    ``data``: {"version", "settings": {...}, "steps": {str(k): {...}}}. :meth:`open` starts a new state or
+    continues an existing one (``resume``) after checking that ``settings`` match.
+    """
+
+    def __init__(self, path, data):
+        self.path = path
+        self.data = data
+
+    @classmethod
+    def open(cls, folder, name, settings, resume=False, overwrite=False):
+        """The state of ``folder``. An existing state file is continued with ``resume`` (its settings must equal
+        ``settings``), replaced with ``overwrite``, and otherwise an error (nothing is overwritten silently)."""
+        path = os.path.join(folder, name)
+        settings = json.loads(json.dumps(settings))  # as stored: tuples become lists
+        if os.path.exists(path) and not overwrite:
+            if not resume:
+                raise StateError(f"{path} exists (an earlier run): pass --resume to continue it or --overwrite to "
+                                 "start again")
+            try:
+                with open(path) as f:
+                    data = json.load(f)
+            except (OSError, json.JSONDecodeError) as err:
+                raise StateError(f"{path}: cannot read the state file ({err})") from None
+            if not isinstance(data, dict) or data.get("version") != STATE_VERSION:
+                raise StateError(f"{path}: not a state file of this version")
+            old = data.get("settings", {})
+            diff = {k: (old.get(k), settings.get(k)) for k in set(old) | set(settings) if old.get(k) != settings.get(k)}
+            if diff:
+                listing = ", ".join(f"{k}: {a!r} -> {b!r}" for k, (a, b) in sorted(diff.items()))
+                raise StateError(f"{path}: --resume with other settings than the run it continues ({listing}); "
+                                 "use the same settings or a new output folder")
+            return cls(path, data)
+        state = cls(path, {"version": STATE_VERSION, "settings": settings, "steps": {}})
+        state.save()
+        return state
+
+    def step(self, k):
+        """The record of step ``k`` (a dict, empty when it has not started)."""
+        return self.data["steps"].setdefault(str(k), {})
+
+    def update(self, k, **fields):
+        self.step(k).update(fields)
+        self.save()
+
+    def save(self):
+        atomic_write_json(self.path, self.data, indent=1)
+
+
+def unique_prefix(folder, kind):
+    """A dataset-name prefix unique to an output folder (repeated runs in one process do not clash)."""
+    digest = hashlib.sha1(os.path.abspath(folder).encode()).hexdigest()[:8]
+    return f"{kind}_{digest}"
+
+
+def register_dataset(name, path):
+    """Register (again, when the name exists: the file may have been rewritten) a dataset file."""
+    if name in DatasetCatalog.list():
+        DatasetCatalog.remove(name)
+        MetadataCatalog.remove(name)
+    register_wssdl_json(name, path)
+    return name
+
+
+def step_config(base_cfg, output_dir, train_names, weights, max_iter=0):
+    """A copy of ``base_cfg`` training ``train_names`` from ``weights`` into ``output_dir`` (``max_iter`` > 0
+    replaces SOLVER.MAX_ITER, and LR steps beyond it are dropped), written to ``output_dir/config.yaml``."""
+    cfg = base_cfg.clone()
+    cfg.defrost()
+    cfg.DATASETS.TRAIN = tuple(train_names)
+    cfg.OUTPUT_DIR = output_dir
+    cfg.MODEL.WEIGHTS = weights or ""
+    if max_iter > 0:
+        cfg.SOLVER.MAX_ITER = int(max_iter)
+        cfg.SOLVER.STEPS = tuple(s for s in cfg.SOLVER.STEPS if s < max_iter)
+        cfg.SOLVER.WARMUP_ITERS = min(int(cfg.SOLVER.WARMUP_ITERS), int(max_iter) // 4)
+    cfg.freeze()
+    os.makedirs(output_dir, exist_ok=True)
+    with atomic_open(os.path.join(output_dir, "config.yaml"), "w") as f:
+        f.write(cfg.dump())
+    return cfg
+
+
+def train_step(cfg, resume=False):
+    """Train ``cfg`` with WSSDLTrainer (continuing from ``OUTPUT_DIR/last_checkpoint`` when ``resume``); the
+    trainer's last evaluation writes ``OUTPUT_DIR/inference/corloc.json``. Returns the final checkpoint's path."""
+    from ..engine import WSSDLTrainer
+
+    trainer = WSSDLTrainer(cfg)
+    trainer.resume_or_load(resume=resume)
+    trainer.train()
+    final = os.path.join(cfg.OUTPUT_DIR, "model_final.pth")
+    if not os.path.isfile(final):
+        raise RuntimeError(f"training into {cfg.OUTPUT_DIR} ended without model_final.pth")
+    return final
+
+
+def evaluate_weights(cfg, weights, output_dir):
+    """Evaluate ``weights`` on ``cfg.DATASETS.TEST`` into ``output_dir/inference`` (corloc.json ...)."""
+    from ..engine import WSSDLTrainer
+    from ..model_zoo import SafeDetectionCheckpointer
+
+    cfg = cfg.clone()
+    cfg.defrost()
+    cfg.OUTPUT_DIR = output_dir
+    cfg.MODEL.WEIGHTS = weights
+    cfg.freeze()
+    model = WSSDLTrainer.build_model(cfg)
+    SafeDetectionCheckpointer(model, save_dir=output_dir, allow_pickle=cfg.WSSDL.ALLOW_PICKLE_WEIGHTS).load(weights)
+    return WSSDLTrainer.test(cfg, model)
+
+
+def initial_step(cfg, state, key, folder, initial_weights=None):
+    """Step ``key`` of ``state``: the initial model in ``folder`` - ``initial_weights`` evaluated on
+    DATASETS.TEST, or a model trained from the config (continued when a stopped run had begun it). Marks the
+    step done with its ``weights`` and ``corloc``; returns the step's record."""
+    if initial_weights:
+        logger.info("Initial model %s: evaluating it", initial_weights)
+        step_config(cfg, folder, cfg.DATASETS.TRAIN, initial_weights)  # the record of what this step is
+        if cfg.DATASETS.TEST:
+            evaluate_weights(cfg, initial_weights, folder)
+        weights = initial_weights
+    else:
+        logger.info("Initial model: training on %s", ", ".join(cfg.DATASETS.TRAIN))
+        resume = state.step(key).get("status") == "training"
+        state.update(key, status="training")
+        weights = train_step(step_config(cfg, folder, cfg.DATASETS.TRAIN, cfg.MODEL.WEIGHTS), resume=resume)
+    state.update(key, status="done", weights=weights, corloc=corloc_summary(folder) if cfg.DATASETS.TEST else None)
+    return state.step(key)
+
+
+def corloc_summary(output_dir):
+    """{"CorLoc", "CorLoc_lo", "CorLoc_hi", "CorLoc_top1", ...} (percent) from ``output_dir/inference``."""
+    folder = os.path.join(output_dir, "inference")
+    report = results_io.read_report(folder)
+    out = {}
+    for name in ("CorLoc", "CorLoc_top1"):
+        metric = report["metrics"].get(name, {})
+        out.update({name: metric.get("value"), f"{name}_lo": metric.get("lo"), f"{name}_hi": metric.get("hi")})
+    out["images"] = report["counts"].get("images")
+    return out

@@ -1,0 +1,39 @@
+"""What the self-training / active-annotation / saliency tools share: the config from a file plus trailing
+``KEY VALUE`` overrides (Detectron2's ``opts``), logging into the output folder, and dataset registration."""
+import os
+
+from detectron2.config import get_cfg
+from detectron2.utils.env import seed_all_rng
+from detectron2.utils.logger import setup_logger
+
+
+def load_config(config_file, opts=(), overrides=(), output_dir=None):
+    """A frozen wssdl_d2 config: ``config_file``, then ``opts`` (command line), then ``overrides`` (KEY VALUE
+    pairs the tool's own flags set), ``OUTPUT_DIR`` = ``output_dir`` when given; CUDA falls back to the CPU.
+    Registers the prepared datasets under ``WSSDL.DATASET_ROOT`` (or $WSSDL_DATASETS / ./datasets)."""
+    from .. import config as wssdl_config
+    from ..data import default_dataset_root, register_datasets_under
+
+    if not os.path.isfile(config_file):
+        raise FileNotFoundError(f"--config-file {config_file}: file not found")
+    cfg = get_cfg()
+    wssdl_config.add_wssdl_config(cfg)
+    cfg.merge_from_file(config_file)
+    cfg.merge_from_list(list(opts))
+    cfg.merge_from_list(list(overrides))
+    if output_dir:
+        cfg.OUTPUT_DIR = output_dir
+    wssdl_config.resolve_device(cfg)
+    cfg.freeze()
+    register_datasets_under(cfg.WSSDL.DATASET_ROOT or default_dataset_root())
+    return cfg
+
+
+def setup_run(cfg, log_dir=None):
+    """Detectron2's and wssdl_d2's loggers (console + ``<log_dir or OUTPUT_DIR>/log.txt``) and the seed."""
+    folder = log_dir or cfg.OUTPUT_DIR
+    os.makedirs(folder, exist_ok=True)
+    setup_logger(folder, name="detectron2", abbrev_name="d2")
+    setup_logger(folder, name="fvcore")
+    setup_logger(folder, name="wssdl_d2", abbrev_name="wssdl")
+    seed_all_rng(None if cfg.SEED < 0 else cfg.SEED)
