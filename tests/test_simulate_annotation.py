@@ -1,0 +1,65 @@
+"""The simulated annotator on the phantom: each strategy queries images, gets their true boxes, fine-tunes,
+and the curve CSV / PNG are written; a finished run resumes without retraining."""
+import csv
+import json
+import os
+
+import pytest
+import torch
+from detectron2.checkpoint import DetectionCheckpointer
+from detectron2.data import DatasetCatalog
+
+from wssdl_d2.active.simulate import AnnotationSimulation, choose_queries
+from wssdl_d2.engine import WSSDLTrainer
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+FAST = {"DATASETS.TRAIN": "('testphantom_train_strong_30', 'testphantom_train_weak_30')",
+        "WSSDL.STRONG_PER_BATCH": 1, "WSSDL.WEAK_PER_BATCH": 1, "WSSDL.EVAL.COCO": False,
+        "WSSDL.EVAL.PLOTS": False, "WSSDL.EVAL.BOOTSTRAP_SAMPLES": 50}
+
+
+def test_random_queries_are_seeded():
+    pool = [{"file_name": f"img{i}"} for i in range(20)]
+    a = choose_queries("random", pool, 5, seed=1, step=1)
+    assert a == choose_queries("random", pool, 5, seed=1, step=1) and len(set(a)) == 5
+    assert a != choose_queries("random", pool, 5, seed=1, step=2)
+
+
+def test_simulation_reveals_true_boxes_and_writes_the_curve(tiny_cfg, tmp_path):
+    cfg = tiny_cfg(os.path.join(ROOT, "configs", "Phantom", "wssdl.yaml"), **FAST)
+    torch.manual_seed(0)
+    DetectionCheckpointer(WSSDLTrainer.build_model(cfg), save_dir=str(tmp_path)).save("initial")
+    cfg.freeze()
+    initial = str(tmp_path / "initial.pth")
+    sim = AnnotationSimulation(cfg, "testphantom_train_all", steps=1, per_step=3, step_iters=1,
+                               initial_weights=initial)
+    rows = sim.run()
+    assert [(r["strategy"], r["step"]) for r in rows] == [("active", 0), ("active", 1), ("random", 0), ("random", 1)]
+    truth = {d["file_name"]: d for d in DatasetCatalog.get("testphantom_train_all")}
+    for strategy in ("active", "random"):
+        step = sim.state.step(f"{strategy}/1")
+        assert len(step["queried"]) == 3
+        true_boxes = sum(len(truth[f]["annotations"]) for f in step["queried"])
+        start, end = [r for r in rows if r["strategy"] == strategy]
+        assert end["n_boxes"] - start["n_boxes"] == true_boxes == end["queried_boxes"] >= 3
+        assert end["weights"].endswith(os.path.join(strategy, "step_1", "model_final.pth"))
+        data = json.load(open(step["datasets"]["strong"]))
+        revealed = [a for a in data["annotations"] if a.get("source") == "annotator"]
+        assert len(revealed) == true_boxes
+        weak = json.load(open(step["datasets"]["weak"]))
+        assert not set(step["queried"]) & {os.path.join(weak["info"]["image_root"], im["file_name"])
+                                           for im in weak["images"]}
+    with open(tmp_path / "output" / "annotation_curve.csv") as f:
+        assert len(list(csv.DictReader(f))) == 4
+    assert os.path.getsize(tmp_path / "output" / "annotation_curve.png") > 1000
+    # a finished run resumes without training again; other settings are refused
+    again = AnnotationSimulation(cfg, "testphantom_train_all", steps=1, per_step=3, step_iters=1,
+                                 initial_weights=initial, resume=True).run()
+    assert again == rows
+    with pytest.raises(ValueError, match="per_step"):
+        AnnotationSimulation(cfg, "testphantom_train_all", steps=1, per_step=5, step_iters=1,
+                             initial_weights=initial, resume=True)
+    with pytest.raises(KeyError, match="lacks"):
+        AnnotationSimulation(cfg, "testphantom_val", steps=1, initial_weights=initial, overwrite=True)

@@ -1,0 +1,72 @@
+#!/usr/bin/env python
+"""Rank weakly labelled images by how much an expert's box would help; CSV + contact sheet for annotators.
+
+    python tools/suggest_annotations.py --config-file configs/BUSI/wssdl.yaml --dataset busi_train_weak_10 \\
+        --output output/busi/suggest MODEL.WEIGHTS output/busi/wssdl_10/model_final.pth
+    python tools/suggest_annotations.py ... --acquisition moi_entropy --top 36
+
+Acquisition (``--acquisition``, see wssdl_d2/active/scoring.py): ``combined`` (default: the mean of the three
+below), ``moi_uncertainty`` (1 - probability of the image's class at the mass of interest), ``moi_entropy``
+(entropy of the MoI's class distribution), ``label_disagreement`` (detections vs the image label), ``random``.
+Only benign / malignant images are ranked (a normal image has no box). Writes ``suggestions.csv`` (every image,
+rank 1 = annotate first; ``pseudo_candidate`` marks the confident images that self-training would pseudo-label
+under WSSDL.SELFTRAIN.*) and ``contact_sheet.png`` (the top ``--top``: MoI yellow, top detection green / red).
+"""
+import argparse
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import wssdl_d2  # noqa: E402,F401  (registers the project's components first)
+from detectron2.data import DatasetCatalog  # noqa: E402
+
+from wssdl_d2.active.scoring import ACQUISITIONS  # noqa: E402
+from wssdl_d2.active.suggest import suggest, write_suggestions  # noqa: E402
+from wssdl_d2.data.errors import DatasetError  # noqa: E402
+from wssdl_d2.inference import WSSDLPredictor  # noqa: E402
+from wssdl_d2.utils.cli import load_config, setup_run  # noqa: E402
+
+
+def get_parser():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config-file", required=True, metavar="FILE", help="the model's config")
+    parser.add_argument("--dataset", nargs="+", help="registered datasets to rank (their weak images; default: "
+                                                     "the weak images of DATASETS.TRAIN)")
+    parser.add_argument("--output", required=True, help="folder for suggestions.csv and contact_sheet.png")
+    parser.add_argument("--acquisition", default="combined", choices=ACQUISITIONS)
+    parser.add_argument("--top", type=int, default=24, help="images on the contact sheet (default 24)")
+    parser.add_argument("--columns", type=int, default=6, help="contact sheet columns (default 6)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of --acquisition random")
+    parser.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    parser.add_argument("opts", nargs=argparse.REMAINDER, default=[], help="config overrides: KEY VALUE ...")
+    return parser
+
+
+def main(argv=None):
+    args = get_parser().parse_args(argv)
+    try:
+        cfg = load_config(args.config_file, args.opts)
+        setup_run(cfg, log_dir=args.output)
+        names = args.dataset or list(cfg.DATASETS.TRAIN)
+        records = [d for name in names for d in DatasetCatalog.get(name) if d.get("supervision") == "weak"]
+        if not records:
+            raise ValueError(f"no weak image in {', '.join(names)}")
+        rows = suggest(WSSDLPredictor(cfg), records, args.acquisition, args.seed)
+        if not rows:
+            raise ValueError(f"no benign / malignant weak image in {', '.join(names)} to annotate")
+        paths = write_suggestions(args.output, rows, args.top, args.columns, args.overwrite)
+    except (DatasetError, FileExistsError, FileNotFoundError, ValueError, KeyError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    candidates = sum(r["pseudo_candidate"] for r in rows)
+    print(f"{len(rows)} images ranked by {args.acquisition}; {candidates} are pseudo-label candidates")
+    for row in rows[: min(10, len(rows))]:
+        print(f"  #{row['rank']:<3} {row['score']:.3f}  {row['file_name']}")
+    print("written: " + ", ".join(paths))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

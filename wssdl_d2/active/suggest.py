@@ -1,0 +1,41 @@
+"""Which weak images an expert should box next: rank them by an acquisition function, write a CSV and a
+contact sheet. The images the model is confident about are marked as the self-training rule's pseudo-label
+candidates instead (``pseudo_candidate`` column)."""
+import csv
+import io
+import os
+
+from ..inference.analysis import analyze_records
+from ..selftrain.selection import Candidate, select_from_config
+from ..utils.atomic import atomic_open
+from .contact_sheet import contact_sheet, write_png
+from .scoring import rank_images
+
+CSV_COLUMNS = ("rank", "file_name", "image_label", "score", "moi_uncertainty", "moi_entropy", "label_disagreement",
+               "top_class", "top_score", "top_box", "moi_box", "pseudo_candidate")
+
+
+def suggest(predictor, records, method="combined", seed=0):
+    """Ranked rows (see :func:`wssdl_d2.active.scoring.rank_images`) of the mass-labelled ``records`` (dataset
+    dicts), with the pseudo-label candidates of ``predictor.cfg.WSSDL.SELFTRAIN`` marked."""
+    analyses = analyze_records(predictor, records)
+    selected, _ = select_from_config([Candidate.from_analysis(a) for a in analyses], predictor.cfg)
+    return rank_images(analyses, method, seed, pseudo_keys=[c.key for c in selected])
+
+
+def write_suggestions(folder, rows, top=24, columns=6, overwrite=False):
+    """Write ``suggestions.csv`` (every row) and ``contact_sheet.png`` (the first ``top`` rows) into ``folder``;
+    existing files are refused unless ``overwrite``. Returns the two paths."""
+    csv_path, png_path = os.path.join(folder, "suggestions.csv"), os.path.join(folder, "contact_sheet.png")
+    existing = [p for p in (csv_path, png_path) if os.path.exists(p)]
+    if existing and not overwrite:
+        raise FileExistsError(f"{', '.join(existing)} exist(s); pass --overwrite to replace")
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS)
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: (f"{v:.4f}" if isinstance(v, float) else v) for k, v in row.items()})
+    with atomic_open(csv_path, "w", newline="") as f:
+        f.write(buffer.getvalue())
+    write_png(png_path, contact_sheet(rows[:top], columns=columns))
+    return csv_path, png_path
