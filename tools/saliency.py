@@ -1,0 +1,73 @@
+#!/usr/bin/env python
+"""Grad-CAM overlay for a detection: where the model looks when it scores the top detection or the MoI.
+
+    python tools/saliency.py --config-file configs/BUSI/wssdl.yaml --input scan.png --output saliency/ \\
+        MODEL.WEIGHTS output/busi/wssdl/model_final.pth
+    python tools/saliency.py ... --target moi --label malignant --feature res4
+
+Writes ``<output>/<name>_gradcam.png`` per input image: the image with the Grad-CAM heatmap (JET colours) of the
+explained box's class logit and that box. ``--target top`` (default) explains the most confident detection;
+``moi`` the mass of interest the MIL rule would pick for ``--label``. ``--feature``: the backbone feature map
+(default: the deepest bottom-up feature, e.g. res5). Trailing KEY VALUE pairs override the config.
+"""
+import argparse
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import wssdl_d2  # noqa: E402,F401  (registers the project's components first)
+
+from wssdl_d2.active.contact_sheet import write_png  # noqa: E402
+from wssdl_d2.data.errors import DatasetError  # noqa: E402
+from wssdl_d2.data.image_io import load_image  # noqa: E402
+from wssdl_d2.inference import WSSDLPredictor  # noqa: E402
+from wssdl_d2.inference.saliency import TARGETS, overlay, saliency  # noqa: E402
+from wssdl_d2.utils.cli import load_config  # noqa: E402
+
+LABELS = {"benign": 1, "malignant": 2}
+
+
+def get_parser():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config-file", required=True, metavar="FILE")
+    parser.add_argument("--input", nargs="+", required=True, help="image files")
+    parser.add_argument("--output", required=True, help="folder for the overlays")
+    parser.add_argument("--target", default="top", choices=TARGETS)
+    parser.add_argument("--label", choices=sorted(LABELS), help="the image label (needed by --target moi)")
+    parser.add_argument("--feature", help="backbone feature map (default: the deepest bottom-up one)")
+    parser.add_argument("--alpha", type=float, default=0.45, help="heatmap opacity (default 0.45)")
+    parser.add_argument("--overwrite", action="store_true", help="replace existing overlays")
+    parser.add_argument("opts", nargs=argparse.REMAINDER, default=[], help="config overrides: KEY VALUE ...")
+    return parser
+
+
+def main(argv=None):
+    args = get_parser().parse_args(argv)
+    try:
+        cfg = load_config(args.config_file, args.opts)
+        predictor = WSSDLPredictor(cfg)
+    except (FileNotFoundError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    failures = 0
+    for path in args.input:
+        out = os.path.join(args.output, os.path.splitext(os.path.basename(path))[0] + "_gradcam.png")
+        try:
+            if os.path.exists(out) and not args.overwrite:
+                raise FileExistsError(f"{out} exists; pass --overwrite to replace it")
+            image = load_image(path, "BGR").pixels
+            result = saliency(predictor, image, args.target, LABELS.get(args.label), args.feature)
+            write_png(out, overlay(image, result, args.alpha))
+        except (DatasetError, FileExistsError, ValueError) as err:
+            print(f"error: {path}: {err}", file=sys.stderr)
+            failures += 1
+            continue
+        print(f"{path}: {('benign', 'malignant')[result.det_class]} {result.score:.3f} box "
+              f"{[round(float(v), 1) for v in result.box]} -> {out}")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
