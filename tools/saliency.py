@@ -66,6 +66,9 @@ def main(argv=None):
             continue
         print(f"{path}: {('benign', 'malignant')[result.det_class]} {result.score:.3f} box "
               f"{[round(float(v), 1) for v in result.box]} -> {out}")
+        if not result.heatmap.any():
+            print(f"  note: the Grad-CAM map is zero everywhere (no feature of {result.feature} raises this "
+                  "logit); try another --feature", file=sys.stderr)
     return 1 if failures else 0
 
 

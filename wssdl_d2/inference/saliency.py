@@ -124,10 +124,12 @@ def saliency(predictor, image_bgr, target="top", image_label=None, feature=None)
 
 
 def overlay(image_bgr, result, alpha=0.45):
-    """(H, W, 3) uint8 BGR: the image with the heatmap (JET colours) blended in and the explained box drawn."""
+    """(H, W, 3) uint8 BGR: the image with the heatmap (JET colours) blended in where it is high (opacity
+    ``alpha * heatmap``; where the map is 0 the image is unchanged) and the explained box drawn."""
     image = np.asarray(image_bgr, dtype=np.uint8)
     colors = cv2.applyColorMap(np.uint8(np.round(result.heatmap * 255)), cv2.COLORMAP_JET)
-    blended = cv2.addWeighted(image, 1.0 - alpha, colors, alpha, 0.0)
+    weight = (alpha * result.heatmap)[:, :, None]
+    blended = np.uint8(np.round(image * (1.0 - weight) + colors * weight))
     x0, y0, x1, y1 = (int(round(v)) for v in result.box)
     color = (60, 200, 40) if result.det_class == 0 else (40, 40, 230)
     cv2.rectangle(blended, (x0, y0), (x1, y1), color, 2)

@@ -19,8 +19,11 @@ def load_config(config_file, opts=(), overrides=(), output_dir=None):
     cfg = get_cfg()
     wssdl_config.add_wssdl_config(cfg)
     cfg.merge_from_file(config_file)
-    cfg.merge_from_list(list(opts))
-    cfg.merge_from_list(list(overrides))
+    for pairs in (list(opts), list(overrides)):
+        try:
+            cfg.merge_from_list(pairs)
+        except (AssertionError, KeyError, ValueError, TypeError) as err:  # yacs reports bad keys by assertion
+            raise ValueError(f"config override {' '.join(map(str, pairs))}: {err}") from None
     if output_dir:
         cfg.OUTPUT_DIR = output_dir
     wssdl_config.resolve_device(cfg)
