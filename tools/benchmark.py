@@ -1,0 +1,20 @@
+#!/usr/bin/env python
+"""Speed and memory of the joint method against Detectron2's plain Faster R-CNN, side by side in one run.
+
+For one config, the joint model and the plain Faster R-CNN built from it with the same weights: training step
+time, inference latency and images/s, peak memory of training and of inference, the training data loader's
+throughput against what training consumes, and the evaluation time of the val split. Prints a Markdown table
+and writes the JSON result to --out. Details: wssdl_d2/benchmark/run.py.
+
+    python tools/benchmark.py --config-file configs/BUSI/wssdl.yaml --dataset busi_train_all \\
+        --eval-dataset busi_val --threads 1 --out benchmark_busi.json
+"""
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from wssdl_d2.benchmark.run import main  # noqa: E402
+
+if __name__ == "__main__":
+    main()
