@@ -69,3 +69,8 @@ def test_saliency_tool_writes_an_overlay(predictor, phantom_root, tmp_path, caps
     assert written.shape == read_image(image).shape
     assert tool.main(args) == 1 and "--overwrite" in capsys.readouterr().err
     assert tool.main(args + ["--overwrite", "--target", "moi", "--label", "benign"]) == 0
+    # trailing KEY VALUE pairs after the many-valued --input are config overrides, not images
+    trailing = ["--config-file", str(config), "--output", str(tmp_path / "sal"), "--overwrite", "--input", str(image),
+                "MODEL.ROI_HEADS.SCORE_THRESH_TEST", "0.0"]
+    assert tool.main(trailing) == 0
+    assert tool.main(trailing[:-2] + ["NO_SUCH.KEY", "1"]) == 2 and "NO_SUCH.KEY" in capsys.readouterr().err

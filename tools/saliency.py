@@ -10,7 +10,6 @@ explained box's class logit and that box. ``--target top`` (default) explains th
 ``moi`` the mass of interest the MIL rule would pick for ``--label``. ``--feature``: the backbone feature map
 (default: the deepest bottom-up feature, e.g. res5). Trailing KEY VALUE pairs override the config.
 """
-import argparse
 import os
 import sys
 
@@ -23,15 +22,13 @@ from wssdl_d2.data.errors import DatasetError  # noqa: E402
 from wssdl_d2.data.image_io import load_image  # noqa: E402
 from wssdl_d2.inference import WSSDLPredictor  # noqa: E402
 from wssdl_d2.inference.saliency import TARGETS, overlay, saliency  # noqa: E402
-from wssdl_d2.utils.cli import load_config  # noqa: E402
+from wssdl_d2.utils.cli import add_opts, load_config, split_trailing_opts, tool_parser  # noqa: E402
 
 LABELS = {"benign": 1, "malignant": 2}
 
 
 def get_parser():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config-file", required=True, metavar="FILE")
+    parser = tool_parser(__doc__)
     parser.add_argument("--input", nargs="+", required=True, help="image files")
     parser.add_argument("--output", required=True, help="folder for the overlays")
     parser.add_argument("--target", default="top", choices=TARGETS)
@@ -39,12 +36,11 @@ def get_parser():
     parser.add_argument("--feature", help="backbone feature map (default: the deepest bottom-up one)")
     parser.add_argument("--alpha", type=float, default=0.45, help="heatmap opacity (default 0.45)")
     parser.add_argument("--overwrite", action="store_true", help="replace existing overlays")
-    parser.add_argument("opts", nargs=argparse.REMAINDER, default=[], help="config overrides: KEY VALUE ...")
-    return parser
+    return add_opts(parser)
 
 
 def main(argv=None):
-    args = get_parser().parse_args(argv)
+    args = split_trailing_opts(get_parser().parse_args(argv), "input")
     try:
         cfg = load_config(args.config_file, args.opts)
         predictor = WSSDLPredictor(cfg)

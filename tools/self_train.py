@@ -16,7 +16,6 @@ OUTPUT_DIR/round_<k>/ (config.yaml, checkpoints, datasets/ with provenance, infe
 rounds with tools/compare.py OUTPUT_DIR/round_1 OUTPUT_DIR/round_0. Trailing KEY VALUE pairs override the
 config (WSSDL.SELFTRAIN.* included).
 """
-import argparse
 import os
 import sys
 
@@ -27,13 +26,11 @@ from tabulate import tabulate  # noqa: E402
 
 from wssdl_d2.selftrain import self_train  # noqa: E402
 from wssdl_d2.selftrain.rounds import StateError  # noqa: E402
-from wssdl_d2.utils.cli import load_config, setup_run  # noqa: E402
+from wssdl_d2.utils.cli import add_opts, load_config, setup_run, tool_parser  # noqa: E402
 
 
 def get_parser():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config-file", required=True, metavar="FILE", help="config of the initial model")
+    parser = tool_parser(__doc__, "config of the initial model")
     parser.add_argument("--rounds", type=int, help="self-training rounds after round 0 (WSSDL.SELFTRAIN.ROUNDS)")
     parser.add_argument("--fraction", type=float, help="top fraction of the class-consistent weak images "
                                                        "(WSSDL.SELFTRAIN.FRACTION, e.g. 0.5 or 0.75)")
@@ -45,8 +42,7 @@ def get_parser():
     parser.add_argument("--output-dir", help="run folder (default OUTPUT_DIR of the config)")
     parser.add_argument("--resume", action="store_true", help="continue the run in the output folder")
     parser.add_argument("--overwrite", action="store_true", help="start again over an earlier run's folder")
-    parser.add_argument("opts", nargs=argparse.REMAINDER, default=[], help="config overrides: KEY VALUE ...")
-    return parser
+    return add_opts(parser)
 
 
 def _overrides(args):

@@ -13,7 +13,6 @@ strategy's model is fine-tuned --step-iters iterations and evaluated on DATASETS
 annotation_curve.png (CorLoc with CI bands vs boxes in the strong set) into the output folder. Trailing
 KEY VALUE pairs override the config.
 """
-import argparse
 import os
 import sys
 
@@ -25,30 +24,27 @@ from tabulate import tabulate  # noqa: E402
 from wssdl_d2.active.scoring import ACQUISITIONS  # noqa: E402
 from wssdl_d2.active.simulate import STRATEGIES, AnnotationSimulation  # noqa: E402
 from wssdl_d2.selftrain.rounds import StateError  # noqa: E402
-from wssdl_d2.utils.cli import load_config, setup_run  # noqa: E402
+from wssdl_d2.utils.cli import add_opts, load_config, setup_run, split_trailing_opts, tool_parser  # noqa: E402
 
 
 def get_parser():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config-file", required=True, metavar="FILE")
+    parser = tool_parser(__doc__)
     parser.add_argument("--truth", required=True, help="registered dataset with every true box (e.g. busi_train_all)")
     parser.add_argument("--steps", type=int, default=3, help="annotation steps (default 3)")
     parser.add_argument("--per-step", type=int, default=10, help="images queried per step (default 10)")
     parser.add_argument("--step-iters", type=int, default=100, help="fine-tuning iterations per step (default 100)")
-    parser.add_argument("--strategies", nargs="+", default=list(STRATEGIES), choices=STRATEGIES)
+    parser.add_argument("--strategies", nargs="+", default=list(STRATEGIES), help=f"among {STRATEGIES} (default both)")
     parser.add_argument("--acquisition", default="combined", choices=[a for a in ACQUISITIONS if a != "random"])
     parser.add_argument("--seed", type=int, default=0, help="seed of the random strategy")
     parser.add_argument("--initial-weights", metavar="PTH", help="a trained initial model (else one is trained)")
     parser.add_argument("--output-dir", help="run folder (default OUTPUT_DIR of the config)")
     parser.add_argument("--resume", action="store_true")
     parser.add_argument("--overwrite", action="store_true")
-    parser.add_argument("opts", nargs=argparse.REMAINDER, default=[], help="config overrides: KEY VALUE ...")
-    return parser
+    return add_opts(parser)
 
 
 def main(argv=None):
-    args = get_parser().parse_args(argv)
+    args = split_trailing_opts(get_parser().parse_args(argv), "strategies")
     try:
         cfg = load_config(args.config_file, args.opts, output_dir=args.output_dir)
         setup_run(cfg)

@@ -12,7 +12,6 @@ Only benign / malignant images are ranked (a normal image has no box). Writes ``
 rank 1 = annotate first; ``pseudo_candidate`` marks the confident images that self-training would pseudo-label
 under WSSDL.SELFTRAIN.*) and ``contact_sheet.png`` (the top ``--top``: MoI yellow, top detection green / red).
 """
-import argparse
 import os
 import sys
 
@@ -25,13 +24,11 @@ from wssdl_d2.active.scoring import ACQUISITIONS  # noqa: E402
 from wssdl_d2.active.suggest import suggest, write_suggestions  # noqa: E402
 from wssdl_d2.data.errors import DatasetError  # noqa: E402
 from wssdl_d2.inference import WSSDLPredictor  # noqa: E402
-from wssdl_d2.utils.cli import load_config, setup_run  # noqa: E402
+from wssdl_d2.utils.cli import add_opts, load_config, setup_run, split_trailing_opts, tool_parser  # noqa: E402
 
 
 def get_parser():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config-file", required=True, metavar="FILE", help="the model's config")
+    parser = tool_parser(__doc__)
     parser.add_argument("--dataset", nargs="+", help="registered datasets to rank (their weak images; default: "
                                                      "the weak images of DATASETS.TRAIN)")
     parser.add_argument("--output", required=True, help="folder for suggestions.csv and contact_sheet.png")
@@ -40,12 +37,11 @@ def get_parser():
     parser.add_argument("--columns", type=int, default=6, help="contact sheet columns (default 6)")
     parser.add_argument("--seed", type=int, default=0, help="seed of --acquisition random")
     parser.add_argument("--overwrite", action="store_true", help="replace existing output files")
-    parser.add_argument("opts", nargs=argparse.REMAINDER, default=[], help="config overrides: KEY VALUE ...")
-    return parser
+    return add_opts(parser)
 
 
 def main(argv=None):
-    args = get_parser().parse_args(argv)
+    args = split_trailing_opts(get_parser().parse_args(argv), "dataset")
     try:
         cfg = load_config(args.config_file, args.opts)
         setup_run(cfg, log_dir=args.output)

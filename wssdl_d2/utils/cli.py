@@ -1,10 +1,44 @@
 """What the self-training / active-annotation / saliency tools share: the config from a file plus trailing
 ``KEY VALUE`` overrides (Detectron2's ``opts``), logging into the output folder, and dataset registration."""
+import argparse
 import os
+import re
 
 from detectron2.config import get_cfg
 from detectron2.utils.env import seed_all_rng
 from detectron2.utils.logger import setup_logger
+
+
+def tool_parser(doc, config_help="the model's config file"):
+    """An ArgumentParser for a tool whose module docstring is ``doc``: description = its first paragraph, the
+    whole docstring as epilog, and ``--config-file``. Finish with :func:`add_opts` after the tool's own flags."""
+    parser = argparse.ArgumentParser(description=doc.split("\n\n")[0], epilog=doc,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config-file", required=True, metavar="FILE", help=config_help)
+    return parser
+
+
+def add_opts(parser):
+    """The trailing ``KEY VALUE`` config overrides (Detectron2's ``opts``). Returns ``parser``."""
+    parser.add_argument("opts", nargs=argparse.REMAINDER, default=[], help="config overrides: KEY VALUE ...")
+    return parser
+
+
+_CONFIG_KEY = re.compile(r"^[A-Z][A-Z0-9_]*(\.[A-Z0-9_]+)+$")
+
+
+def split_trailing_opts(args, *names):
+    """``--input a.png MODEL.WEIGHTS w.pth``: argparse hands the trailing KEY VALUE pairs to the last
+    many-valued flag. Move everything from the first config key (``SOME.KEY``) in the flags ``names`` to
+    ``args.opts``. Returns ``args``."""
+    for name in names:
+        values = getattr(args, name, None) or []
+        for k, item in enumerate(values):
+            if k > 0 and _CONFIG_KEY.match(str(item)):
+                args.opts = list(values[k:]) + list(args.opts)
+                setattr(args, name, values[:k])
+                break
+    return args
 
 
 def load_config(config_file, opts=(), overrides=(), output_dir=None):
