@@ -130,7 +130,9 @@ def self_train(cfg, rounds=None, initial_weights=None, resume=False, overwrite=F
         round_cfg = step_config(cfg, folder, names, start, int(st.MAX_ITER))
         resume_training = step.get("status") == "training"
         state.update(k, status="training", start_weights=start)
-        logger.info("Round %d: training on %s from %s", k, ", ".join(names), start or "random initialisation")
+        logger.info("Round %d: training on %s from %s", k, ", ".join(names),
+                    start or "the config's initialisation (empty MODEL.WEIGHTS: ImageNet backbones load their own "
+                             "weights, the rest starts at random)")
         weights = train_step(round_cfg, resume=resume_training)
         state.update(k, status="done", weights=weights,
                      corloc=corloc_summary(folder) if cfg.DATASETS.TEST else None)
