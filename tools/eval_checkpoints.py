@@ -2,7 +2,7 @@
 """Evaluate every checkpoint a training run saved: the validation curve (CorLoc with CI and AP50 vs iteration).
 
     python tools/eval_checkpoints.py output/busi_short/strong_only
-    python tools/eval_checkpoints.py RUN_A RUN_B --names strong joint --out output/curves DATASETS.TEST "('busi_val',)"
+    python tools/eval_checkpoints.py RUN_A RUN_B DATASETS.TEST "('busi_val',)" --names strong joint --out output/curves
 
 Each RUN is a training output folder: its ``config.yaml`` (written by ``tools/train_net.py``) is the config, and
 ``model_<iter>.pth`` / ``model_final.pth`` are the checkpoints (the final one is skipped when a periodic checkpoint
@@ -32,6 +32,7 @@ from wssdl_d2.evaluation.curves import flatten_results, plot_series, point_from_
 from wssdl_d2.evaluation.results_io import json_safe  # noqa: E402
 from wssdl_d2.model_zoo import SafeDetectionCheckpointer  # noqa: E402
 from wssdl_d2.utils.atomic import atomic_open, atomic_write_json  # noqa: E402
+from wssdl_d2.utils.cli import split_trailing_opts  # noqa: E402
 
 COLUMNS = ("run", "iteration", "checkpoint", "CorLoc", "CorLoc_lo", "CorLoc_hi", "CorLoc_top1", "CorLoc_top1_lo",
            "CorLoc_top1_hi", "AP50", "AP", "Accuracy", "AUC_BvsM", "FP_per_normal")
@@ -39,15 +40,17 @@ COLUMNS = ("run", "iteration", "checkpoint", "CorLoc", "CorLoc_lo", "CorLoc_hi",
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("runs", nargs="+", help="training output folders (holding config.yaml and model_*.pth)")
+    parser.add_argument("runs", nargs="+", help="training output folders (holding config.yaml and model_*.pth), "
+                        "then optional KEY VALUE config overrides")
     parser.add_argument("--names", nargs="+", help="one name per run (default: the folder names)")
     parser.add_argument("--out", help="folder for curve.csv / curve.png (default RUN/curve for one run)")
-    parser.add_argument("opts", nargs=argparse.REMAINDER, help="KEY VALUE config overrides")
     args = parser.parse_args(argv)
-    # argparse puts trailing KEY VALUE pairs into ``runs``: the folders are the leading tokens that are folders.
-    tokens = list(args.runs) + list(args.opts)
-    count = next((i for i, token in enumerate(tokens) if not os.path.isdir(token)), len(tokens))
-    folders, args.opts, args.runs = tokens[:count], tokens[count:], tokens[:count]
+    args.opts = []
+    split_trailing_opts(args, "runs")  # runs holds the folders, then the KEY VALUE pairs
+    folders = args.runs
+    missing = [f for f in folders if not os.path.isdir(f)]
+    if missing:
+        parser.error(f"not a folder: {', '.join(missing)} (config overrides are KEY VALUE pairs after the folders)")
     if not folders:
         parser.error("no run folder given (folders that exist, holding config.yaml)")
     if len(args.opts) % 2:
