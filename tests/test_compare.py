@@ -1,5 +1,4 @@
 """tools/compare.py: paired comparison of two evaluated runs, and its errors."""
-import importlib.util
 import os
 import subprocess
 import sys
@@ -11,17 +10,11 @@ from wssdl_d2.evaluation import results_io
 from wssdl_d2.evaluation.metrics import compute_metrics
 from wssdl_d2.evaluation.outcomes import OutcomeTable
 from wssdl_d2.evaluation.paired import align_runs, compare_runs
+from tool_module import load_tool
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 GT = [[10, 10, 50, 50]]
 MISS = [[60, 60, 90, 90]]
-
-
-def _load_compare():
-    spec = importlib.util.spec_from_file_location("compare_tool", os.path.join(ROOT, "tools", "compare.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def write_run(folder, hits, files=None, tau=0.5):
@@ -86,7 +79,7 @@ def test_different_images_are_an_error(tmp_path):
 
 
 def test_cli(tmp_path, capsys):
-    compare = _load_compare()
+    compare = load_tool("compare")
     hits = np.random.default_rng(2).random(30) < 0.7
     run_a = write_run(str(tmp_path / "run_a" / "inference"), hits)
     write_run(str(tmp_path / "run_b" / "inference"), hits)

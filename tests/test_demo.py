@@ -1,6 +1,5 @@
 """tools/demo.py and wssdl_d2.inference: inputs, predictor, diagnosis rule, drawings and result files."""
 import csv
-import importlib.util
 import json
 import os
 import shutil
@@ -19,6 +18,7 @@ from wssdl_d2.engine import WSSDLTrainer
 from wssdl_d2.evaluation.outcomes import image_outcome
 from wssdl_d2.inference import WSSDLPredictor, diagnose, draw_prediction, predict_files
 from wssdl_d2.inference.inputs import expand_inputs
+from tool_module import load_tool
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -143,14 +143,6 @@ def test_demo_cli(checkpoint, phantom_root, tmp_path):
     assert [os.path.relpath(r["file"], images) for r in result["images"]] == ["benign (1).png", "sub/malignant (2).png"]
     assert all(os.path.isfile(r["visualization"]) for r in result["images"])
     assert all(r["diagnosis"] in ("normal", "benign", "malignant") for r in result["images"])
-
-
-def load_tool(name):
-    """The module of ``tools/<name>.py`` (tools are scripts, not a package), to call its ``main`` in-process."""
-    spec = importlib.util.spec_from_file_location(f"wssdl_tool_{name}", os.path.join(ROOT, "tools", f"{name}.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_demo_main_errors_and_trailing_config_options(checkpoint, phantom_root, tmp_path, capsys):

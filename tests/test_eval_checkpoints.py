@@ -1,21 +1,12 @@
 """tools/eval_checkpoints.py: every saved checkpoint of a run is evaluated once, into a CSV curve and a PNG."""
 import csv
-import importlib.util
 import os
 
 import pytest
 import torch
 
 from wssdl_d2.engine import WSSDLTrainer
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def _tool():
-    spec = importlib.util.spec_from_file_location("eval_checkpoints", os.path.join(ROOT, "tools", "eval_checkpoints.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from tool_module import load_tool
 
 
 @pytest.fixture
@@ -31,13 +22,13 @@ def trained_run(tiny_cfg, tmp_path):
 
 
 def test_checkpoints_are_found_with_their_iteration(trained_run):
-    found = _tool().find_checkpoints(trained_run)
+    found = load_tool("eval_checkpoints").find_checkpoints(trained_run)
     # model_0000001.pth was saved after 2 iterations; model_final.pth (iteration 4) duplicates model_0000003.pth
     assert [(i, os.path.basename(p)) for i, p in found] == [(2, "model_0000001.pth"), (4, "model_0000003.pth")]
 
 
 def test_curve_is_written_and_a_second_call_reuses_the_evaluations(trained_run):
-    tool = _tool()
+    tool = load_tool("eval_checkpoints")
     tool.main([trained_run])
     curve = os.path.join(trained_run, "curve")
     with open(os.path.join(curve, "curve.csv")) as f:
@@ -58,4 +49,4 @@ def test_curve_is_written_and_a_second_call_reuses_the_evaluations(trained_run):
 def test_a_folder_without_config_is_refused_by_name(tmp_path):
     (tmp_path / "model_final.pth").write_bytes(b"")
     with pytest.raises(SystemExit, match="no config.yaml"):
-        _tool().main([str(tmp_path)])
+        load_tool("eval_checkpoints").main([str(tmp_path)])

@@ -1,5 +1,4 @@
 """tools/results_table.py: one row per run with its paired comparison against the reference, and the boxes plot."""
-import importlib.util
 import json
 import os
 
@@ -7,15 +6,7 @@ import numpy as np
 import pytest
 
 from test_compare import write_run
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def _tool():
-    spec = importlib.util.spec_from_file_location("results_table", os.path.join(ROOT, "tools", "results_table.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from tool_module import load_tool
 
 
 @pytest.fixture
@@ -33,7 +24,7 @@ def runs(tmp_path):
 
 def test_rows_pair_every_run_with_the_reference(runs, tmp_path, capsys):
     ref, other = runs
-    rows = _tool().main(["--reference", "ref", f"ref={ref}", f"other={other}:12",
+    rows = load_tool("results_table").main(["--reference", "ref", f"ref={ref}", f"other={other}:12",
                          "--json", str(tmp_path / "t.json")])
     by_name = {row["name"]: row for row in rows}
     assert by_name["ref"]["CorLoc"][0] == 100.0 and by_name["other"]["CorLoc"][0] == 50.0
@@ -49,14 +40,14 @@ def test_rows_pair_every_run_with_the_reference(runs, tmp_path, capsys):
 def test_boxes_plot_takes_the_given_counts(runs, tmp_path):
     ref, other = runs
     png = tmp_path / "boxes.png"
-    _tool().main(["--reference", "ref", f"ref={ref}:40", f"other={other}:12", "--plot-boxes", str(png),
+    load_tool("results_table").main(["--reference", "ref", f"ref={ref}:40", f"other={other}:12", "--plot-boxes", str(png),
                   "--series", "line", "other", "ref"])
     assert png.stat().st_size > 1000
 
 
 def test_a_run_without_a_config_needs_its_box_count(runs, tmp_path):
     ref, other = runs
-    tool = _tool()
+    tool = load_tool("results_table")
     with pytest.raises(tool.results_io.ResultsError, match="no config.yaml"):
         tool.main(["--reference", "ref", f"ref={ref}", f"other={other}", "--plot-boxes", str(tmp_path / "p.png"),
                    "--series", "line", "other"])
@@ -69,5 +60,5 @@ def test_a_run_without_a_config_needs_its_box_count(runs, tmp_path):
 ])
 def test_bad_arguments_are_named(argv, message, capsys):
     with pytest.raises(SystemExit):
-        _tool().parse_args(argv)
+        load_tool("results_table").parse_args(argv)
     assert message in capsys.readouterr().err
