@@ -22,7 +22,7 @@ def trained_run(tiny_cfg, tmp_path):
 
 
 def test_checkpoints_are_found_with_their_iteration(trained_run):
-    found = load_tool("eval_checkpoints").find_checkpoints(trained_run)
+    found = load_tool("eval_checkpoints").find_checkpoints(trained_run, 4)
     # model_0000001.pth was saved after 2 iterations; model_final.pth (iteration 4) duplicates model_0000003.pth
     assert [(i, os.path.basename(p)) for i, p in found] == [(2, "model_0000001.pth"), (4, "model_0000003.pth")]
 

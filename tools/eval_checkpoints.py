@@ -62,9 +62,10 @@ def parse_args(argv=None):
     return args
 
 
-def find_checkpoints(run_dir):
+def find_checkpoints(run_dir, max_iter):
     """``[(iteration, path)]`` of a run, sorted; ``iteration`` counts finished iterations (model_0000099.pth was
-    saved after 100). ``model_final.pth`` gets ``SOLVER.MAX_ITER`` and is dropped when a periodic file has it."""
+    saved after 100). ``model_final.pth`` gets ``max_iter`` (the run's SOLVER.MAX_ITER) and is dropped when a
+    periodic file has it."""
     found = {}
     for path in glob.glob(os.path.join(run_dir, "model_*.pth")):
         match = re.fullmatch(r"model_(\d+)\.pth", os.path.basename(path))
@@ -72,7 +73,6 @@ def find_checkpoints(run_dir):
             found[int(match.group(1)) + 1] = path
     final = os.path.join(run_dir, "model_final.pth")
     if os.path.isfile(final):
-        max_iter = load_run_config(run_dir, []).SOLVER.MAX_ITER
         found.setdefault(max_iter, final)
     return sorted(found.items())
 
@@ -89,14 +89,15 @@ def load_run_config(run_dir, opts):
     return cfg
 
 
-def evaluate_checkpoint(run_dir, iteration, checkpoint, opts):
-    """Results (flat dict) of one checkpoint, from ``RUN/curve/iter_<N>/results.json`` when already there."""
+def evaluate_checkpoint(run_cfg, run_dir, iteration, checkpoint):
+    """Results (flat dict) of one checkpoint, evaluated with ``run_cfg`` (the run's config with the command line's
+    overrides), from ``RUN/curve/iter_<N>/results.json`` when already there."""
     folder = os.path.join(run_dir, "curve", f"iter_{iteration:07d}")
     done = os.path.join(folder, "results.json")
     if os.path.isfile(done):
         with open(done) as f:
             return json.load(f)["results"]
-    cfg = load_run_config(run_dir, opts)
+    cfg = run_cfg.clone()
     cfg.OUTPUT_DIR = folder
     cfg.MODEL.WEIGHTS = checkpoint
     cfg.freeze()
@@ -119,11 +120,11 @@ def main(argv=None):
     for name, run_dir in zip(names, args.runs):
         cfg = load_run_config(run_dir, args.opts)
         register_datasets_under(cfg.WSSDL.DATASET_ROOT or default_dataset_root())
-        checkpoints = find_checkpoints(run_dir)
+        checkpoints = find_checkpoints(run_dir, cfg.SOLVER.MAX_ITER)
         if not checkpoints:
             raise SystemExit(f"{run_dir}: no model_*.pth checkpoint to evaluate")
         for iteration, checkpoint in checkpoints:
-            results = evaluate_checkpoint(run_dir, iteration, checkpoint, args.opts)
+            results = evaluate_checkpoint(cfg, run_dir, iteration, checkpoint)
             row = {"run": name, "iteration": iteration, "checkpoint": os.path.basename(checkpoint)}
             for column in COLUMNS[3:]:
                 key = column if column in ("AP50", "AP") else column.replace("_lo", "").replace("_hi", "")
