@@ -45,6 +45,9 @@ def test_simulation_reveals_true_boxes_and_writes_the_curve(tiny_cfg, tmp_path):
         start, end = [r for r in rows if r["strategy"] == strategy]
         assert end["n_boxes"] - start["n_boxes"] == true_boxes == end["queried_boxes"] >= 3
         assert end["weights"].endswith(os.path.join(strategy, "step_1", "model_final.pth"))
+        with open(tmp_path / "output" / strategy / "step_1" / "config.yaml") as f:
+            step_cfg = f.read()
+        assert "SCHEDULE: static" in step_cfg and "WARMUP_FACTOR: 1.0" in step_cfg  # continued, not restarted
         data = json.load(open(step["datasets"]["strong"]))
         revealed = [a for a in data["annotations"] if a.get("source") == "annotator"]
         assert len(revealed) == true_boxes
@@ -63,3 +66,30 @@ def test_simulation_reveals_true_boxes_and_writes_the_curve(tiny_cfg, tmp_path):
                              initial_weights=initial, resume=True)
     with pytest.raises(KeyError, match="lacks"):
         AnnotationSimulation(cfg, "testphantom_val", steps=1, initial_weights=initial, overwrite=True)
+
+
+def test_a_fine_tune_continues_the_schedule_where_it_ended(tiny_cfg, tmp_path):
+    from wssdl_d2.modeling.alpha import alpha_at
+    from wssdl_d2.selftrain.rounds import step_config
+
+    cfg = tiny_cfg(os.path.join(ROOT, "configs", "Phantom", "wssdl.yaml"), **FAST)
+    cfg.SOLVER.MAX_ITER, cfg.SOLVER.STEPS, cfg.SOLVER.BASE_LR, cfg.SOLVER.GAMMA = 400, (300, 350, 500), 0.01, 0.1
+    cfg.WSSDL.MIL.ALPHA.SCHEDULE, cfg.WSSDL.MIL.ALPHA.STEP = "gradual", 100
+    end_alpha = alpha_at(399, cfg)
+    assert end_alpha > alpha_at(0, cfg)
+    cfg.freeze()
+    tuned = step_config(cfg, str(tmp_path / "a"), ("x",), "w.pth", max_iter=60, finetune=True)
+    assert tuned.SOLVER.BASE_LR == pytest.approx(0.01 * 0.1 ** 2)  # two of the three steps were passed
+    assert tuned.SOLVER.STEPS == () and tuned.SOLVER.WARMUP_FACTOR == 1.0 and tuned.SOLVER.MAX_ITER == 60
+    assert [alpha_at(t, tuned) for t in (0, 59)] == [pytest.approx(end_alpha)] * 2
+    assert "BASE_LR: 0.0001" in open(tmp_path / "a" / "config.yaml").read()
+    # "restart" (and a step that is not a fine-tune) runs the config's schedule from its start
+    for restarted in (step_config(cfg, str(tmp_path / "b"), ("x",), "w.pth", max_iter=60),
+                      step_config(cfg.clone(), str(tmp_path / "c"), ("x",), "w.pth", max_iter=60, finetune=False)):
+        assert restarted.SOLVER.BASE_LR == 0.01 and alpha_at(0, restarted) == pytest.approx(alpha_at(0, cfg))
+    cfg.defrost()
+    cfg.WSSDL.FINETUNE_SCHEDULE = "restart"
+    assert step_config(cfg, str(tmp_path / "d"), ("x",), "w.pth", max_iter=60, finetune=True).SOLVER.BASE_LR == 0.01
+    cfg.WSSDL.FINETUNE_SCHEDULE = "resume"
+    with pytest.raises(ValueError, match="FINETUNE_SCHEDULE"):
+        step_config(cfg, str(tmp_path / "e"), ("x",), "w.pth", finetune=True)

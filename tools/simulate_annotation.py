@@ -8,7 +8,8 @@
 
 Each step, each strategy queries --per-step benign / malignant weak images (active: highest --acquisition score
 under its current model; random: seeded draw), the true boxes of those images are taken from --truth, the
-strategy's model is fine-tuned --step-iters iterations and evaluated on DATASETS.TEST. Without
+strategy's model is fine-tuned --step-iters iterations (at the LR and alpha where the config's schedule ends;
+WSSDL.FINETUNE_SCHEDULE restart runs the whole schedule again) and evaluated on DATASETS.TEST. Without
 --initial-weights the initial model is first trained from the config. Writes annotation_curve.csv and
 annotation_curve.png (CorLoc with CI bands vs boxes in the strong set) into the output folder. Trailing
 KEY VALUE pairs override the config.

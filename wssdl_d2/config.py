@@ -98,6 +98,11 @@ def add_wssdl_config(cfg):
     # True: every round labels the original weak set anew (earlier pseudo boxes are replaced); False: pseudo
     # images are kept and each round draws from the weak images still left.
     _C.WSSDL.SELFTRAIN.RELABEL = True
+    # How a step that starts from a model trained with this config is scheduled (simulated annotation steps,
+    # self-training with INIT "previous"): "continue" trains at the LR and the alpha where the config's schedule
+    # ends (BASE_LR * GAMMA ** passed STEPS, no LR steps, no warm-up, alpha static at its last value);
+    # "restart" runs the config's schedule again from iteration 0 (warm-up, BASE_LR, alpha from its start).
+    _C.WSSDL.FINETUNE_SCHEDULE = "continue"
 
     # ---- backbones (backbone issue) -----------------------------------------------------------------------
     _C.WSSDL.EFFICIENTNET = CN()

@@ -5,7 +5,8 @@ Each step, every strategy queries ``per_step`` benign / malignant weak images - 
 acquisition scores (:mod:`wssdl_d2.active.scoring`) under its current model; ``random``: a seeded random draw -
 and the "annotator" reveals their true boxes (from ``truth``, e.g. ``busi_train_all``; marked
 ``source: "annotator"``). The strategy's model is then fine-tuned for ``step_iters`` iterations on the new sets
-and evaluated on ``DATASETS.TEST``. Both strategies share the initial point.
+(by default at the LR and alpha where the config's schedule ends: ``WSSDL.FINETUNE_SCHEDULE``) and evaluated on
+``DATASETS.TEST``. Both strategies share the initial point.
 
 Output (``OUTPUT_DIR``): ``initial/`` and ``<strategy>/step_<k>/`` step folders (config, checkpoints,
 datasets, inference/corloc.json), ``annotation_curve.csv`` (strategy, step, queried images and boxes, boxes in
@@ -81,7 +82,8 @@ class AnnotationSimulation:
         settings = {"train": list(cfg.DATASETS.TRAIN), "test": list(cfg.DATASETS.TEST), "truth": truth,
                     "per_step": per_step, "step_iters": step_iters, "acquisition": acquisition, "seed": seed,
                     "initial_weights": initial_weights or "", "model_weights": cfg.MODEL.WEIGHTS,
-                    "solver_max_iter": int(cfg.SOLVER.MAX_ITER)}
+                    "solver_max_iter": int(cfg.SOLVER.MAX_ITER),
+                    "finetune_schedule": str(cfg.WSSDL.FINETUNE_SCHEDULE)}
         self.state = RunState.open(self.out, STATE_FILE, settings, resume, overwrite)
         self.prefix = unique_prefix(self.out, "annotsim")
 
@@ -147,7 +149,7 @@ class AnnotationSimulation:
         start = self._previous(strategy, k)["weights"]
         resume = step.get("status") == "training"
         self.state.update(key, status="training")
-        weights = train_step(step_config(self.cfg, folder, names, start, self.step_iters), resume)
+        weights = train_step(step_config(self.cfg, folder, names, start, self.step_iters, finetune=True), resume)
         self.state.update(key, status="done", weights=weights, corloc=corloc_summary(folder))
 
     def curve_rows(self):

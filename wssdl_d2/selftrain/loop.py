@@ -12,7 +12,8 @@ schedule), or a given trained checkpoint (``initial_weights``), then evaluated o
 3. ``round_<k>/datasets/train_strong.json`` (strong + pseudo, with provenance) and ``train_weak.json`` (the
    rest) are written, with ``pseudo_labels.csv`` and ``selection.json``;
 4. a model is trained on them, from ``MODEL.WEIGHTS`` (``SELFTRAIN.INIT: initial``: retrain as the initial
-   model was trained) or from the previous round's model (``previous``: fine-tune), for ``SELFTRAIN.MAX_ITER``
+   model was trained) or from the previous round's model (``previous``: fine-tune, at the LR and alpha where the
+   config's schedule ends unless ``WSSDL.FINETUNE_SCHEDULE`` is "restart"), for ``SELFTRAIN.MAX_ITER``
    iterations (0: SOLVER.MAX_ITER), and evaluated (``round_<k>/inference/corloc.json``).
 
 Pseudo images are trained exactly like strong ones (no loss weight: Detectron2's Fast R-CNN losses average over
@@ -49,7 +50,8 @@ def settings_of(cfg, initial_weights):
     return {"train": list(cfg.DATASETS.TRAIN), "test": list(cfg.DATASETS.TEST), "model_weights": cfg.MODEL.WEIGHTS,
             "initial_weights": initial_weights or "", "selection": st.SELECTION, "fraction": float(st.FRACTION),
             "adaptive": {k: st.ADAPTIVE[k] for k in sorted(st.ADAPTIVE)}, "init": st.INIT,
-            "max_iter": int(st.MAX_ITER), "relabel": bool(st.RELABEL), "solver_max_iter": int(cfg.SOLVER.MAX_ITER)}
+            "max_iter": int(st.MAX_ITER), "relabel": bool(st.RELABEL), "solver_max_iter": int(cfg.SOLVER.MAX_ITER),
+            **({"finetune_schedule": str(cfg.WSSDL.FINETUNE_SCHEDULE)} if st.INIT == "previous" else {})}
 
 
 def _check_config(cfg, initial_weights):
@@ -127,7 +129,7 @@ def self_train(cfg, rounds=None, initial_weights=None, resume=False, overwrite=F
         names = [register_dataset(f"{prefix}_r{k}_{part}", path) for part, path in sorted(step["datasets"].items())]
         start = cfg.MODEL.WEIGHTS if st.INIT == "initial" else state.step(k - 1)["weights"]
         folder = round_dir(cfg.OUTPUT_DIR, k)
-        round_cfg = step_config(cfg, folder, names, start, int(st.MAX_ITER))
+        round_cfg = step_config(cfg, folder, names, start, int(st.MAX_ITER), finetune=st.INIT == "previous")
         resume_training = step.get("status") == "training"
         state.update(k, status="training", start_weights=start)
         logger.info("Round %d: training on %s from %s", k, ", ".join(names),

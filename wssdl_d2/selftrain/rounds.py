@@ -14,6 +14,7 @@ from detectron2.data import DatasetCatalog, MetadataCatalog
 
 from ..data.wssdl_json import register_wssdl_json
 from ..evaluation import results_io
+from ..modeling.alpha import alpha_at
 from ..utils.atomic import atomic_open, atomic_write_json
 
 logger = logging.getLogger(__name__)
@@ -90,11 +91,37 @@ def register_dataset(name, path):
     return name
 
 
-def step_config(base_cfg, output_dir, train_names, weights, max_iter=0):
+FINETUNE_SCHEDULES = ("continue", "restart")
+
+
+def continue_schedule(cfg):
+    """Set (in place, ``cfg`` defrosted) the LR and alpha of a fine-tune that continues where ``cfg``'s own
+    schedule ends: ``BASE_LR * GAMMA ** n`` (n: the SOLVER.STEPS within SOLVER.MAX_ITER), no further LR step,
+    no warm-up (WARMUP_FACTOR 1), and alpha static at its value at the last iteration. Call it before
+    SOLVER.MAX_ITER is changed: the end of the schedule is read from it. Returns ``cfg``."""
+    end = int(cfg.SOLVER.MAX_ITER)
+    passed = sum(1 for s in cfg.SOLVER.STEPS if s <= end)
+    final_alpha = alpha_at(max(end - 1, 0), cfg)
+    cfg.SOLVER.BASE_LR = float(cfg.SOLVER.BASE_LR) * float(cfg.SOLVER.GAMMA) ** passed
+    cfg.SOLVER.STEPS = ()
+    cfg.SOLVER.WARMUP_FACTOR = 1.0
+    cfg.WSSDL.MIL.ALPHA.SCHEDULE = "static"
+    cfg.WSSDL.MIL.ALPHA.VALUE = final_alpha
+    return cfg
+
+
+def step_config(base_cfg, output_dir, train_names, weights, max_iter=0, finetune=False):
     """A copy of ``base_cfg`` training ``train_names`` from ``weights`` into ``output_dir`` (``max_iter`` > 0
-    replaces SOLVER.MAX_ITER, and LR steps beyond it are dropped), written to ``output_dir/config.yaml``."""
+    replaces SOLVER.MAX_ITER, and LR steps beyond it are dropped), written to ``output_dir/config.yaml``.
+    ``finetune``: ``weights`` were trained with ``base_cfg``'s schedule; with ``WSSDL.FINETUNE_SCHEDULE``
+    "continue" the step goes on at that schedule's final LR and alpha (:func:`continue_schedule`)."""
     cfg = base_cfg.clone()
     cfg.defrost()
+    mode = str(cfg.WSSDL.FINETUNE_SCHEDULE)
+    if mode not in FINETUNE_SCHEDULES:
+        raise ValueError(f"WSSDL.FINETUNE_SCHEDULE must be one of {FINETUNE_SCHEDULES}, not {mode!r}")
+    if finetune and mode == "continue":
+        continue_schedule(cfg)
     cfg.DATASETS.TRAIN = tuple(train_names)
     cfg.OUTPUT_DIR = output_dir
     cfg.MODEL.WEIGHTS = weights or ""
