@@ -93,3 +93,12 @@ def test_a_fine_tune_continues_the_schedule_where_it_ended(tiny_cfg, tmp_path):
     cfg.WSSDL.FINETUNE_SCHEDULE = "resume"
     with pytest.raises(ValueError, match="FINETUNE_SCHEDULE"):
         step_config(cfg, str(tmp_path / "e"), ("x",), "w.pth", finetune=True)
+    # both tools refuse it before they train anything
+    from wssdl_d2.selftrain.loop import self_train
+
+    cfg.OUTPUT_DIR = str(tmp_path / "refused")
+    cfg.freeze()
+    for start in (lambda: AnnotationSimulation(cfg, "testphantom_train_all", steps=1), lambda: self_train(cfg)):
+        with pytest.raises(ValueError, match="FINETUNE_SCHEDULE"):
+            start()
+    assert not os.path.exists(tmp_path / "refused")

@@ -24,8 +24,8 @@ from detectron2.data import DatasetCatalog
 from ..data.streams import split_by_supervision
 from ..data.wssdl_json import load_wssdl_json
 from ..selftrain.pseudo_dataset import revealed_record, split_records, write_records
-from ..selftrain.rounds import (RunState, corloc_summary, initial_step, register_dataset, step_config, train_step,
-                                unique_prefix)
+from ..selftrain.rounds import (RunState, check_finetune_schedule, corloc_summary, initial_step, register_dataset,
+                                step_config, train_step, unique_prefix)
 from ..utils.atomic import atomic_open
 from .scoring import ACQUISITIONS, acquisition_scores
 
@@ -69,6 +69,7 @@ class AnnotationSimulation:
             raise FileNotFoundError(f"initial weights {initial_weights}: checkpoint file not found")
         if not cfg.DATASETS.TEST:
             raise ValueError("DATASETS.TEST is empty: the simulation evaluates CorLoc on it")
+        check_finetune_schedule(cfg)
         self.cfg, self.steps, self.per_step, self.step_iters = cfg, steps, per_step, step_iters
         self.strategies, self.acquisition, self.seed = list(strategies), acquisition, seed
         self.initial_weights = initial_weights

@@ -33,7 +33,8 @@ from ..data.streams import split_by_supervision
 from ..data.wssdl_json import load_wssdl_json
 from ..utils.atomic import atomic_write_json
 from .pseudo_dataset import pseudo_record, split_records, write_pseudo_csv, write_records
-from .rounds import RunState, corloc_summary, initial_step, register_dataset, step_config, train_step, unique_prefix
+from .rounds import (RunState, check_finetune_schedule, corloc_summary, initial_step, register_dataset, step_config,
+                     train_step, unique_prefix)
 from .selection import INITS, Candidate, select_from_config
 
 logger = logging.getLogger(__name__)
@@ -58,6 +59,7 @@ def _check_config(cfg, initial_weights):
     st = cfg.WSSDL.SELFTRAIN
     if st.INIT not in INITS:
         raise ValueError(f"WSSDL.SELFTRAIN.INIT must be one of {INITS}, not {st.INIT!r}")
+    check_finetune_schedule(cfg)
     if initial_weights and not os.path.isfile(initial_weights):
         raise FileNotFoundError(f"initial weights {initial_weights}: checkpoint file not found")
     if not cfg.DATASETS.TRAIN:

@@ -94,6 +94,15 @@ def register_dataset(name, path):
 FINETUNE_SCHEDULES = ("continue", "restart")
 
 
+def check_finetune_schedule(cfg):
+    """Raise ValueError naming ``WSSDL.FINETUNE_SCHEDULE`` unless it is one of :data:`FINETUNE_SCHEDULES`; the
+    tools call it before any training, so a typo does not surface only after the initial model."""
+    mode = str(cfg.WSSDL.FINETUNE_SCHEDULE)
+    if mode not in FINETUNE_SCHEDULES:
+        raise ValueError(f"WSSDL.FINETUNE_SCHEDULE must be one of {FINETUNE_SCHEDULES}, not {mode!r}")
+    return mode
+
+
 def continue_schedule(cfg):
     """Set (in place, ``cfg`` defrosted) the LR and alpha of a fine-tune that continues where ``cfg``'s own
     schedule ends: ``BASE_LR * GAMMA ** n`` (n: the SOLVER.STEPS within SOLVER.MAX_ITER), no further LR step,
@@ -117,10 +126,7 @@ def step_config(base_cfg, output_dir, train_names, weights, max_iter=0, finetune
     "continue" the step goes on at that schedule's final LR and alpha (:func:`continue_schedule`)."""
     cfg = base_cfg.clone()
     cfg.defrost()
-    mode = str(cfg.WSSDL.FINETUNE_SCHEDULE)
-    if mode not in FINETUNE_SCHEDULES:
-        raise ValueError(f"WSSDL.FINETUNE_SCHEDULE must be one of {FINETUNE_SCHEDULES}, not {mode!r}")
-    if finetune and mode == "continue":
+    if check_finetune_schedule(cfg) == "continue" and finetune:
         continue_schedule(cfg)
     cfg.DATASETS.TRAIN = tuple(train_names)
     cfg.OUTPUT_DIR = output_dir
