@@ -8,7 +8,8 @@ import pytest
 from wssdl_d2.data.wssdl_json import load_wssdl_json
 from wssdl_d2.selftrain.pseudo_dataset import pseudo_record, write_records
 from wssdl_d2.selftrain.selection import (Candidate, adaptive_thresholds, is_consistent, learning_rates, rank,
-                                          select_adaptive, select_fraction)
+                                          select_adaptive, select_fraction,
+                                          select_fraction_per_class, select_from_config)
 
 BOX = (10.0, 20.0, 50.0, 60.0)
 
@@ -36,6 +37,39 @@ def test_ranking_by_score_and_fraction_of_the_consistent_images():
     assert len(select_fraction(pool, 0.3)) == 2  # 2.4 -> 2
     with pytest.raises(ValueError, match="fraction"):
         select_fraction(pool, 1.5)
+
+
+def test_per_class_fraction_keeps_the_class_mix_that_one_ranking_loses():
+    # 6 confident benign images, 4 less confident malignant ones: the overall top half is all benign
+    pool = [cand(f"b{i}", 1, 0, 0.99 - 0.01 * i) for i in range(6)]
+    pool += [cand(f"m{i}", 2, 1, 0.80 - 0.01 * i) for i in range(4)]
+    pool.append(cand("m_as_b", 2, 0, 0.999))  # inconsistent: never taken, and not counted in either class
+    assert {c.det_class for c in select_fraction(pool, 0.5)} == {0}
+    balanced = select_fraction_per_class(pool, 0.5)
+    assert [c.key for c in balanced] == ["b0", "b1", "b2", "m0", "m1"]  # 3 of 6 benign, 2 of 4 malignant, ranked
+    assert select_fraction_per_class(pool, 1.0) == rank(pool)
+    with pytest.raises(ValueError, match="fraction"):
+        select_fraction_per_class(pool, -0.1)
+
+
+def test_selection_from_config_reports_counts_per_class():
+    from detectron2.config import get_cfg
+
+    from wssdl_d2.config import add_wssdl_config
+
+    pool = [cand("b0", 1, 0, 0.9), cand("b1", 1, 0, 0.8), cand("m0", 2, 1, 0.6), cand("m1", 2, 1, 0.5)]
+    cfg = get_cfg()
+    add_wssdl_config(cfg)
+    cfg.WSSDL.SELFTRAIN.FRACTION = 0.5
+    cfg.WSSDL.SELFTRAIN.SELECTION = "fraction_per_class"
+    selected, info = select_from_config(pool, cfg)
+    assert [c.key for c in selected] == ["b0", "m0"]
+    assert info["selected_per_class"] == [1, 1] and info["consistent"] == 4 and info["fraction"] == 0.5
+    cfg.WSSDL.SELFTRAIN.SELECTION = "fraction"
+    assert select_from_config(pool, cfg)[1]["selected_per_class"] == [2, 0]
+    cfg.WSSDL.SELFTRAIN.SELECTION = "top_k"
+    with pytest.raises(ValueError, match="fraction_per_class"):
+        select_from_config(pool, cfg)
 
 
 def test_ties_are_broken_by_file_name_reproducibly():

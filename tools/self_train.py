@@ -9,9 +9,10 @@
 
 Round 0 is the initial model (trained on DATASETS.TRAIN, or --initial-weights). Each round then runs the last
 model on the weak images, keeps those whose most confident detection has the class of the image label, moves
-the top --fraction of them (ranked by that detection's score; or, with --selection adaptive, those above their
-class's adaptive bar) into the strong set with that detection as a pseudo box, and retrains (--init initial:
-from MODEL.WEIGHTS; previous: fine-tune the last model) for --round-iters iterations. Everything goes to
+the top --fraction of them (ranked by that detection's score, over both classes, or within each class with
+--selection fraction_per_class; or, with --selection adaptive, those above their class's adaptive bar) into
+the strong set with that detection as a pseudo box, and retrains (--init initial: from MODEL.WEIGHTS; previous:
+fine-tune the last model) for --round-iters iterations. Everything goes to
 OUTPUT_DIR/round_<k>/ (config.yaml, checkpoints, datasets/ with provenance, inference/corloc.json); compare
 rounds with tools/compare.py OUTPUT_DIR/round_1 OUTPUT_DIR/round_0. Trailing KEY VALUE pairs override the
 config (WSSDL.SELFTRAIN.* included).
@@ -26,6 +27,7 @@ from tabulate import tabulate  # noqa: E402
 
 from wssdl_d2.selftrain import self_train  # noqa: E402
 from wssdl_d2.selftrain.rounds import StateError  # noqa: E402
+from wssdl_d2.selftrain.selection import SELECTIONS  # noqa: E402
 from wssdl_d2.utils.cli import add_opts, load_config, setup_run, tool_parser  # noqa: E402
 
 
@@ -34,7 +36,7 @@ def get_parser():
     parser.add_argument("--rounds", type=int, help="self-training rounds after round 0 (WSSDL.SELFTRAIN.ROUNDS)")
     parser.add_argument("--fraction", type=float, help="top fraction of the class-consistent weak images "
                                                        "(WSSDL.SELFTRAIN.FRACTION, e.g. 0.5 or 0.75)")
-    parser.add_argument("--selection", choices=("fraction", "adaptive"), help="WSSDL.SELFTRAIN.SELECTION")
+    parser.add_argument("--selection", choices=SELECTIONS, help="WSSDL.SELFTRAIN.SELECTION")
     parser.add_argument("--init", choices=("initial", "previous"), help="retrain from MODEL.WEIGHTS or fine-tune "
                                                                         "the previous round (WSSDL.SELFTRAIN.INIT)")
     parser.add_argument("--round-iters", type=int, help="iterations of rounds >= 1 (WSSDL.SELFTRAIN.MAX_ITER)")

@@ -83,7 +83,8 @@ def add_wssdl_config(cfg):
     # ---- self-training and active annotation (issue #6; tools/self_train.py, tools/simulate_annotation.py) ----
     _C.WSSDL.SELFTRAIN = CN()
     _C.WSSDL.SELFTRAIN.ROUNDS = 1  # self-training rounds after the initial model
-    # "fraction": the top FRACTION of the class-consistent weak images (paper Table IV); "adaptive": per-class
+    # "fraction": the top FRACTION of the class-consistent weak images (paper Table IV); "fraction_per_class":
+    # the top FRACTION of each class's consistent images (keeps their class mix); "adaptive": per-class
     # thresholds that are lower for a class the model has learnt worse (FlexMatch / BoostMIS idea).
     _C.WSSDL.SELFTRAIN.SELECTION = "fraction"
     _C.WSSDL.SELFTRAIN.FRACTION = 0.5
