@@ -62,3 +62,19 @@ def test_bad_arguments_are_named(argv, message, capsys):
     with pytest.raises(SystemExit):
         load_tool("results_table").parse_args(argv)
     assert message in capsys.readouterr().err
+
+
+def test_a_series_of_one_point_gets_an_error_bar_and_longer_ones_a_band(monkeypatch, tmp_path):
+    from matplotlib.collections import LineCollection, PolyCollection
+
+    from wssdl_d2.evaluation import curves
+
+    saved = {}
+    monkeypatch.setattr(curves, "_save", lambda fig, path: saved.setdefault("fig", fig))
+    curves.plot_series({"line": [(10, 60.0, 50.0, 70.0), (20, 70.0, 61.0, 79.0)], "point": [(10, 75.0, 66.0, 84.0)],
+                        "no CI": [(20, 65.0, float("nan"), float("nan"))]}, str(tmp_path / "p.png"), xlabel="boxes")
+    ax = saved["fig"].axes[0]
+    bands = [c for c in ax.collections if isinstance(c, PolyCollection)]
+    bars = [c for c in ax.collections if isinstance(c, LineCollection)]
+    assert len(bands) == 1 and len(bars) == 1
+    assert bars[0].get_segments()[0][:, 1].tolist() == [66.0, 84.0]

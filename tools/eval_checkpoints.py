@@ -9,8 +9,8 @@ Each RUN is a training output folder: its ``config.yaml`` (written by ``tools/tr
 of the same iteration exists). Trailing ``KEY VALUE`` pairs override the config as in ``tools/train_net.py``.
 Each checkpoint is evaluated on ``DATASETS.TEST`` into ``RUN/curve/iter_<NNNNNNN>/`` (the usual ``inference/``
 files plus ``results.json``); a checkpoint already evaluated there is not evaluated again, so the tool resumes.
-Writes ``curve.csv`` (one row per run and checkpoint) and ``curve.png`` (CorLoc and top-1 CorLoc with 95% bands)
-into ``--out`` (default: ``RUN/curve`` for a single run).
+Writes ``curve.csv`` (one row per run and checkpoint) and ``curve.png`` (CorLoc with 95% bands, one line per run;
+with a single run also top-1 CorLoc) into ``--out`` (default: ``RUN/curve`` for a single run).
 """
 import argparse
 import csv
@@ -134,10 +134,11 @@ def main(argv=None):
             rows.append(row)
             print(f"{name} iter {iteration}: CorLoc {row['CorLoc']} [{row['CorLoc_lo']}, {row['CorLoc_hi']}] "
                   f"AP50 {row['AP50']}")
-            for metric in ("CorLoc", "CorLoc_top1"):
-                label = name if len(args.runs) > 1 else ""
-                label = f"{label} {'CorLoc' if metric == 'CorLoc' else 'top-1 CorLoc'}".strip()
-                series.setdefault(label, []).append(point_from_results(iteration, results, metric))
+            if len(args.runs) > 1:  # one line per run (top-1 is in curve.csv): two per run made colours repeat
+                series.setdefault(name, []).append(point_from_results(iteration, results, "CorLoc"))
+            else:
+                for metric, label in (("CorLoc", "CorLoc"), ("CorLoc_top1", "top-1 CorLoc")):
+                    series.setdefault(label, []).append(point_from_results(iteration, results, metric))
     os.makedirs(out, exist_ok=True)
     with atomic_open(os.path.join(out, "curve.csv"), "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=COLUMNS)

@@ -35,7 +35,8 @@ def flatten_results(results):
 
 
 def plot_series(series, path, xlabel, ylabel="CorLoc %", title=None, log_x=False):
-    """Lines with shaded confidence bands: ``series`` name -> list of ``(x, value, lo, hi)``. Returns ``path``."""
+    """Lines with shaded confidence bands (an error bar for a series of one point): ``series`` name -> list of
+    ``(x, value, lo, hi)``. Returns ``path``."""
     fig = Figure(figsize=(6.0, 4.2), dpi=110, layout="constrained")
     ax = fig.add_subplot()
     for name, points in series.items():
@@ -43,8 +44,11 @@ def plot_series(series, path, xlabel, ylabel="CorLoc %", title=None, log_x=False
         x, value, lo, hi = (np.asarray(column, dtype=float) for column in zip(*points))
         line, = ax.plot(x, value, marker="o", label=name)
         known = np.isfinite(lo) & np.isfinite(hi)
-        if known.any():
+        if known.sum() > 1:
             ax.fill_between(x[known], lo[known], hi[known], color=line.get_color(), alpha=0.18, linewidth=0)
+        elif known.any():  # a band needs two points: one point gets an error bar
+            ax.errorbar(x[known], value[known], yerr=[value[known] - lo[known], hi[known] - value[known]],
+                        color=line.get_color(), capsize=4, linestyle="none")
     if log_x:
         ax.set_xscale("log")
     ax.set_xlabel(xlabel)
