@@ -80,9 +80,7 @@ def select_fraction(candidates, fraction):
 
 def select_fraction_per_class(candidates, fraction):
     """The top ``round(fraction * #consistent of class c)`` consistent candidates of each class c (half rounds
-    up), ranked together."""
-    if not 0.0 <= fraction <= 1.0:
-        raise ValueError(f"fraction must lie in [0, 1], not {fraction}")
+    up), ranked together; :func:`select_fraction` checks ``fraction``."""
     per_class = [select_fraction([x for x in candidates if x.det_class == c], fraction) for c in range(NUM_CLASSES)]
     return rank([x for chosen in per_class for x in chosen])
 
