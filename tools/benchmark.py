@@ -15,6 +15,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from wssdl_d2.benchmark.run import main  # noqa: E402
+from wssdl_d2.utils.cli import run_main  # noqa: E402
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

@@ -19,7 +19,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from tabulate import tabulate  # noqa: E402
 
 from wssdl_d2.evaluation import results_io  # noqa: E402
-from wssdl_d2.evaluation.paired import compare_runs  # noqa: E402
+from wssdl_d2.evaluation.paired import compare_runs, explain_difference  # noqa: E402
 from wssdl_d2.evaluation.tables import format_ci  # noqa: E402
 from wssdl_d2.utils.atomic import atomic_write_json  # noqa: E402
 
@@ -34,6 +34,9 @@ def parse_args(argv=None):
     parser.add_argument("--level", type=float, default=0.95, help="confidence level (default 0.95)")
     parser.add_argument("--json", help="also write the comparison to this JSON file")
     parser.add_argument("--plots", help="write CorLoc bars / FROC / ROC PNGs of both runs into this folder")
+    parser.add_argument("--explain", nargs="*", default=["CorLoc"], metavar="METRIC",
+                        help="after the table, one plain sentence per metric on what its difference means "
+                             "(default: CorLoc)")
     return parser.parse_args(argv)
 
 
@@ -100,6 +103,8 @@ def main(argv=None):
     print(f"A = {name_a} ({folder_a})\nB = {name_b} ({folder_b})\n"
           f"{len(columns_a['file_name'])} paired images, {args.samples} paired bootstrap resamples (seed {args.seed})")
     print(comparison_table(result, name_a, name_b, args.level))
+    for metric in args.explain:
+        print(explain_difference(result, metric, name_a, name_b, args.level))
     if args.json:
         atomic_write_json(args.json, results_io.json_safe(
             {"a": {"name": name_a, "folder": folder_a}, "b": {"name": name_b, "folder": folder_b},

@@ -27,12 +27,11 @@ from detectron2.config import get_cfg  # noqa: E402
 from detectron2.utils.logger import setup_logger  # noqa: E402
 
 from wssdl_d2.data import default_dataset_root, register_datasets_under  # noqa: E402
-from wssdl_d2.engine import WSSDLTrainer  # noqa: E402
+from wssdl_d2.engine import evaluate_weights  # noqa: E402
 from wssdl_d2.evaluation.curves import flatten_results, plot_series, point_from_results  # noqa: E402
 from wssdl_d2.evaluation.results_io import json_safe  # noqa: E402
-from wssdl_d2.model_zoo import SafeDetectionCheckpointer  # noqa: E402
 from wssdl_d2.utils.atomic import atomic_open, atomic_write_json  # noqa: E402
-from wssdl_d2.utils.cli import split_trailing_opts  # noqa: E402
+from wssdl_d2.utils.cli import run_main, split_trailing_opts  # noqa: E402
 
 COLUMNS = ("run", "iteration", "checkpoint", "CorLoc", "CorLoc_lo", "CorLoc_hi", "CorLoc_top1", "CorLoc_top1_lo",
            "CorLoc_top1_hi", "AP50", "AP", "Accuracy", "AUC_BvsM", "FP_per_normal")
@@ -97,14 +96,7 @@ def evaluate_checkpoint(run_cfg, run_dir, iteration, checkpoint):
     if os.path.isfile(done):
         with open(done) as f:
             return json.load(f)["results"]
-    cfg = run_cfg.clone()
-    cfg.OUTPUT_DIR = folder
-    cfg.MODEL.WEIGHTS = checkpoint
-    cfg.freeze()
-    model = WSSDLTrainer.build_model(cfg)
-    SafeDetectionCheckpointer(model, save_dir=folder, allow_pickle=cfg.WSSDL.ALLOW_PICKLE_WEIGHTS) \
-        .resume_or_load(checkpoint, resume=False)
-    results = json_safe(flatten_results(WSSDLTrainer.test(cfg, model)))
+    results = json_safe(flatten_results(evaluate_weights(run_cfg, checkpoint, folder)))
     atomic_write_json(done, {"checkpoint": os.path.abspath(checkpoint), "iteration": iteration, "results": results},
                       indent=1)
     return results
@@ -150,4 +142,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

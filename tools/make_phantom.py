@@ -16,6 +16,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from wssdl_d2.data.phantom import write_phantom_dataset  # noqa: E402
 from wssdl_d2.data.prepare import prepare_pool  # noqa: E402
+from wssdl_d2.data.wssdl_json import IMAGE_LABEL_NAMES  # noqa: E402
 
 
 def main(argv=None):
@@ -32,6 +33,9 @@ def main(argv=None):
                         help="fraction of images that also get a near-duplicate copy, as BUSI has")
     parser.add_argument("--ambiguity", type=float, default=0.0,
                         help="0 = textbook signs; up to 1 = fainter masses whose signs overlap between the classes")
+    parser.add_argument("--strong-labels", nargs="+", default=list(IMAGE_LABEL_NAMES), choices=IMAGE_LABEL_NAMES,
+                        help="image labels whose strong-fraction images keep their boxes (default: all); e.g. "
+                             "normal benign: malignant masses are known only from image labels")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing <out>/images")
     args = parser.parse_args(argv)
     images = os.path.join(args.out, "images")
@@ -43,7 +47,7 @@ def main(argv=None):
                                   args.second_lesion_prob, args.duplicate_fraction, ambiguity=args.ambiguity)
     print(f"[phantom] wrote {count} images to {images}")
     prepare_pool(images, args.out, args.strong_fraction, args.val_fraction, args.test_fraction, args.seed,
-                 name=os.path.basename(os.path.normpath(args.out)))
+                 name=os.path.basename(os.path.normpath(args.out)), strong_labels=args.strong_labels)
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from wssdl_d2.model_zoo.index import PACKAGED_INDEX  # noqa: E402
 from wssdl_d2.model_zoo.publish import publish_checkpoint  # noqa: E402
+from wssdl_d2.utils.cli import run_main  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -50,4 +51,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

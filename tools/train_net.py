@@ -20,8 +20,8 @@ from detectron2.utils import comm  # noqa: E402
 from detectron2.utils.logger import setup_logger  # noqa: E402
 
 from wssdl_d2.data import default_dataset_root, register_datasets_under  # noqa: E402
-from wssdl_d2.engine import WSSDLTrainer  # noqa: E402
-from wssdl_d2.model_zoo import SafeDetectionCheckpointer  # noqa: E402
+from wssdl_d2.engine import TrainingDivergedError, WSSDLTrainer  # noqa: E402
+from wssdl_d2.model_zoo import UnsafeCheckpointError, load_model_weights  # noqa: E402
 
 
 def setup(args):
@@ -42,8 +42,8 @@ def main(args):
     cfg = setup(args)
     if args.eval_only:
         model = WSSDLTrainer.build_model(cfg)
-        SafeDetectionCheckpointer(model, save_dir=cfg.OUTPUT_DIR, allow_pickle=cfg.WSSDL.ALLOW_PICKLE_WEIGHTS) \
-            .resume_or_load(cfg.MODEL.WEIGHTS, resume=args.resume)
+        load_model_weights(model, cfg.MODEL.WEIGHTS, allow_pickle=cfg.WSSDL.ALLOW_PICKLE_WEIGHTS,
+                           save_dir=cfg.OUTPUT_DIR, resume=args.resume)
         results = WSSDLTrainer.test(cfg, model)
         verify_results(cfg, results)
         return results
@@ -55,5 +55,9 @@ def main(args):
 if __name__ == "__main__":
     args = default_argument_parser().parse_args()
     print("Command Line Args:", args)
-    launch(main, args.num_gpus, num_machines=args.num_machines, machine_rank=args.machine_rank,
-           dist_url=args.dist_url, args=(args,))
+    try:
+        launch(main, args.num_gpus, num_machines=args.num_machines, machine_rank=args.machine_rank,
+               dist_url=args.dist_url, args=(args,))
+    except (TrainingDivergedError, UnsafeCheckpointError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(2)

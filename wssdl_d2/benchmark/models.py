@@ -41,9 +41,9 @@ def plain_cfg(cfg):
 def load_weights(model, cfg):
     """Load ``cfg.MODEL.WEIGHTS`` (if set) into ``model`` through the project's weights-only checkpointer."""
     if cfg.MODEL.WEIGHTS:
-        from ..model_zoo import SafeDetectionCheckpointer
+        from ..model_zoo import load_model_weights
 
-        SafeDetectionCheckpointer(model, allow_pickle=cfg.WSSDL.ALLOW_PICKLE_WEIGHTS).load(cfg.MODEL.WEIGHTS)
+        load_model_weights(model, cfg.MODEL.WEIGHTS, allow_pickle=cfg.WSSDL.ALLOW_PICKLE_WEIGHTS)
     return model
 
 

@@ -3,7 +3,8 @@
 Writes into ``out``:
 
 - ``train_strong_<P>.json`` / ``train_weak_<P>.json`` for each strong fraction P% of the train images
-  (nested for one seed), ``train_all.json`` (every train image with its boxes), ``val.json``, ``test.json``
+  (nested for one seed; with ``strong_labels`` only images of those labels keep their boxes, every other image
+  of the fraction is weak), ``train_all.json`` (every train image with its boxes), ``val.json``, ``test.json``
   (when a test fraction is asked);
 - ``meta/``: one file list per split and subset, ``groups.csv`` (image, label, near-duplicate group, split)
   and ``report.json`` (counts, conflicting-label groups, parameters).
@@ -35,8 +36,17 @@ def _write_lines(path, lines):
 
 
 def prepare_pool(root, out, strong_fractions=(0.2,), val_fraction=0.2, test_fraction=0.0, seed=0,
-                 max_hash_distance=6, keep_conflicting=False, name="dataset", progress=True, log=print):
-    """Read the BUSI-layout tree ``root`` and write the dataset files into ``out``. Returns the report dict."""
+                 max_hash_distance=6, keep_conflicting=False, name="dataset", progress=True, log=print,
+                 strong_labels=IMAGE_LABEL_NAMES):
+    """Read the BUSI-layout tree ``root`` and write the dataset files into ``out``. Returns the report dict.
+
+    ``strong_labels``: the image labels (names of ``IMAGE_LABEL_NAMES``) whose images may keep their boxes in the
+    strong subsets; e.g. ``("normal", "benign")`` makes a split where malignant masses are known only from the
+    image label (the quickstart's demonstration). Default: every label."""
+    unknown = sorted(set(strong_labels) - set(IMAGE_LABEL_NAMES))
+    if unknown:
+        raise ValueError(f"strong_labels {unknown}: not image labels (choose from {IMAGE_LABEL_NAMES})")
+    allowed = [IMAGE_LABEL_NAMES.index(n) for n in strong_labels]
     records = read_busi(root, progress=progress)
     labels = np.array([r.image_label for r in records])
     groups = group_near_duplicates(perceptual_hashes([r.path for r in records], progress), max_hash_distance)
@@ -70,7 +80,7 @@ def prepare_pool(root, out, strong_fractions=(0.2,), val_fraction=0.2, test_frac
     train_labels = np.array([r.image_label for r in train])
     for fraction in strong_fractions:
         pct = int(round(100 * fraction))
-        strong = strong_subset(train_labels, fraction, seed)
+        strong = strong_subset(train_labels, fraction, seed) & np.isin(train_labels, allowed)
         entries = [_entry(r, "strong" if s else "weak") for r, s in zip(train, strong)]
         for supervision in ("strong", "weak"):
             chosen = [e for e in entries if e["supervision"] == supervision]
@@ -88,7 +98,8 @@ def prepare_pool(root, out, strong_fractions=(0.2,), val_fraction=0.2, test_frac
         f.write(buffer.getvalue())
     report = {
         "root": os.path.abspath(root), "seed": seed, "val_fraction": val_fraction, "test_fraction": test_fraction,
-        "strong_fractions": list(strong_fractions), "max_hash_distance": max_hash_distance,
+        "strong_fractions": list(strong_fractions), "strong_labels": list(strong_labels),
+        "max_hash_distance": max_hash_distance,
         "images": len(records), "groups": int(groups.max() + 1) if len(groups) else 0,
         "conflicting_groups": [[r.relpath for r, g in zip(records, groups) if g == c] for c in conflicts],
         "conflicting_excluded": not keep_conflicting,

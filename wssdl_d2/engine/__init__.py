@@ -2,5 +2,7 @@
 from .alternating import AlternatingTrainer
 from .hooks import MILAlphaHook
 from .trainer import WSSDLTrainer
+from .evaluate import evaluate_weights
+from .divergence import TrainingDivergedError
 
-__all__ = ["AlternatingTrainer", "MILAlphaHook", "WSSDLTrainer"]
+__all__ = ["AlternatingTrainer", "MILAlphaHook", "WSSDLTrainer", "evaluate_weights", "TrainingDivergedError"]

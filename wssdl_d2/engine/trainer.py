@@ -7,7 +7,9 @@
 - ``WSSDL.BATCH_MODE: combined`` (Detectron2's SimpleTrainer: one step on L_s + alpha L_ws) or
   ``alternating`` (:class:`.AlternatingTrainer`: a strong step and a weak step, two optimizers);
 - :class:`.MILAlphaHook` setting and logging alpha, and the weak loss's class weights, for MIL models;
-- the project's evaluators, optimizers (SGD / Adam / AdamW) and atomic checkpoints.
+- the project's evaluators, optimizers (SGD / Adam / AdamW) and atomic checkpoints;
+- a NaN / infinite loss stops training with :class:`.TrainingDivergedError`, whose message gives the iteration, the
+  losses, the learning rate, the last checkpoint and what to change.
 """
 import logging
 import weakref
@@ -30,6 +32,7 @@ from ..modeling.mil_loss import class_weights_from_config
 from ..modeling.roi_heads import MILROIHeads
 from .alternating import AlternatingTrainer
 from .checkpoint import AtomicDetectionCheckpointer
+from .divergence import TrainingDivergedError, divergence_report
 from .hooks import MILAlphaHook, unwrap_model
 
 logger = logging.getLogger(__name__)
@@ -73,6 +76,19 @@ class WSSDLTrainer(DefaultTrainer):
         if isinstance(roi_heads, MILROIHeads):
             hooks.insert(0, MILAlphaHook(self.cfg, roi_heads))
         return hooks
+
+    def run_step(self):
+        try:
+            super().run_step()
+        except TrainingDivergedError:
+            raise
+        except FloatingPointError as error:  # Detectron2's "Loss became infinite or NaN at iteration=..."
+            latest = self.storage.latest()
+            last_losses = {k: v for k, v in latest.items() if k.startswith("loss") or k == "total_loss"}
+            checkpoint = self.checkpointer.get_checkpoint_file() if self.checkpointer.has_checkpoint() else None
+            lr = self._trainer.optimizer.param_groups[0]["lr"]
+            raise TrainingDivergedError(
+                divergence_report(self.cfg, self.iter, lr, last_losses, str(error), checkpoint)) from None
 
     @classmethod
     def build_train_loader(cls, cfg):

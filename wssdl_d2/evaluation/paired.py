@@ -75,3 +75,34 @@ def compare_runs(columns_a, columns_b, num_samples=2000, seed=0, level=0.95, nam
         out[name] = {"a": a, "b": b, "diff": a - b, "ci": test["ci"], "p_value": test["p_value"],
                      "mcnemar": mcnemar, "n": n}
     return out
+
+
+def explain_difference(result, metric: str, name_a: str = "A", name_b: str = "B", level: float = 0.95,
+                       alpha: float = 0.05) -> str:
+    """One plain sentence on what the paired difference in ``metric`` means: both values, the difference with its
+    confidence interval, and whether the test says it could be chance (McNemar's exact p for per-image right /
+    wrong metrics, else the bootstrap p, against ``alpha``).
+
+    Args:
+        result: :func:`compare_runs`'s output.
+        metric: a key of ``result``, e.g. ``"CorLoc"`` or ``"CorLoc-malignant"``.
+    Raises:
+        KeyError naming the metrics there are, for an unknown ``metric``.
+    """
+    if metric not in result:
+        raise KeyError(f"no metric {metric!r} in the comparison; there are: {', '.join(result)}")
+    r = result[metric]
+    unit = "%" if metric.startswith(BINARY_PREFIXES) else ""
+    points = " points" if unit else ""
+    if r["mcnemar"] is not None:
+        p, test = r["mcnemar"]["p_value"], "McNemar's exact test"
+    else:
+        p, test = r["p_value"], "the paired bootstrap"
+    sentence = (f"{metric} on {r['n']} images: {name_a} {r['a']:.1f}{unit} vs {name_b} {r['b']:.1f}{unit}, "
+                f"a difference of {r['diff']:+.1f}{points} ({round(100 * level)}% CI {r['ci'][0]:+.1f} to "
+                f"{r['ci'][1]:+.1f}); ")
+    if p < alpha and r["diff"] != 0:
+        better = name_a if r["diff"] > 0 else name_b
+        return sentence + f"{test} gives p = {p:.2g}, so a gap this large is unlikely to be chance: {better} is better."
+    return sentence + (f"{test} gives p = {p:.2g}, so this could be chance: these images cannot tell the two "
+                       "models apart.")

@@ -19,7 +19,8 @@ from tqdm import tqdm
 from ..data.image_io import load_image
 from ..modeling.mass_of_interest import select_mass_of_interest
 from .predictor import prediction_from_instances
-from .proposals import forward_with_proposals, model_inputs
+from .predictor import model_inputs
+from .proposals import forward_with_proposals
 
 logger = logging.getLogger(__name__)
 

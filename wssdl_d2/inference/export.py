@@ -22,29 +22,18 @@ import logging
 import os
 import warnings
 
-import numpy as np
 import torch
-from detectron2.checkpoint import DetectionCheckpointer
-from detectron2.data import transforms as T
 from detectron2.export import TracingAdapter
-from detectron2.modeling import build_model
 from detectron2.modeling.postprocessing import detector_postprocess
 from detectron2.structures import Boxes, Instances
 
 from ..data.wssdl_json import THING_CLASSES
+from ..model_zoo.safe_load import build_trained_model
 from ..utils.atomic import atomic_open, atomic_write_json
-from .predictor import check_input_size, prediction_from_instances
+from .predictor import prediction_from_instances, preprocess
 
 logger = logging.getLogger(__name__)
 OUTPUTS = ("boxes", "classes", "scores", "image_size")
-
-
-def preprocess(image_bgr, min_size, max_size, input_format="BGR"):
-    """(3, h, w) float32 tensor of an (H, W, 3) uint8 BGR image, as DefaultPredictor feeds the model."""
-    check_input_size(*image_bgr.shape[:2], min_size, max_size)
-    image = image_bgr[:, :, ::-1] if input_format == "RGB" else image_bgr
-    resized = T.ResizeShortestEdge([min_size, min_size], max_size).get_transform(image).apply_image(image)
-    return torch.as_tensor(np.ascontiguousarray(resized).astype("float32").transpose(2, 0, 1))
 
 
 def _inference(model, inputs):
@@ -110,9 +99,7 @@ def export_torchscript(cfg, sample_image_bgr, output_path):
     """Trace the model of ``cfg`` (weights from ``MODEL.WEIGHTS``) on ``sample_image_bgr`` and write
     ``output_path`` (``.ts``) and its ``.json`` contract. Returns the contract dict, with ``max_box_difference``
     and ``max_score_difference`` between the traced and the Python model on the sample image."""
-    model = build_model(cfg)
-    DetectionCheckpointer(model).load(cfg.MODEL.WEIGHTS)
-    model.eval()
+    model = build_trained_model(cfg)
     image = preprocess(sample_image_bgr, cfg.INPUT.MIN_SIZE_TEST, cfg.INPUT.MAX_SIZE_TEST, cfg.INPUT.FORMAT)
     traced = trace_model(model, image)
     with torch.no_grad():

@@ -1,17 +1,20 @@
-"""``WSSDLPredictor``: Detectron2's DefaultPredictor for one image, with detections as numpy arrays and the
-image-level diagnosis.
+"""``WSSDLPredictor``: a trained model on one image at a time (as Detectron2's DefaultPredictor), with detections
+as numpy arrays and the image-level diagnosis.
 
-The model is built from the config (any wssdl_d2 meta-architecture), its weights loaded from
-``MODEL.WEIGHTS`` (a file, or any path Detectron2's PathManager resolves, ``wssdl_d2://`` included), and the
-image resized by ``INPUT.MIN_SIZE_TEST`` / ``MAX_SIZE_TEST`` as in evaluation.
+The model is built from the config (any wssdl_d2 meta-architecture), its weights loaded weights-only from
+``MODEL.WEIGHTS`` (a file, or any path Detectron2's PathManager resolves, ``wssdl_d2://`` included) by the project's
+one loader (:func:`wssdl_d2.model_zoo.build_trained_model`; pickles only with ``WSSDL.ALLOW_PICKLE_WEIGHTS``), and
+the image resized by ``INPUT.MIN_SIZE_TEST`` / ``MAX_SIZE_TEST`` as in evaluation (:func:`preprocess`).
 """
 import os
 from dataclasses import dataclass
+from typing import Any, Dict
 
 import numpy as np
+import torch
 from detectron2.data import transforms as T
-from detectron2.engine import DefaultPredictor
 
+from ..model_zoo.safe_load import build_trained_model
 from .diagnosis import Diagnosis, diagnose
 
 
@@ -50,20 +53,35 @@ class WSSDLPredictor:
             raise FileNotFoundError(f"MODEL.WEIGHTS {weights}: checkpoint file not found")
         self.cfg = cfg.clone()
         self.tau = float(cfg.WSSDL.EVAL.SCORE_THRESH)
-        self._predictor = DefaultPredictor(self.cfg)
-
-    @property
-    def model(self):
-        return self._predictor.model
+        self.model = build_trained_model(self.cfg)
 
     def __call__(self, image_bgr):
         """Prediction of one (H, W, 3) uint8 BGR image."""
-        image_bgr = np.asarray(image_bgr)
-        if image_bgr.ndim != 3 or image_bgr.shape[2] != 3 or image_bgr.dtype != np.uint8:
-            raise ValueError(f"expected an (H, W, 3) uint8 image, got {image_bgr.shape} {image_bgr.dtype}")
-        check_input_size(*image_bgr.shape[:2], self.cfg.INPUT.MIN_SIZE_TEST, self.cfg.INPUT.MAX_SIZE_TEST)
-        instances = self._predictor(image_bgr)["instances"]
+        with torch.no_grad():
+            instances = self.model([model_inputs(self.cfg, image_bgr)])[0]["instances"]
         return prediction_from_instances(instances, self.tau)
+
+
+def preprocess(image_bgr, min_size, max_size, input_format="BGR"):
+    """The model's (3, h, w) float32 image tensor (0..255, channels in ``input_format`` order) for an (H, W, 3)
+    uint8 BGR image: short side resized to ``min_size``, long side at most ``max_size`` (as in evaluation).
+    ValueError for anything but an (H, W, 3) uint8 array, or an image too elongated to resize."""
+    image = np.asarray(image_bgr)
+    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+        raise ValueError(f"expected an (H, W, 3) uint8 image, got {image.shape} {image.dtype}")
+    check_input_size(*image.shape[:2], min_size, max_size)
+    if input_format == "RGB":
+        image = image[:, :, ::-1]
+    resized = T.ResizeShortestEdge([min_size, min_size], max_size).get_transform(image).apply_image(image)
+    return torch.as_tensor(np.ascontiguousarray(resized).astype("float32").transpose(2, 0, 1))
+
+
+def model_inputs(cfg, image_bgr) -> Dict[str, Any]:
+    """The model's input dict ({"image": (3, h, w) float32, "height": H, "width": W}) for an (H, W, 3) uint8 BGR
+    image, preprocessed by :func:`preprocess` with ``cfg.INPUT``'s test sizes and format."""
+    image = preprocess(image_bgr, cfg.INPUT.MIN_SIZE_TEST, cfg.INPUT.MAX_SIZE_TEST, cfg.INPUT.FORMAT)
+    height, width = np.asarray(image_bgr).shape[:2]
+    return {"image": image, "height": height, "width": width}
 
 
 def check_input_size(height, width, min_size, max_size):

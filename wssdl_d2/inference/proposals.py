@@ -9,12 +9,10 @@ reads the top detection, active annotation the mass of interest's class distribu
 """
 from dataclasses import dataclass
 
-import numpy as np
 import torch
-from detectron2.data import transforms as T
 from detectron2.modeling.postprocessing import detector_postprocess
 
-from .predictor import check_input_size
+
 
 
 @dataclass
@@ -44,20 +42,6 @@ class ProposalForward:
         boxes[:, 0::2] *= width / w
         boxes[:, 1::2] *= height / h
         return boxes
-
-
-def model_inputs(cfg, image_bgr):
-    """The model's input dict for an (H, W, 3) uint8 BGR image, resized as DefaultPredictor resizes it."""
-    image = np.asarray(image_bgr)
-    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
-        raise ValueError(f"expected an (H, W, 3) uint8 image, got {image.shape} {image.dtype}")
-    check_input_size(*image.shape[:2], cfg.INPUT.MIN_SIZE_TEST, cfg.INPUT.MAX_SIZE_TEST)
-    if cfg.INPUT.FORMAT == "RGB":
-        image = image[:, :, ::-1]
-    height, width = image.shape[:2]
-    resize = T.ResizeShortestEdge([cfg.INPUT.MIN_SIZE_TEST] * 2, cfg.INPUT.MAX_SIZE_TEST)
-    resized = resize.get_transform(image).apply_image(image)
-    return {"image": torch.as_tensor(resized.astype("float32").transpose(2, 0, 1)), "height": height, "width": width}
 
 
 def forward_with_proposals(model, inputs):

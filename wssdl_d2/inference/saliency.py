@@ -17,7 +17,8 @@ import torch
 
 from ..modeling.mass_of_interest import select_mass_of_interest
 from .analysis import moi_rules_from_config
-from .proposals import forward_with_proposals, model_inputs
+from .predictor import model_inputs
+from .proposals import forward_with_proposals
 
 TARGETS = ("top", "moi")
 

@@ -9,12 +9,13 @@ from .download import ChecksumError, DownloadError, cached_download, default_cac
 from .handler import PREFIX, register_handler, resolve_zoo_path
 from .index import CheckpointNotPublished, checkpoint_entry, published_models
 from .model_zoo import get, get_config, get_config_file
-from .safe_load import SafeDetectionCheckpointer, UnsafeCheckpointError, load_checkpoint
+from .safe_load import (SafeDetectionCheckpointer, UnsafeCheckpointError, build_trained_model, load_checkpoint,
+                        load_model_weights)
 
 register_handler()
 
 __all__ = [
     "get", "get_config", "get_config_file", "checkpoint_entry", "published_models", "CheckpointNotPublished",
     "cached_download", "default_cache_dir", "ChecksumError", "DownloadError", "PREFIX", "resolve_zoo_path",
-    "load_checkpoint", "SafeDetectionCheckpointer", "UnsafeCheckpointError",
+    "load_checkpoint", "load_model_weights", "build_trained_model", "SafeDetectionCheckpointer", "UnsafeCheckpointError",
 ]

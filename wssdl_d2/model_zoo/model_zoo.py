@@ -14,7 +14,7 @@ from detectron2.modeling import build_model
 from ..config import add_wssdl_config
 from .handler import PREFIX
 from .index import checkpoint_entry
-from .safe_load import SafeDetectionCheckpointer
+from .safe_load import load_model_weights
 
 _PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIG_DIRS = (
@@ -67,5 +67,5 @@ def get(config_path, trained=False, device=None, allow_pickle=False):
     cfg.MODEL.DEVICE = device or ("cuda" if torch.cuda.is_available() else "cpu")
     model = build_model(cfg)
     if trained:
-        SafeDetectionCheckpointer(model, allow_pickle=allow_pickle).load(cfg.MODEL.WEIGHTS)
+        load_model_weights(model, cfg.MODEL.WEIGHTS, allow_pickle=allow_pickle)
     return model

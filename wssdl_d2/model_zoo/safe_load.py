@@ -1,4 +1,10 @@
-"""Loading shared checkpoints without running code from them.
+"""Loading checkpoints without running code from them: the project's one checkpoint loader.
+
+Every path that reads a checkpoint into a model goes through :func:`load_model_weights` (or
+:func:`build_trained_model`, which builds the model first): ``tools/train_net.py`` (``MODEL.WEIGHTS``, ``--resume``,
+``--eval-only``), the predictor behind demo / saliency / suggest_annotations / self-training / the simulated
+annotator, export, the benchmark, the model zoo and checkpoint evaluation. ``WSSDL.ALLOW_PICKLE_WEIGHTS True`` is
+the one opt-in to pickle files.
 
 A zoo checkpoint is a weights-only ``.pth`` (read with ``torch.load(..., weights_only=True)``) or a
 ``.safetensors`` file (needs the ``safetensors`` package). A Python pickle can execute arbitrary code while it is
@@ -8,6 +14,7 @@ read, so a Detectron2 ``.pkl`` (or pycls ``.pyth``) from elsewhere is only read 
 """
 import pickle
 import re
+from typing import Any, Dict, Optional
 
 import numpy as np
 import torch
@@ -16,8 +23,8 @@ from detectron2.checkpoint import DetectionCheckpointer
 PICKLE_SUFFIXES = (".pkl", ".pyth")
 
 
-class UnsafeCheckpointError(RuntimeError):
-    """A checkpoint that could run code when loaded, refused."""
+class UnsafeCheckpointError(ValueError, RuntimeError):
+    """A checkpoint that could run code when loaded, refused (a bad input: tools report it like other bad files)."""
 
 
 def check_pickle_allowed(path, allow_pickle):
@@ -25,8 +32,9 @@ def check_pickle_allowed(path, allow_pickle):
     if str(path).endswith(PICKLE_SUFFIXES) and not allow_pickle:
         raise UnsafeCheckpointError(
             f"{path}: refusing to read a Python pickle ({str(path).rsplit('.', 1)[-1]}), which can run code when "
-            f"loaded. Zoo checkpoints are weights-only .pth / .safetensors files. If you trust where this file "
-            f"comes from, pass allow_pickle=True (wssdl_d2.model_zoo.get(..., allow_pickle=True))")
+            f"loaded. Checkpoints of this project are weights-only .pth / .safetensors files. If you trust where this "
+            f"file comes from, opt in with the config option WSSDL.ALLOW_PICKLE_WEIGHTS True (Python: "
+            f"allow_pickle=True)")
 
 
 def load_checkpoint(path, allow_pickle=False):
@@ -93,3 +101,34 @@ class SafeDetectionCheckpointer(DetectionCheckpointer):
 
     def _torch_load(self, f):
         return load_checkpoint(f)
+
+
+def load_model_weights(model: torch.nn.Module, weights: str, *, allow_pickle: bool = False, save_dir: str = "",
+                       resume: bool = False) -> Dict[str, Any]:
+    """Load ``weights`` into ``model`` weights-only: the project's one way to read a checkpoint into a model.
+
+    Args:
+        model: the built model (its state dict is filled in place; Detectron2's name-matching heuristics apply
+            to Caffe2 / Detectron2 pickles).
+        weights: a file path, URL or ``wssdl_d2://`` name (anything Detectron2's PathManager resolves); empty loads
+            nothing.
+        allow_pickle: read ``.pkl`` / ``.pyth`` pickles too (``WSSDL.ALLOW_PICKLE_WEIGHTS``); only trusted files.
+        save_dir: with ``resume``, the folder whose ``last_checkpoint`` names the file to continue from.
+        resume: load ``save_dir``'s last checkpoint when there is one, else ``weights``.
+    Returns:
+        the checkpoint's other entries (``iteration``, optimizer state, ...), as Detectron2's checkpointer does.
+    Raises:
+        UnsafeCheckpointError: a pickle without ``allow_pickle``, or a file holding Python objects besides tensors.
+    """
+    return SafeDetectionCheckpointer(model, save_dir, allow_pickle=allow_pickle).resume_or_load(weights, resume=resume)
+
+
+def build_trained_model(cfg, weights: Optional[str] = None) -> torch.nn.Module:
+    """Detectron2's ``build_model(cfg)`` in eval mode with ``weights`` (default ``cfg.MODEL.WEIGHTS``) loaded by
+    :func:`load_model_weights`, pickles allowed only with ``cfg.WSSDL.ALLOW_PICKLE_WEIGHTS``."""
+    from detectron2.modeling import build_model
+
+    model = build_model(cfg)
+    load_model_weights(model, cfg.MODEL.WEIGHTS if weights is None else weights,
+                       allow_pickle=cfg.WSSDL.ALLOW_PICKLE_WEIGHTS)
+    return model.eval()

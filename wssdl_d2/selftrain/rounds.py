@@ -156,21 +156,6 @@ def train_step(cfg, resume=False):
     return final
 
 
-def evaluate_weights(cfg, weights, output_dir):
-    """Evaluate ``weights`` on ``cfg.DATASETS.TEST`` into ``output_dir/inference`` (corloc.json ...)."""
-    from ..engine import WSSDLTrainer
-    from ..model_zoo import SafeDetectionCheckpointer
-
-    cfg = cfg.clone()
-    cfg.defrost()
-    cfg.OUTPUT_DIR = output_dir
-    cfg.MODEL.WEIGHTS = weights
-    cfg.freeze()
-    model = WSSDLTrainer.build_model(cfg)
-    SafeDetectionCheckpointer(model, save_dir=output_dir, allow_pickle=cfg.WSSDL.ALLOW_PICKLE_WEIGHTS).load(weights)
-    return WSSDLTrainer.test(cfg, model)
-
-
 def initial_step(cfg, state, key, folder, initial_weights=None):
     """Step ``key`` of ``state``: the initial model in ``folder`` - ``initial_weights`` evaluated on
     DATASETS.TEST, or a model trained from the config (continued when a stopped run had begun it). Marks the
@@ -179,6 +164,8 @@ def initial_step(cfg, state, key, folder, initial_weights=None):
         logger.info("Initial model %s: evaluating it", initial_weights)
         step_config(cfg, folder, cfg.DATASETS.TRAIN, initial_weights)  # the record of what this step is
         if cfg.DATASETS.TEST:
+            from ..engine.evaluate import evaluate_weights
+
             evaluate_weights(cfg, initial_weights, folder)
         weights = initial_weights
     else:

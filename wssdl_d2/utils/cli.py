@@ -3,6 +3,7 @@
 import argparse
 import os
 import re
+import sys
 
 from detectron2.config import get_cfg
 from detectron2.utils.env import seed_all_rng
@@ -74,3 +75,16 @@ def setup_run(cfg, log_dir=None):
     setup_logger(folder, name="fvcore")
     setup_logger(folder, name="wssdl_d2", abbrev_name="wssdl")
     seed_all_rng(None if cfg.SEED < 0 else cfg.SEED)
+
+
+def run_main(main, *args):
+    """``main(*args)``, for a tool's ``if __name__ == "__main__"``: a refused checkpoint or a diverged training run
+    ends the process with one ``error: ...`` line (exit status 2) instead of a traceback. Returns main's value."""
+    from ..engine.divergence import TrainingDivergedError
+    from ..model_zoo.safe_load import UnsafeCheckpointError
+
+    try:
+        return main(*args)
+    except (UnsafeCheckpointError, TrainingDivergedError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(2)
