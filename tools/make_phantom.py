@@ -6,17 +6,17 @@
 writes ``<out>/images/{benign,malignant,normal}/`` (BUSI layout) and, through the same code as
 tools/prepare_busi.py, ``<out>/train_strong_<P>.json``, ``train_weak_<P>.json``, ``train_all.json``,
 ``val.json`` and ``<out>/meta/``. Registered as ``<basename(out)>_<split>``, e.g. ``phantom_val``.
+``--folds K`` also writes K cross-validation folds (``<out>/fold<k>/``, registered as
+``<basename(out)>_fold<k>_<split>``), as tools/prepare_busi.py does.
 """
 import argparse
 import os
 import shutil
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from wssdl_d2.data.phantom import write_phantom_dataset  # noqa: E402
-from wssdl_d2.data.prepare import prepare_pool  # noqa: E402
-from wssdl_d2.data.wssdl_json import IMAGE_LABEL_NAMES  # noqa: E402
+from wssdl_d2.data.phantom import write_phantom_dataset
+from wssdl_d2.data.prepare import prepare_pool
+from wssdl_d2.data.wssdl_json import IMAGE_LABEL_NAMES
 
 
 def main(argv=None):
@@ -36,8 +36,13 @@ def main(argv=None):
     parser.add_argument("--strong-labels", nargs="+", default=list(IMAGE_LABEL_NAMES), choices=IMAGE_LABEL_NAMES,
                         help="image labels whose strong-fraction images keep their boxes (default: all); e.g. "
                              "normal benign: malignant masses are known only from image labels")
-    parser.add_argument("--overwrite", action="store_true", help="replace an existing <out>/images")
+    parser.add_argument("--folds", type=int, default=0, metavar="K",
+                        help="also write K >= 2 cross-validation folds into <out>/fold<k>/ (default: none)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace an existing <out>/images (and fold folders of an earlier preparation with more folds)")
     args = parser.parse_args(argv)
+    if args.folds == 1 or args.folds < 0:
+        parser.error(f"--folds must be 0 (none) or >= 2, not {args.folds}")
     images = os.path.join(args.out, "images")
     if os.path.exists(images):
         if not args.overwrite:
@@ -47,7 +52,8 @@ def main(argv=None):
                                   args.second_lesion_prob, args.duplicate_fraction, ambiguity=args.ambiguity)
     print(f"[phantom] wrote {count} images to {images}")
     prepare_pool(images, args.out, args.strong_fraction, args.val_fraction, args.test_fraction, args.seed,
-                 name=os.path.basename(os.path.normpath(args.out)), strong_labels=args.strong_labels)
+                 name=os.path.basename(os.path.normpath(args.out)), strong_labels=args.strong_labels,
+                 folds=args.folds, overwrite=args.overwrite)
 
 
 if __name__ == "__main__":

@@ -10,15 +10,22 @@ are reported and excluded unless --keep-conflicting), splits groups into train /
 strong subsets of train, and writes ``<out>/{train_strong_P,train_weak_P,train_all,val,test}.json`` plus file
 lists and a report in ``<out>/meta/``. The images are not copied: the JSON files point at ``--root``.
 Registered as ``<basename(out)>_<split>``, e.g. ``busi_train_strong_20``, ``busi_val``.
+
+With ``--folds K`` it also writes K cross-validation folds of every usable image (train + val; test and
+conflicting-label groups left out), split by near-duplicate group and stratified by label, with the strong
+subsets nested inside each fold's training part: ``<out>/fold<k>/{train_strong_P,train_weak_P,train_all,val}.json``,
+registered as ``<basename(out)>_fold<k>_<split>`` (e.g. ``busi_fold3_train_strong_20``); ``<out>/meta/folds.csv``
+lists the fold of each image. tools/crossval.py trains and evaluates configs on them:
+
+    python tools/prepare_busi.py --root ../shared/data/BUSI/Dataset_BUSI_with_GT --out datasets/busi \\
+        --strong-fraction 0.1 0.2 1.0 --seed 0 --folds 5
 """
 import argparse
 import os
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from wssdl_d2.data.errors import DatasetError  # noqa: E402
-from wssdl_d2.data.prepare import prepare_pool  # noqa: E402
+from wssdl_d2.data.errors import DatasetError
+from wssdl_d2.data.prepare import prepare_pool
 
 
 def main(argv=None):
@@ -34,13 +41,20 @@ def main(argv=None):
                         help="perceptual-hash Hamming distance (of 64 bits) up to which images are near-duplicates")
     parser.add_argument("--keep-conflicting", action="store_true",
                         help="keep near-duplicate groups whose images carry different labels")
+    parser.add_argument("--folds", type=int, default=0, metavar="K",
+                        help="also write K >= 2 cross-validation folds into <out>/fold<k>/ (default: none)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="remove fold folders of an earlier preparation with more folds")
     args = parser.parse_args(argv)
     if not args.root:
         parser.error("--root (or $BUSI_ROOT) is required")
+    if args.folds == 1 or args.folds < 0:
+        parser.error(f"--folds must be 0 (none) or >= 2, not {args.folds}")
     try:
         prepare_pool(args.root, args.out, args.strong_fraction, args.val_fraction, args.test_fraction, args.seed,
-                     args.max_hash_distance, args.keep_conflicting, name=os.path.basename(os.path.normpath(args.out)))
-    except DatasetError as err:
+                     args.max_hash_distance, args.keep_conflicting, name=os.path.basename(os.path.normpath(args.out)),
+                     folds=args.folds, overwrite=args.overwrite)
+    except (DatasetError, FileExistsError) as err:
         sys.exit(f"prepare_busi: {err}")
 
 

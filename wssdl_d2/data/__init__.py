@@ -1,5 +1,6 @@
 """Datasets (BUSI, VOC-style, COCO JSON with supervision), splits, and the synthetic phantom."""
 from .errors import DatasetError
+from .folds import fold_dataset_name, register_fold_datasets_under
 from .mapper import WSSDLDatasetMapper
 from .streams import build_stream_loader
 from .voc import load_voc_wssdl, register_voc_wssdl
@@ -8,13 +9,21 @@ from .wssdl_json import (
     THING_CLASSES,
     default_dataset_root,
     load_wssdl_json,
-    register_datasets_under,
     register_wssdl_json,
     write_wssdl_json,
 )
+from .wssdl_json import register_datasets_under as _register_split_datasets_under
+
+
+def register_datasets_under(root):
+    """Register every prepared dataset under ``root``: ``<root>/<name>/<split>.json`` as ``<name>_<split>`` and the
+    cross-validation folds ``<root>/<name>/fold<k>/<split>.json`` as ``<name>_fold<k>_<split>`` (names already
+    registered are left alone). Returns the names registered now."""
+    return _register_split_datasets_under(root) + register_fold_datasets_under(root)
+
 
 __all__ = [
     "DatasetError", "IMAGE_LABEL_NAMES", "THING_CLASSES", "WSSDLDatasetMapper", "build_stream_loader",
-    "default_dataset_root", "load_voc_wssdl",
+    "default_dataset_root", "fold_dataset_name", "load_voc_wssdl",
     "load_wssdl_json", "register_datasets_under", "register_voc_wssdl", "register_wssdl_json", "write_wssdl_json",
 ]

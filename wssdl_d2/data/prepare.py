@@ -19,6 +19,7 @@ import numpy as np
 
 from ..utils.atomic import atomic_open, atomic_write_json
 from .busi import read_busi
+from .folds import write_folds
 from .near_duplicates import group_near_duplicates, perceptual_hashes
 from .splits import conflicting_groups, split_by_groups, strong_subset
 from .wssdl_json import IMAGE_LABEL_NAMES, write_wssdl_json
@@ -37,12 +38,16 @@ def _write_lines(path, lines):
 
 def prepare_pool(root, out, strong_fractions=(0.2,), val_fraction=0.2, test_fraction=0.0, seed=0,
                  max_hash_distance=6, keep_conflicting=False, name="dataset", progress=True, log=print,
-                 strong_labels=IMAGE_LABEL_NAMES):
+                 strong_labels=IMAGE_LABEL_NAMES, folds=0, overwrite=False):
     """Read the BUSI-layout tree ``root`` and write the dataset files into ``out``. Returns the report dict.
 
     ``strong_labels``: the image labels (names of ``IMAGE_LABEL_NAMES``) whose images may keep their boxes in the
     strong subsets; e.g. ``("normal", "benign")`` makes a split where malignant masses are known only from the
-    image label (the quickstart's demonstration). Default: every label."""
+    image label (the quickstart's demonstration). Default: every label.
+
+    ``folds``: K >= 2 also writes K cross-validation folds of the train + val images (test and conflicting-label
+    groups left out) into ``out/fold<k>/`` (:func:`wssdl_d2.data.folds.write_folds`; ``overwrite`` lets it
+    remove stale folds of an earlier preparation with more folds)."""
     unknown = sorted(set(strong_labels) - set(IMAGE_LABEL_NAMES))
     if unknown:
         raise ValueError(f"strong_labels {unknown}: not image labels (choose from {IMAGE_LABEL_NAMES})")
@@ -89,6 +94,12 @@ def prepare_pool(root, out, strong_fractions=(0.2,), val_fraction=0.2, test_frac
                                  f"{name} train split, {pct}% strong, {supervision} part, seed {seed}")
                 written[f"train_{supervision}_{pct}"] = len(chosen)
         _write_lines(os.path.join(meta, f"strong_{pct}.txt"), [r.relpath for r, s in zip(train, strong) if s])
+    fold_summary = None
+    if folds:
+        fold_exclude = {int(g) for g, s in zip(groups, splits) if s in ("test", "excluded")}
+        fold_summary = write_folds(out, records, groups, folds, strong_fractions, seed, allowed, image_root, name,
+                                   _entry, exclude=fold_exclude, overwrite=overwrite)
+        written.update({f"{f}/{k}": n for f, c in fold_summary["images"].items() for k, n in c.items()})
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(["file_name", "image_label", "group", "split"])
@@ -104,7 +115,7 @@ def prepare_pool(root, out, strong_fractions=(0.2,), val_fraction=0.2, test_frac
         "conflicting_groups": [[r.relpath for r, g in zip(records, groups) if g == c] for c in conflicts],
         "conflicting_excluded": not keep_conflicting,
         "split_images": {s: int((splits == s).sum()) for s in ("train", "val", "test", "excluded")},
-        "files": written,
+        "files": written, "folds": fold_summary,
     }
     atomic_write_json(os.path.join(meta, "report.json"), report, indent=1)
     log(f"[{name}] {len(records)} images in {report['groups']} near-duplicate groups; "

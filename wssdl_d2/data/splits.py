@@ -2,6 +2,7 @@
 
 - Groups (not images) are assigned to splits, stratified by label, so near-duplicates stay on one side.
 - Groups whose images carry different labels (conflicting labels) are excluded by default and reported.
+- Cross-validation folds (:func:`assign_folds`) are made of whole groups too, stratified by label.
 - The strong subset of train is the first ``ceil(fraction * n)`` images of a seeded per-label permutation, so
   for one seed the 10% subset lies inside the 20% subset, which lies inside 100%.
 """
@@ -66,3 +67,49 @@ def strong_subset(labels, fraction, seed=0):
         order = index[rng.permutation(len(index))]
         chosen[order[: math.ceil(fraction * len(index))]] = True
     return chosen
+
+
+def assign_folds(labels, group_ids, num_folds, seed=0, exclude=()):
+    """Assign each image to one of ``num_folds`` cross-validation folds, by near-duplicate group, stratified by
+    label.
+
+    Per label, the groups are visited in a seeded random order and each goes to the fold that holds the fewest
+    images of that label so far (ties: the fold with the fewest images in all, then the lowest index), so every
+    fold gets about 1 / K of each label's images and a group never straddles folds.
+
+    Args:
+        labels: (N,) image labels; a group's label is the label of its first image.
+        group_ids: (N,) near-duplicate group of each image.
+        num_folds: K >= 2.
+        seed: the assignment is a pure function of the inputs and this seed.
+        exclude: group ids left out of every fold (e.g. conflicting-label groups), marked -1.
+    Returns:
+        (N,) int64 array: the fold of each image in [0, K), or -1 for excluded images.
+    """
+    if int(num_folds) != num_folds or num_folds < 2:
+        raise ValueError(f"the number of folds must be an integer >= 2, not {num_folds}")
+    labels, group_ids = np.asarray(labels), np.asarray(group_ids)
+    if labels.shape != group_ids.shape:
+        raise ValueError(f"labels {labels.shape} and group ids {group_ids.shape} differ in shape")
+    exclude = set(int(g) for g in exclude)
+    label_of_group, size_of_group = {}, defaultdict(int)
+    for label, group in zip(labels.tolist(), group_ids.tolist()):
+        label_of_group.setdefault(int(group), int(label))
+        size_of_group[int(group)] += 1
+    groups_of_label = defaultdict(list)
+    for group, label in label_of_group.items():
+        if group not in exclude:
+            groups_of_label[label].append(group)
+    rng = np.random.default_rng(seed)
+    fold_of_group = {g: -1 for g in exclude}
+    total = np.zeros(num_folds, dtype=np.int64)
+    for label in sorted(groups_of_label):
+        groups = sorted(groups_of_label[label])
+        groups = [groups[i] for i in rng.permutation(len(groups))]
+        per_label = np.zeros(num_folds, dtype=np.int64)
+        for group in groups:
+            fold = min(range(num_folds), key=lambda k: (per_label[k], total[k], k))
+            fold_of_group[group] = fold
+            per_label[fold] += size_of_group[group]
+            total[fold] += size_of_group[group]
+    return np.asarray([fold_of_group[int(g)] for g in group_ids.tolist()], dtype=np.int64)

@@ -1,0 +1,137 @@
+"""K-fold cross-validation datasets: their layout on disk, their names, writing and registering them.
+
+Layout (written by :func:`write_folds`, called from :func:`wssdl_d2.data.prepare.prepare_pool` with ``folds=K``)::
+
+    <out>/fold<k>/val.json                 the held-out fold k (every image with its boxes)
+    <out>/fold<k>/train_all.json           the other K - 1 folds, every image with its boxes
+    <out>/fold<k>/train_strong_<P>.json    P% of train_all keeps its boxes (nested: 10% inside 20% per fold)
+    <out>/fold<k>/train_weak_<P>.json      the rest of train_all with image labels only
+    <out>/fold<k>/meta/strong_<P>.txt      the file names of each strong subset
+    <out>/meta/folds.csv                   file_name, image_label, group, fold (-1: excluded)
+
+Registered (:func:`register_fold_datasets_under`) like the flat splits, as ``<name>_fold<k>_<split>``, e.g.
+``busi_fold3_train_strong_20`` and ``busi_fold3_val``.
+"""
+import csv
+import io
+import os
+import re
+import shutil
+from typing import Callable, Dict, List, Sequence
+
+import numpy as np
+from detectron2.data import DatasetCatalog
+
+from ..utils.atomic import atomic_open
+from .splits import assign_folds, strong_subset
+from .wssdl_json import register_wssdl_json, write_wssdl_json
+
+FOLD_DIR_RE = re.compile(r"^fold(\d+)$")
+
+
+def fold_dir(out: str, fold: int) -> str:
+    """``<out>/fold<k>``."""
+    return os.path.join(out, f"fold{int(fold)}")
+
+
+def fold_dataset_name(name: str, fold: int, split: str) -> str:
+    """The registered name of a fold's split: ``busi``, 3, ``train_strong_20`` -> ``busi_fold3_train_strong_20``."""
+    return f"{name}_fold{int(fold)}_{split}"
+
+
+def existing_folds(out: str) -> List[int]:
+    """Sorted fold indices k with a ``<out>/fold<k>/`` folder."""
+    if not os.path.isdir(out):
+        return []
+    return sorted(int(m.group(1)) for m in map(FOLD_DIR_RE.match, os.listdir(out))
+                  if m and os.path.isdir(os.path.join(out, m.group(0))))
+
+
+def _relative_root(image_root: str, folder: str, out: str) -> str:
+    """``image_root`` as written in a file of ``folder``: absolute roots stay, a root relative to ``out`` is made
+    relative to ``folder`` (so a prepared folder stays relocatable)."""
+    if os.path.isabs(image_root):
+        return image_root
+    return os.path.relpath(os.path.join(out, image_root), folder)
+
+
+def write_folds(out: str, records: Sequence, groups: np.ndarray, num_folds: int, strong_fractions: Sequence[float],
+                seed: int, strong_allowed: Sequence[int], image_root: str, name: str,
+                entry: Callable, exclude=(), overwrite: bool = False) -> Dict:
+    """Write the K folds of ``records`` (see the module docstring). Returns a summary for the report.
+
+    Args:
+        records: the pool's image records (``image_label``, ``relpath``, ...), N of them.
+        groups: (N,) near-duplicate group of each record; a group never straddles folds.
+        num_folds: K >= 2.
+        strong_fractions: fractions of each fold's training part that keep their boxes (nested for one seed).
+        strong_allowed: image labels whose images may keep their boxes (others of the fraction are weak).
+        image_root: the images' folder, absolute or relative to ``out``.
+        entry: ``entry(record, supervision)`` -> the dataset file's image dict.
+        exclude: group ids left out of every fold (conflicting labels).
+        overwrite: remove ``fold<j>`` folders of an earlier preparation with more folds (j >= K); without it
+            they are refused, since they would be registered beside the new folds.
+    Raises:
+        FileExistsError: stale fold folders, naming them, unless ``overwrite``.
+    """
+    stale = [fold_dir(out, j) for j in existing_folds(out) if j >= num_folds]
+    if stale and not overwrite:
+        raise FileExistsError(f"{out} holds folds of an earlier preparation with more folds ({', '.join(stale)}); "
+                              f"pass --overwrite to remove them, or choose another --out")
+    for folder in stale:
+        shutil.rmtree(folder)
+    labels = np.asarray([r.image_label for r in records])
+    folds = assign_folds(labels, groups, num_folds, seed, exclude=exclude)
+    summary = {"num_folds": int(num_folds), "seed": int(seed), "images": {}}
+    for k in range(num_folds):
+        folder = fold_dir(out, k)
+        os.makedirs(os.path.join(folder, "meta"), exist_ok=True)
+        root = _relative_root(image_root, folder, out)
+        val = [r for r, f in zip(records, folds) if f == k]
+        train = [r for r, f in zip(records, folds) if f >= 0 and f != k]
+        counts = {"val": len(val), "train_all": len(train)}
+        write_wssdl_json(os.path.join(folder, "val.json"), [entry(r, "strong") for r in val], root,
+                         f"{name} fold {k} of {num_folds}: held-out images, seed {seed}")
+        write_wssdl_json(os.path.join(folder, "train_all.json"), [entry(r, "strong") for r in train], root,
+                         f"{name} fold {k} of {num_folds}: training images with boxes, seed {seed}")
+        train_labels = np.asarray([r.image_label for r in train])
+        for fraction in strong_fractions:
+            pct = int(round(100 * fraction))
+            strong = strong_subset(train_labels, fraction, seed) & np.isin(train_labels, list(strong_allowed))
+            for supervision, mask in (("strong", strong), ("weak", ~strong)):
+                chosen = [entry(r, supervision) for r, keep in zip(train, mask) if keep]
+                if chosen:
+                    write_wssdl_json(os.path.join(folder, f"train_{supervision}_{pct}.json"), chosen, root,
+                                     f"{name} fold {k} of {num_folds}: {pct}% strong, {supervision} part, seed {seed}")
+                    counts[f"train_{supervision}_{pct}"] = len(chosen)
+            with atomic_open(os.path.join(folder, "meta", f"strong_{pct}.txt")) as f:
+                f.writelines(r.relpath + "\n" for r, s in zip(train, strong) if s)
+        summary["images"][f"fold{k}"] = counts
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(["file_name", "image_label", "group", "fold"])
+    for r, g, f in zip(records, groups, folds):
+        writer.writerow([r.relpath, int(r.image_label), int(g), int(f)])
+    os.makedirs(os.path.join(out, "meta"), exist_ok=True)
+    with atomic_open(os.path.join(out, "meta", "folds.csv")) as f:
+        f.write(buffer.getvalue())
+    return summary
+
+
+def register_fold_datasets_under(root: str) -> List[str]:
+    """Register every ``<root>/<name>/fold<k>/<split>.json`` as ``<name>_fold<k>_<split>`` (names already
+    registered are left alone). Returns the names registered now; a missing root registers nothing."""
+    names = []
+    if not root or not os.path.isdir(root):
+        return names
+    for name in sorted(os.listdir(root)):
+        for k in existing_folds(os.path.join(root, name)):
+            folder = fold_dir(os.path.join(root, name), k)
+            for file in sorted(os.listdir(folder)):
+                if not file.endswith(".json") or file.startswith("."):
+                    continue
+                dataset = fold_dataset_name(name, k, file[:-5])
+                if dataset not in DatasetCatalog.list():
+                    register_wssdl_json(dataset, os.path.join(folder, file))
+                    names.append(dataset)
+    return names
