@@ -156,7 +156,7 @@ def test_joint_path_gives_standard_losses_on_strong_images(mil_cfg, tiny_cfg):
             weak_scores = [heads.box_predictor(heads.box_head(heads.box_pooler(
                 [features[f][i:i + 1] for f in heads.box_in_features], [proposals[i].proposal_boxes])))[0]
                 for i in (2, 3)]
-            expected_mil, _ = mil_loss(weak_scores, [1, 2], ["most_malignant", "most_malignant"])
+            expected_mil = mil_loss(weak_scores, [1, 2], ["most_malignant", "most_malignant"]).loss
     for key in ("loss_cls", "loss_box_reg"):
         assert joint[key].item() == pytest.approx(alone[key].item(), rel=1e-4), key
     assert joint["loss_mil"].item() == pytest.approx(0.25 * expected_mil.item(), rel=1e-4)
@@ -190,3 +190,23 @@ def test_batchnorm_box_heads_back_propagate_through_the_whole_bag(tiny_cfg):
                                                    "MODEL.ROI_BOX_HEAD.NORM": "BN"})).train()
     assert plain_head.roi_heads._rows_are_independent()
     assert not bn_head.roi_heads._rows_are_independent()
+
+
+def test_inverse_frequency_heads_train_outside_the_trainer_once_weights_are_set(mil_cfg):
+    from wssdl_d2.modeling.mil_loss import class_weights_from_config
+
+    cfg = mil_cfg.clone()
+    cfg.defrost()
+    cfg.WSSDL.MIL.CLASS_WEIGHTING = "inverse_frequency"
+    model = build_model(cfg)
+    batch = _batch(cfg, 1, 2)
+    model.train()
+    with EventStorage(), pytest.raises(RuntimeError, match="set_class_weights"):
+        model(batch)
+    weak_labels = [d["image_label"] for d in DatasetCatalog.get("testphantom_train_weak_30")]
+    model.roi_heads.set_class_weights(class_weights_from_config(cfg, weak_labels))
+    with EventStorage():
+        losses = model(batch)
+    assert losses["loss_mil"].item() > 0
+    with pytest.raises(ValueError, match="3 non-negative"):
+        model.roi_heads.set_class_weights([1.0, 2.0])

@@ -37,7 +37,7 @@ def test_targets():
 
 
 def test_loss_equals_hand_computed_cross_entropy():
-    loss, moi = mil_loss(_bags(), [2, 1, 0], ["most_malignant", "most_malignant", "most_abnormal"])
+    loss, moi, _ = mil_loss(_bags(), [2, 1, 0], ["most_malignant", "most_malignant", "most_abnormal"])
     assert [int(i) for i in moi] == [1, 1, 1]
     expected = -(_log_softmax(MALIGNANT_IMAGE[1])[1] + _log_softmax(BENIGN_IMAGE[1])[0]
                  + _log_softmax(NORMAL_IMAGE[1])[2]) / 3
@@ -46,7 +46,7 @@ def test_loss_equals_hand_computed_cross_entropy():
 
 def test_loss_with_class_weights():
     weights = [0.5, 0.2, 0.8]  # normal, benign, malignant
-    loss, _ = mil_loss(_bags(), [2, 1, 0], ["most_malignant", "most_malignant", "most_abnormal"],
+    loss, _, _ = mil_loss(_bags(), [2, 1, 0], ["most_malignant", "most_malignant", "most_abnormal"],
                        class_weights=weights)
     expected = -(0.8 * _log_softmax(MALIGNANT_IMAGE[1])[1] + 0.2 * _log_softmax(BENIGN_IMAGE[1])[0]
                  + 0.5 * _log_softmax(NORMAL_IMAGE[1])[2]) / 3
@@ -55,7 +55,7 @@ def test_loss_with_class_weights():
 
 def test_gradient_flows_through_the_moi_row_only():
     bags = _bags()
-    loss, _ = mil_loss(bags, [2, 1, 0], ["most_malignant", "most_benign", "most_abnormal"])
+    loss, _, _ = mil_loss(bags, [2, 1, 0], ["most_malignant", "most_benign", "most_abnormal"])
     loss.backward()
     for bag, chosen in zip(bags, (1, 0, 1)):
         nonzero = bag.grad.abs().sum(1) > 0
@@ -64,8 +64,8 @@ def test_gradient_flows_through_the_moi_row_only():
 
 def test_logit_selection_changes_the_moi():
     scores = torch.tensor([[5.0, 3.0, 0.0], [-2.0, 2.0, -2.0]])
-    loss_prob, moi_prob = mil_loss([scores], [2], ["most_malignant"], "prob")
-    loss_logit, moi_logit = mil_loss([scores], [2], ["most_malignant"], "logit")
+    loss_prob, moi_prob, _ = mil_loss([scores], [2], ["most_malignant"], "prob")
+    loss_logit, moi_logit, _ = mil_loss([scores], [2], ["most_malignant"], "logit")
     assert (int(moi_prob[0]), int(moi_logit[0])) == (1, 0)
     assert loss_logit.item() == pytest.approx(-_log_softmax([5.0, 3.0, 0.0])[1])
 

@@ -10,11 +10,10 @@ import cv2
 import numpy as np
 
 from ..data.image_io import load_image
+from ..data.labels import CLASS_COLORS_BGR, IMAGE_LABEL_NAMES
 from ..utils.atomic import atomic_open
 
-CLASS_BGR = [(60, 200, 40), (40, 40, 230)]  # benign green, malignant red (BGR)
 MOI_BGR = (0, 220, 255)
-LABEL_NAMES = ("normal", "benign", "malignant")
 CAPTION_H = 34
 
 
@@ -38,11 +37,11 @@ def _cell(row, size):
         if box is None:
             continue
         if color is None:
-            color = CLASS_BGR[int(row["top_class"])] if row.get("top_class") not in ("", None) else (255, 255, 255)
+            color = CLASS_COLORS_BGR[int(row["top_class"])] if row.get("top_class") not in ("", None) else (255, 255, 255)
         p0 = (int(x0 + box[0] * scale), int(y0 + box[1] * scale))
         p1 = (int(x0 + box[2] * scale), int(y0 + box[3] * scale))
         cv2.rectangle(canvas, p0, p1, color, thickness)
-    line1 = f"#{row['rank']} {LABEL_NAMES[int(row['image_label'])]} score {float(row['score']):.2f}"
+    line1 = f"#{row['rank']} {IMAGE_LABEL_NAMES[int(row['image_label'])]} score {float(row['score']):.2f}"
     name = os.path.basename(row["file_name"])
     line2 = name if len(name) <= width // 7 else name[: width // 7 - 2] + ".."
     for k, text in enumerate((line1, line2)):

@@ -22,12 +22,14 @@ import math
 
 import numpy as np
 
+from ..data.labels import image_label_to_class, other_class
+
 ACQUISITIONS = ("combined", "moi_uncertainty", "moi_entropy", "label_disagreement", "random")
 
 
 def moi_uncertainty(analysis):
     """1 - p_y(MoI) for an image of label y in {1, 2} (class y - 1)."""
-    return float(np.clip(1.0 - analysis.moi_probs[analysis.image_label - 1], 0.0, 1.0))
+    return float(np.clip(1.0 - analysis.moi_probs[image_label_to_class(analysis.image_label)], 0.0, 1.0))
 
 
 def moi_entropy(analysis):
@@ -39,8 +41,8 @@ def moi_entropy(analysis):
 
 def label_disagreement(analysis):
     """(1 + s_other - s_y) / 2 in [0, 1] from the best detection score of each class."""
-    own = analysis.image_label - 1
-    s_y, s_other = analysis.best_score(own), analysis.best_score(1 - own)
+    own = image_label_to_class(analysis.image_label)
+    s_y, s_other = analysis.best_score(own), analysis.best_score(other_class(own))
     return float(np.clip((1.0 + s_other - s_y) / 2.0, 0.0, 1.0))
 
 

@@ -13,9 +13,11 @@ import cv2
 from tqdm import tqdm
 
 from .errors import DatasetError
+from .labels import IMAGE_LABEL_NAMES, NORMAL
 from .masks import boxes_from_mask, read_mask
 
-CLASS_FOLDERS = {"normal": 0, "benign": 1, "malignant": 2}
+#: BUSI's folders: one per image label, named after it.
+CLASS_FOLDERS = {name: label for label, name in enumerate(IMAGE_LABEL_NAMES)}
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 _MASK_RE = re.compile(r"^(?P<stem>.+)_mask(?:_(?P<k>\d+))?$")
 
@@ -34,7 +36,7 @@ class ImageRecord:
     @property
     def category_id(self):
         """COCO category of its boxes: 1 benign, 2 malignant (None for normal)."""
-        return self.image_label if self.image_label > 0 else None
+        return self.image_label if self.image_label != NORMAL else None
 
 
 def _list_folder(folder):

@@ -2,8 +2,7 @@
 import os
 
 from .errors import DatasetError
-
-SUPERVISIONS = ("strong", "weak", "pseudo")
+from .labels import IMAGE_LABELS, SUPERVISIONS
 
 
 def record_problems(dicts):
@@ -16,7 +15,7 @@ def record_problems(dicts):
             problems.append((path, "image file not found"))
         if d.get("supervision") not in SUPERVISIONS:
             problems.append((path, f"supervision {d.get('supervision')!r} is not one of {SUPERVISIONS}"))
-        if d.get("image_label") not in (0, 1, 2):
+        if d.get("image_label") not in IMAGE_LABELS:
             problems.append((path, f"image_label {d.get('image_label')!r} is not 0, 1 or 2"))
         w, h = d.get("width", 0), d.get("height", 0)
         for ann in d.get("annotations", []):

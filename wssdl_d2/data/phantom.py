@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-LABEL_NAMES = ("normal", "benign", "malignant")
+from .labels import BENIGN, IMAGE_LABEL_NAMES, MALIGNANT
 
 
 @dataclass
@@ -96,7 +96,7 @@ def _add_mass(rng, echo, label, layer, ambiguity=0.0):
     the other class's with probability ``ambiguity / 2``, and the mass-to-tissue contrast drops with it.
     Returns (echo, mask or None)."""
     h, w = echo.shape
-    malignant = label == 2
+    malignant = label == MALIGNANT
 
     def sign():  # the class's own sign, or (with probability ambiguity / 2) the other class's
         return malignant != (rng.random() < ambiguity / 2)
@@ -175,7 +175,7 @@ def write_phantom_dataset(root, counts=(20, 40, 40), height=256, width=320, seed
     """
     rng = np.random.default_rng(seed)
     written = 0
-    next_index = {name: 1 for name in LABEL_NAMES}
+    next_index = {name: 1 for name in IMAGE_LABEL_NAMES}
 
     def save(label_name, image, masks):
         nonlocal written
@@ -198,10 +198,10 @@ def write_phantom_dataset(root, counts=(20, 40, 40), height=256, width=320, seed
     for label, count in enumerate(counts):
         for _ in range(count):
             sample = generate_image(rng, label, height, width, second_lesion_prob, ambiguity)
-            save(LABEL_NAMES[label], sample.image, sample.masks)
+            save(IMAGE_LABEL_NAMES[label], sample.image, sample.masks)
             if rng.random() < duplicate_fraction:
-                save(LABEL_NAMES[label], *near_duplicate(sample.image, sample.masks))
-            if label == 1 and conflicts_left > 0:
+                save(IMAGE_LABEL_NAMES[label], *near_duplicate(sample.image, sample.masks))
+            if label == BENIGN and conflicts_left > 0:
                 save("malignant", *near_duplicate(sample.image, sample.masks))
                 conflicts_left -= 1
     return written

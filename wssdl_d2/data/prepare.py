@@ -20,9 +20,10 @@ import numpy as np
 from ..utils.atomic import atomic_open, atomic_write_json
 from .busi import read_busi
 from .folds import write_folds
+from .labels import IMAGE_LABEL_NAMES
 from .near_duplicates import group_near_duplicates, perceptual_hashes
 from .splits import conflicting_groups, split_by_groups, strong_subset
-from .wssdl_json import IMAGE_LABEL_NAMES, write_wssdl_json
+from .wssdl_json import write_wssdl_json
 
 
 def _entry(record, supervision):

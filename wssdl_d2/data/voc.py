@@ -16,9 +16,9 @@ from detectron2.structures import BoxMode
 
 from ..utils.atomic import atomic_open
 from .errors import DatasetError
-from .wssdl_json import IMAGE_LABEL_NAMES, THING_CLASSES
+from .labels import IMAGE_LABEL_NAMES, NORMAL, THING_CLASSES, class_to_image_label, image_label_to_class
 
-_OBJECT_NAMES = {"benign": 0, "malignant": 1, "__background__": None}
+_OBJECT_NAMES = {**{name: k for k, name in enumerate(THING_CLASSES)}, "__background__": None}
 
 
 def _number(node, tag, xml_path):
@@ -68,12 +68,12 @@ def read_voc_annotation(xml_path):
     if diag is not None:
         if diag.strip() not in ("0", "1"):
             raise DatasetError(xml_path, f"<BIRADS><diag> must be 0 (benign) or 1 (malignant), not {diag!r}")
-        image_label = int(diag) + 1
+        image_label = class_to_image_label(int(diag))
     elif boxes:
         raise DatasetError(xml_path, "mass objects but no <BIRADS><diag> diagnosis")
     else:
-        image_label = 0
-    if any(cls + 1 != image_label for *_, cls in boxes):
+        image_label = NORMAL
+    if any(class_to_image_label(cls) != image_label for *_, cls in boxes):
         raise DatasetError(xml_path, f"object class disagrees with the diagnosis {IMAGE_LABEL_NAMES[image_label]}")
     return {"width": width, "height": height, "image_label": image_label, "boxes": boxes, "no_mass_regions": no_mass}
 
@@ -122,8 +122,8 @@ def write_voc_annotation(xml_path, image_id, width, height, image_label, boxes, 
     size = ET.SubElement(root, "size")
     for tag, value in (("width", width), ("height", height), ("depth", 1)):
         ET.SubElement(size, tag).text = str(int(value))
-    if image_label > 0:
-        ET.SubElement(ET.SubElement(root, "BIRADS"), "diag").text = str(image_label - 1)
+    if image_label != NORMAL:
+        ET.SubElement(ET.SubElement(root, "BIRADS"), "diag").text = str(image_label_to_class(image_label))
     named = [(IMAGE_LABEL_NAMES[image_label], b) for b in boxes] + [("__background__", b) for b in no_mass_regions]
     for name, (x0, y0, x1, y1) in named:
         obj = ET.SubElement(root, "object")

@@ -21,11 +21,10 @@ from detectron2.structures import BoxMode
 
 from ..utils.atomic import atomic_write_json
 from .errors import DatasetError
+from .labels import IMAGE_LABEL_NAMES, IMAGE_LABELS, SUPERVISIONS, THING_CLASSES, class_to_image_label
 
-THING_CLASSES = ["benign", "malignant"]
-CATEGORIES = [{"id": 1, "name": "benign"}, {"id": 2, "name": "malignant"}]
-IMAGE_LABEL_NAMES = ["normal", "benign", "malignant"]
-SUPERVISIONS = ("strong", "weak", "pseudo")
+#: COCO categories of a dataset file: id = the image label a box of the class implies (1 benign, 2 malignant).
+CATEGORIES = [{"id": class_to_image_label(k), "name": name} for k, name in enumerate(THING_CLASSES)]
 # Annotation keys kept by load_wssdl_json beside the box: where it came from ("mask", "xml", "pseudo", "annotator"),
 # and for pseudo boxes the detection score, the self-training round and the model that proposed it.
 ANNOTATION_PROVENANCE = ("source", "score", "round", "model")
@@ -126,7 +125,7 @@ def load_wssdl_json(json_file, image_root=None, default_supervision=None):
         if supervision not in SUPERVISIONS:
             raise DatasetError(json_file, f"{where} ({image['file_name']}): supervision {supervision!r} is not one of {SUPERVISIONS}")
         label = image.get("image_label")
-        if label not in (0, 1, 2):
+        if label not in IMAGE_LABELS:
             raise DatasetError(json_file, f"{where} ({image['file_name']}): image_label {label!r} is not 0, 1 or 2")
         width, height = image["width"], image["height"]
         if not (type(width) is int and type(height) is int and width > 0 and height > 0):
@@ -170,7 +169,7 @@ def register_wssdl_json(name, json_file, image_root=None):
     DatasetCatalog.register(name, lambda: load_wssdl_json(json_file, image_root))
     MetadataCatalog.get(name).set(
         thing_classes=list(THING_CLASSES), image_label_names=list(IMAGE_LABEL_NAMES), json_file=json_file,
-        thing_dataset_id_to_contiguous_id={1: 0, 2: 1}, evaluator_type="wssdl",
+        thing_dataset_id_to_contiguous_id={c["id"]: k for k, c in enumerate(CATEGORIES)}, evaluator_type="wssdl",
     )
 
 

@@ -4,17 +4,17 @@ import os
 
 import numpy as np
 
+from ..data.labels import BENIGN, IMAGE_LABEL_NAMES, MALIGNANT, NORMAL
 from .plots import plot_examples
 
-LABEL_NAMES = ("normal", "benign", "malignant")
 #: Example categories in the order they are filled, round-robin: (name, image label, outcome test).
 CATEGORIES = (
-    ("malignant, found", 2, lambda img: img["hit_any"]),
-    ("benign, found", 1, lambda img: img["hit_any"]),
-    ("malignant, missed", 2, lambda img: not img["hit_any"]),
-    ("benign, missed", 1, lambda img: not img["hit_any"]),
-    ("normal, false positive", 0, lambda img: img["fp_at_tau"] > 0),
-    ("normal, clean", 0, lambda img: img["fp_at_tau"] == 0),
+    ("malignant, found", MALIGNANT, lambda img: img["hit_any"]),
+    ("benign, found", BENIGN, lambda img: img["hit_any"]),
+    ("malignant, missed", MALIGNANT, lambda img: not img["hit_any"]),
+    ("benign, missed", BENIGN, lambda img: not img["hit_any"]),
+    ("normal, false positive", NORMAL, lambda img: img["fp_at_tau"] > 0),
+    ("normal, clean", NORMAL, lambda img: img["fp_at_tau"] == 0),
 )
 
 
@@ -24,7 +24,7 @@ def select_examples(outcomes, count=12):
     queues = []
     for _, label, test in CATEGORIES:
         queues.append([i for i, o in enumerate(outcomes) if o["image_label"] == label
-                       and (o["has_mass"] or label == 0) and test(o)])
+                       and (o["has_mass"] or label == NORMAL) and test(o)])
     chosen = []
     while len(chosen) < count and any(queues):
         for queue in queues:
@@ -36,7 +36,7 @@ def select_examples(outcomes, count=12):
 def category_of(outcome):
     """The name of the first category an image's outcome falls into ('' when none, e.g. a weak image)."""
     for name, label, test in CATEGORIES:
-        if outcome["image_label"] == label and (outcome["has_mass"] or label == 0) and test(outcome):
+        if outcome["image_label"] == label and (outcome["has_mass"] or label == NORMAL) and test(outcome):
             return name
     return ""
 
@@ -63,7 +63,7 @@ def example_entry(detection_entry, outcome, tau, max_boxes=3, read_image=None):
     keep = keep[np.argsort(-scores[keep], kind="stable")][:max_boxes]
     boxes = np.asarray(detection_entry["boxes"], dtype=np.float64).reshape(-1, 4)
     classes = np.asarray(detection_entry["classes"], dtype=np.int64)
-    title = f"{os.path.basename(path)}\n{category_of(outcome) or LABEL_NAMES[outcome['image_label']]}"
+    title = f"{os.path.basename(path)}\n{category_of(outcome) or IMAGE_LABEL_NAMES[outcome['image_label']]}"
     return {"image": read_image(path), "title": title, "gt_boxes": detection_entry["gt_boxes"],
             "boxes": boxes[keep], "scores": scores[keep], "classes": classes[keep]}
 

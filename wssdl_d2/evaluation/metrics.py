@@ -21,11 +21,11 @@ from collections import OrderedDict
 
 import numpy as np
 
+from ..data.labels import BENIGN, IMAGE_LABEL_NAMES, MALIGNANT, NORMAL
 from .bootstrap import bootstrap_indices, percentile_interval, resample_counts, safe_divide
 from .diagnosis import confusion_matrix, roc_curve, weighted_auc
 from .froc import FPPI_POINTS, froc_curve, operating_point, sensitivity_at
 
-IMAGE_LABEL_NAMES = ("normal", "benign", "malignant")
 #: Written into corloc.json so the file says what its numbers mean.
 DEFINITIONS = {
     "CorLoc": "percent of images with a mass where a detection of the image's class with score >= tau has "
@@ -48,11 +48,12 @@ def ratio_terms(columns):
     """Metrics that are a ratio of per-image sums: name -> (numerator (N,), denominator (N,), scale)."""
     label = columns["image_label"]
     mass = columns["has_mass"]
-    normal = (label == 0).astype(np.float64)
+    normal = (label == NORMAL).astype(np.float64)
     terms = OrderedDict()
     for prefix, hit in (("CorLoc", columns["hit_any"]), ("CorLoc_top1", columns["hit_top1"])):
         terms[prefix] = (hit & mass, mass, 100.0)
-        for k, cls in ((1, "benign"), (2, "malignant")):
+        for k in (BENIGN, MALIGNANT):
+            cls = IMAGE_LABEL_NAMES[k]
             in_class = mass & (label == k)
             terms[f"{prefix}-{cls}"] = (hit & in_class, in_class, 100.0)
     terms["FP_per_normal"] = (columns["fp_at_tau"] * normal, normal, 1.0)
@@ -64,8 +65,8 @@ def auc_terms(columns):
     """Metrics that are an AUC: name -> (scores (N,), positive mask (N,), negative mask (N,))."""
     label = columns["image_label"]
     return OrderedDict([
-        ("AUC_BvsM", (columns["malignancy_score"], label == 2, label == 1)),
-        ("AUC_NvsMass", (columns["abnormality_score"], label > 0, label == 0)),
+        ("AUC_BvsM", (columns["malignancy_score"], label == MALIGNANT, label == BENIGN)),
+        ("AUC_NvsMass", (columns["abnormality_score"], label != NORMAL, label == NORMAL)),
     ])
 
 
@@ -113,12 +114,13 @@ def compute_metrics(table, tau=0.5, iou_thresh=0.5, num_samples=2000, seed=0, le
     curve = froc_curve(lesions, fps, n)
     at_x = sensitivity_at(curve)
     sens_tau, fppi_tau = operating_point(lesions, fps, n, tau)
-    fpr, tpr, thr = roc_curve(columns["malignancy_score"], label == 2, label == 1)
+    fpr, tpr, thr = roc_curve(columns["malignancy_score"], label == MALIGNANT, label == BENIGN)
     counts = OrderedDict(
-        images=n, normal=int(np.sum(label == 0)), benign=int(np.sum(label == 1)), malignant=int(np.sum(label == 2)),
+        images=n, normal=int(np.sum(label == NORMAL)), benign=int(np.sum(label == BENIGN)),
+        malignant=int(np.sum(label == MALIGNANT)),
         mass_images=int(np.sum(columns["has_mass"])), lesions=int(len(lesions)),
-        benign_with_box=int(np.sum(columns["has_mass"] & (label == 1))),
-        malignant_with_box=int(np.sum(columns["has_mass"] & (label == 2))),
+        benign_with_box=int(np.sum(columns["has_mass"] & (label == BENIGN))),
+        malignant_with_box=int(np.sum(columns["has_mass"] & (label == MALIGNANT))),
     )
     return {
         "settings": {"tau": tau, "iou_thresh": iou_thresh, "bootstrap_samples": num_samples,

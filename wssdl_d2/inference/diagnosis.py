@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..data.wssdl_json import IMAGE_LABEL_NAMES
+from ..data.labels import BENIGN, BENIGN_CLASS, IMAGE_LABEL_NAMES, MALIGNANT, NORMAL
 from ..evaluation.outcomes import image_outcome
 
 
@@ -36,12 +36,12 @@ def diagnose(scores, classes, tau=0.5):
     """
     scores = np.asarray(scores, dtype=np.float64).reshape(-1)
     classes = np.asarray(classes, dtype=np.int64).reshape(-1)
-    outcome, _, _ = image_outcome(0, np.zeros((0, 4)), [], np.zeros((len(scores), 4)), scores, classes, tau=tau)
+    outcome, _, _ = image_outcome(NORMAL, np.zeros((0, 4)), [], np.zeros((len(scores), 4)), scores, classes, tau=tau)
     label = outcome["predicted_label"]
     top = outcome["abnormality_score"]
     per_label = {
-        IMAGE_LABEL_NAMES[0]: 1.0 - top,
-        IMAGE_LABEL_NAMES[1]: float(scores[classes == 0].max()) if (classes == 0).any() else 0.0,
-        IMAGE_LABEL_NAMES[2]: outcome["malignancy_score"],
+        IMAGE_LABEL_NAMES[NORMAL]: 1.0 - top,
+        IMAGE_LABEL_NAMES[BENIGN]: float(scores[classes == BENIGN_CLASS].max()) if (classes == BENIGN_CLASS).any() else 0.0,
+        IMAGE_LABEL_NAMES[MALIGNANT]: outcome["malignancy_score"],
     }
-    return Diagnosis(label, IMAGE_LABEL_NAMES[label], top if label else 1.0 - top, per_label)
+    return Diagnosis(label, IMAGE_LABEL_NAMES[label], top if label != NORMAL else 1.0 - top, per_label)

@@ -10,7 +10,7 @@ import csv
 import io
 import os
 
-from ..data.wssdl_json import IMAGE_LABEL_NAMES, THING_CLASSES
+from ..data.labels import IMAGE_LABEL_NAMES, THING_CLASSES
 from ..utils.atomic import atomic_open, atomic_write_json
 
 CSV_COLUMNS = ("file", "frame", "width", "height", "diagnosis", "probability", "score_normal", "score_benign",

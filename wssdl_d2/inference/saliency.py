@@ -15,8 +15,8 @@ import cv2
 import numpy as np
 import torch
 
-from ..modeling.mass_of_interest import select_mass_of_interest
-from .analysis import moi_rules_from_config
+from ..data.labels import CLASS_COLORS_BGR, THING_CLASSES, image_label_to_class
+from ..modeling.mass_of_interest import mil_bag, moi_rules_from_config, select_mass_of_interest
 from .predictor import model_inputs
 from .proposals import forward_with_proposals
 
@@ -100,11 +100,10 @@ def saliency(predictor, image_bgr, target="top", image_label=None, feature=None)
                 top = int(out.instances.scores.argmax())
                 row, det_class = int(out.kept[top]), int(out.instances.pred_classes[top])
             else:
-                limit = int(cfg.WSSDL.MIL.MAX_PROPOSALS)
-                logits = out.class_logits[:limit] if limit > 0 else out.class_logits
+                logits = mil_bag(out.class_logits, int(cfg.WSSDL.MIL.MAX_PROPOSALS))
                 row = int(select_mass_of_interest(logits.detach(), moi_rules_from_config(cfg)[image_label],
                                                   cfg.WSSDL.MIL.SELECT_BY))
-                det_class = image_label - 1
+                det_class = image_label_to_class(image_label)
             model.zero_grad(set_to_none=True)
             out.class_logits[row, det_class].backward()
         activations, gradients = tap.value.detach()[0], tap.value.grad[0]
@@ -132,8 +131,8 @@ def overlay(image_bgr, result, alpha=0.45):
     weight = (alpha * result.heatmap)[:, :, None]
     blended = np.uint8(np.round(image * (1.0 - weight) + colors * weight))
     x0, y0, x1, y1 = (int(round(v)) for v in result.box)
-    color = (60, 200, 40) if result.det_class == 0 else (40, 40, 230)
+    color = CLASS_COLORS_BGR[result.det_class]
     cv2.rectangle(blended, (x0, y0), (x1, y1), color, 2)
-    label = f"{('benign', 'malignant')[result.det_class]} {result.score:.2f} ({result.feature})"
+    label = f"{THING_CLASSES[result.det_class]} {result.score:.2f} ({result.feature})"
     cv2.putText(blended, label, (4, 16), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (255, 255, 255), 1, cv2.LINE_AA)
     return blended

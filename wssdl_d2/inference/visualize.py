@@ -1,7 +1,7 @@
 """Draws a prediction with Detectron2's Visualizer: boxes with class and score, and the diagnosis as a title.
 
-Benign boxes are green and malignant ones red. (No saliency overlay: the models of this project do not produce
-saliency maps.)
+Boxes take the class colours of :data:`wssdl_d2.data.labels.CLASS_COLORS` (benign green, malignant red). Saliency
+maps are drawn by :func:`wssdl_d2.inference.saliency.overlay`.
 """
 import numpy as np
 import torch
@@ -9,10 +9,9 @@ from detectron2.data.catalog import Metadata
 from detectron2.structures import Boxes, Instances
 from detectron2.utils.visualizer import ColorMode, Visualizer
 
-from ..data.wssdl_json import THING_CLASSES
+from ..data.labels import CLASS_COLORS, NORMAL, THING_CLASSES, image_label_to_class
 
-CLASS_COLORS = [(40, 200, 60), (230, 40, 40)]  # RGB: benign, malignant
-_METADATA = Metadata(name="wssdl_d2", thing_classes=list(THING_CLASSES), thing_colors=CLASS_COLORS)
+_METADATA = Metadata(name="wssdl_d2", thing_classes=list(THING_CLASSES), thing_colors=list(CLASS_COLORS))
 
 
 def draw_prediction(image_rgb, prediction, threshold=0.5, title=None):
@@ -31,6 +30,6 @@ def draw_prediction(image_rgb, prediction, threshold=0.5, title=None):
     if title is None:
         title = f"diagnosis: {prediction.diagnosis.name} ({prediction.diagnosis.probability:.0%})"
     label = prediction.diagnosis.label
-    color = tuple(c / 255.0 for c in CLASS_COLORS[label - 1]) if label else "w"
+    color = tuple(c / 255.0 for c in CLASS_COLORS[image_label_to_class(label)]) if label != NORMAL else "w"
     visualizer.draw_text(title, (4, 4), horizontal_alignment="left", color=color)
     return output.get_image()

@@ -6,28 +6,25 @@ class 0, malignant -> class 1, normal -> background (class K). Over a batch of w
 ``L_ws = mean_I w_y(I) * L_ws(I)`` (weights as in the authors' code: a weighted mean over the images).
 """
 from collections import Counter
+from typing import Callable, List, NamedTuple, Optional, Sequence
 
 import torch
 import torch.nn.functional as F
 
+from ..data.labels import IMAGE_LABELS, NORMAL, image_label_to_class
 from .mass_of_interest import select_mass_of_interest
 
 CLASS_WEIGHTINGS = ("none", "inverse_frequency", "explicit")
 
-
-def image_label_to_class(image_label, num_classes=2):
-    """Detection class targeted by an image label: 1 benign -> 0, 2 malignant -> 1, 0 normal -> num_classes
-    (background)."""
-    if image_label == 0:
-        return num_classes
-    if image_label in (1, 2):
-        return image_label - 1
-    raise ValueError(f"image_label must be 0 (normal), 1 (benign) or 2 (malignant), not {image_label!r}")
+__all__ = ["CLASS_WEIGHTINGS", "MILLoss", "class_weights_from_config", "image_label_to_class",
+           "inverse_frequency_weights", "mil_cross_entropy", "mil_loss"]
 
 
-def mil_cross_entropy(moi_scores, image_labels, class_weights=None):
-    """Weighted mean cross-entropy between the MoI rows ``(N, K + 1)`` (class logits, background last) and the
-    targets of the N image labels (0, 1 or 2); ``class_weights``: None or 3 floats indexed by image label."""
+def mil_cross_entropy(moi_scores: torch.Tensor, image_labels: Sequence[int],
+                      class_weights: Optional[Sequence[float]] = None) -> torch.Tensor:
+    """Weighted mean cross-entropy (a scalar tensor, nats) between the MoI rows ``(N, K + 1)`` (class logits,
+    background last) and the targets (:func:`~wssdl_d2.data.labels.image_label_to_class`) of the N image labels
+    (0, 1 or 2); ``class_weights``: None or 3 floats indexed by image label."""
     num_classes = moi_scores.shape[1] - 1
     device = moi_scores.device
     targets = torch.tensor([image_label_to_class(y, num_classes) for y in image_labels], device=device)
@@ -39,7 +36,18 @@ def mil_cross_entropy(moi_scores, image_labels, class_weights=None):
     return per_image.mean()
 
 
-def mil_loss(scores_per_image, image_labels, rules, select_by="prob", class_weights=None):
+class MILLoss(NamedTuple):
+    """What :func:`mil_loss` returns: ``loss`` (scalar tensor), ``moi`` (N 0-dim long tensors: the MoI's row in
+    each bag) and ``moi_scores`` ``(N, K + 1)`` (the MoI rows the loss was computed on)."""
+
+    loss: torch.Tensor
+    moi: List[torch.Tensor]
+    moi_scores: torch.Tensor
+
+
+def mil_loss(scores_per_image: Sequence[torch.Tensor], image_labels: Sequence[int], rules: Sequence[str],
+             select_by: str = "prob", class_weights: Optional[Sequence[float]] = None,
+             rescore: Optional[Callable[[List[torch.Tensor]], torch.Tensor]] = None) -> MILLoss:
     """Weighted mean image-level cross-entropy of the MoIs, and the MoI indices.
 
     Args:
@@ -49,32 +57,38 @@ def mil_loss(scores_per_image, image_labels, rules, select_by="prob", class_weig
         rules: list of N MoI rule names (one per image, chosen from its image label).
         select_by: ``"prob"`` or ``"logit"``.
         class_weights: None or a sequence of 3 floats indexed by image label (normal, benign, malignant).
+        rescore: None, or a function (the N MoI indices) -> ``(N, K + 1)`` logits of the MoI proposals recomputed
+            with autograd (then ``scores_per_image`` may be computed without it: only the MoI rows get a
+            gradient). None: the MoI rows of ``scores_per_image`` are used.
 
     Returns:
-        (loss, moi_indices): a scalar tensor and a list of N 0-dim long tensors. N must be >= 1.
+        :class:`MILLoss` ``(loss, moi, moi_scores)``. N must be >= 1.
     """
     if not (len(scores_per_image) == len(image_labels) == len(rules)):
         raise ValueError("mil_loss: scores_per_image, image_labels and rules must have the same length")
     if not scores_per_image:
         raise ValueError("mil_loss: no weak image")
     moi = [select_mass_of_interest(s, rule, select_by) for s, rule in zip(scores_per_image, rules)]
-    rows = torch.stack([s[i] for s, i in zip(scores_per_image, moi)])  # (N, K + 1)
-    return mil_cross_entropy(rows, image_labels, class_weights), moi
+    if rescore is None:
+        rows = torch.stack([s[i] for s, i in zip(scores_per_image, moi)])  # (N, K + 1)
+    else:
+        rows = rescore(moi)
+    return MILLoss(mil_cross_entropy(rows, image_labels, class_weights), moi, rows)
 
 
-def inverse_frequency_weights(image_labels, use_normal=True):
+def inverse_frequency_weights(image_labels: Sequence[int], use_normal: bool = True) -> List[float]:
     """Class weights ``[w_normal, w_benign, w_malignant]`` proportional to 1 / count of each image label among
     the weak images, normalised to sum to 1 over the labels present (the authors' code: benign r, malignant
     1 - r, with r the malignant fraction). Labels absent (or normal when ``use_normal`` is False) get 0."""
-    counts = Counter(int(y) for y in image_labels if use_normal or int(y) != 0)
+    counts = Counter(int(y) for y in image_labels if use_normal or int(y) != NORMAL)
     if not counts:
         raise ValueError("inverse_frequency_weights: no weak image label to count")
-    inverse = [1.0 / counts[y] if counts.get(y) else 0.0 for y in (0, 1, 2)]
+    inverse = [1.0 / counts[y] if counts.get(y) else 0.0 for y in IMAGE_LABELS]
     total = sum(inverse)
     return [w / total for w in inverse]
 
 
-def class_weights_from_config(cfg, weak_image_labels=None):
+def class_weights_from_config(cfg, weak_image_labels: Optional[Sequence[int]] = None) -> Optional[List[float]]:
     """The weak loss's class weights per ``cfg.WSSDL.MIL.CLASS_WEIGHTING``: None (``none``),
     ``CLASS_WEIGHTS`` (``explicit``) or :func:`inverse_frequency_weights` of ``weak_image_labels``."""
     mode = str(cfg.WSSDL.MIL.CLASS_WEIGHTING).lower()

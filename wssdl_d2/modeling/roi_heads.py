@@ -7,24 +7,33 @@ top-K post-NMS RPN proposals (no sampling, no matching) as a bag; the mass of in
 Only the MoI row of a bag receives a gradient, so when the box head treats boxes independently (no BatchNorm)
 the bags are scored without autograd and the MoI rows are recomputed with it: the same loss and gradients as a
 full-bag pass at a fraction of the backward cost. At inference this is StandardROIHeads, unchanged.
+
+With ``WSSDL.MIL.CLASS_WEIGHTING: inverse_frequency`` the class weights depend on the weak training set, which a
+model does not see: :class:`~wssdl_d2.engine.WSSDLTrainer` calls :meth:`MILROIHeads.set_class_weights` with
+:func:`~wssdl_d2.modeling.mil_loss.class_weights_from_config` of its weak images; any other training loop does
+the same (or passes ``mil_class_weights`` to the constructor).
 """
+from typing import List, Optional, Sequence
+
 import torch
 from detectron2.config import configurable
 from detectron2.modeling import ROI_HEADS_REGISTRY
 from detectron2.modeling.roi_heads import StandardROIHeads
 from detectron2.utils.events import get_event_storage
 
+from ..data.labels import IMAGE_LABELS, NORMAL, THING_CLASSES, image_label_to_class
 from .alpha import alpha_at
-from .mass_of_interest import SELECT_BY, check_moi_rule, select_mass_of_interest
-from .mil_loss import CLASS_WEIGHTINGS, class_weights_from_config, image_label_to_class, mil_cross_entropy
+from .mass_of_interest import SELECT_BY, check_moi_rule, mil_bag, moi_rules_from_config
+from .mil_loss import CLASS_WEIGHTINGS, class_weights_from_config, mil_loss
 
 
 @ROI_HEADS_REGISTRY.register()
 class MILROIHeads(StandardROIHeads):
     """StandardROIHeads with ``forward(images, features, proposals, targets, strong=None, image_labels=None)``.
 
-    Attributes set by the trainer while training: ``mil_alpha`` (float, the current alpha) and, with
-    ``CLASS_WEIGHTING: inverse_frequency``, ``mil_class_weights`` (3 floats indexed by image label).
+    ``mil_alpha`` (float, the current alpha) is set before every iteration by
+    :class:`~wssdl_d2.engine.hooks.MILAlphaHook`; ``mil_class_weights`` (None or 3 floats indexed by image label)
+    comes from the config, or for ``CLASS_WEIGHTING: inverse_frequency`` from :meth:`set_class_weights`.
     """
 
     @configurable
@@ -34,8 +43,8 @@ class MILROIHeads(StandardROIHeads):
         if self.mask_on or self.keypoint_on or self.train_on_pred_boxes:
             raise ValueError("MILROIHeads supports boxes only: set MODEL.MASK_ON, MODEL.KEYPOINT_ON and "
                              "MODEL.ROI_BOX_HEAD.TRAIN_ON_PRED_BOXES to False")
-        if self.num_classes != 2:
-            raise ValueError("MILROIHeads needs MODEL.ROI_HEADS.NUM_CLASSES 2 (benign, malignant), "
+        if self.num_classes != len(THING_CLASSES):
+            raise ValueError(f"MILROIHeads needs MODEL.ROI_HEADS.NUM_CLASSES {len(THING_CLASSES)} (benign, malignant), "
                              f"not {self.num_classes}")
         if mil_select_by not in SELECT_BY:
             raise ValueError(f"WSSDL.MIL.SELECT_BY must be one of {SELECT_BY}, not {mil_select_by!r}")
@@ -50,7 +59,9 @@ class MILROIHeads(StandardROIHeads):
         self.mil_select_by = mil_select_by
         self.mil_use_normal = bool(mil_use_normal)
         self.mil_class_weighting = mil_class_weighting
-        self.mil_class_weights = mil_class_weights
+        self.mil_class_weights = None
+        if mil_class_weights is not None:
+            self.set_class_weights(mil_class_weights)
         self.mil_alpha = float(mil_alpha)
 
     @classmethod
@@ -60,21 +71,41 @@ class MILROIHeads(StandardROIHeads):
         weighting = str(mil.CLASS_WEIGHTING).lower()
         ret.update(
             mil_max_proposals=mil.MAX_PROPOSALS,
-            moi_rules={0: check_moi_rule(mil.MOI_NORMAL, "WSSDL.MIL.MOI_NORMAL"),
-                       1: check_moi_rule(mil.MOI_BENIGN, "WSSDL.MIL.MOI_BENIGN"),
-                       2: check_moi_rule(mil.MOI_MALIGNANT, "WSSDL.MIL.MOI_MALIGNANT")},
+            moi_rules=moi_rules_from_config(cfg),
             mil_select_by=mil.SELECT_BY,
             mil_use_normal=mil.USE_NORMAL,
             mil_class_weighting=weighting,
-            # inverse_frequency needs the weak set: the trainer sets it (see wssdl_d2.engine)
+            # inverse_frequency needs the weak set: set_class_weights (WSSDLTrainer calls it)
             mil_class_weights=class_weights_from_config(cfg) if weighting != "inverse_frequency" else None,
             mil_alpha=alpha_at(0, cfg),
         )
         return ret
 
+    def set_class_weights(self, weights: Sequence[float]) -> None:
+        """Set the weak loss's class weights: 3 non-negative floats indexed by image label (normal, benign,
+        malignant), e.g. :func:`~wssdl_d2.modeling.mil_loss.class_weights_from_config` of the weak training
+        images' labels."""
+        weights = [float(w) for w in weights]
+        if len(weights) != len(IMAGE_LABELS) or min(weights) < 0:
+            raise ValueError(f"MILROIHeads: class weights must be {len(IMAGE_LABELS)} non-negative numbers "
+                             f"(normal, benign, malignant), not {weights}")
+        self.mil_class_weights = weights
+
+    def class_weights(self) -> Optional[List[float]]:
+        """The weak loss's class weights (None: unweighted). Raises RuntimeError, saying what to do, for
+        ``CLASS_WEIGHTING: inverse_frequency`` before :meth:`set_class_weights` was called."""
+        if self.mil_class_weighting == "inverse_frequency" and self.mil_class_weights is None:
+            raise RuntimeError(
+                "MILROIHeads: WSSDL.MIL.CLASS_WEIGHTING is inverse_frequency but no class weights were set. Call "
+                "roi_heads.set_class_weights(wssdl_d2.modeling.mil_loss.class_weights_from_config(cfg, "
+                "weak_image_labels)) before training (WSSDLTrainer does), or use CLASS_WEIGHTING explicit with "
+                "WSSDL.MIL.CLASS_WEIGHTS")
+        return self.mil_class_weights
+
     def forward(self, images, features, proposals, targets=None, strong=None, image_labels=None):
-        """Training with ``strong`` (N bools) and ``image_labels`` (N ints): the joint losses. Otherwise (and
-        at inference) StandardROIHeads.forward."""
+        """Training with ``strong`` (N bools) and ``image_labels`` (N ints, 0 normal / 1 benign / 2 malignant):
+        ``([], losses)`` with ``loss_cls``, ``loss_box_reg`` and ``loss_mil`` (scalar tensors). Otherwise (and at
+        inference) StandardROIHeads.forward."""
         if not self.training or strong is None:
             return super().forward(images, features, proposals, targets)
         if not targets:
@@ -93,12 +124,11 @@ class MILROIHeads(StandardROIHeads):
         return [], self._joint_losses(features, proposals, targets, strong, image_labels)
 
     def _mil_bag(self, proposals_per_image, image_label):
-        """The proposals (Boxes) of a weak image that enter its MIL bag: the top MAX_PROPOSALS by objectness
-        (proposals arrive sorted), none for a normal image when USE_NORMAL is off."""
-        if image_label == 0 and not self.mil_use_normal:
+        """The proposals (Boxes) of a weak image that enter its MIL bag (:func:`.mass_of_interest.mil_bag`), none
+        for a normal image when USE_NORMAL is off."""
+        if image_label == NORMAL and not self.mil_use_normal:
             return proposals_per_image.proposal_boxes[:0]
-        boxes = proposals_per_image.proposal_boxes
-        return boxes[: self.mil_max_proposals] if self.mil_max_proposals > 0 else boxes
+        return mil_bag(proposals_per_image.proposal_boxes, self.mil_max_proposals)
 
     def _predict(self, features, boxes):
         """Class logits and box deltas of the boxes (one Boxes per image, may be empty), rows in image order."""
@@ -134,28 +164,25 @@ class MILROIHeads(StandardROIHeads):
             # recompute the MoI rows with it (the same loss and gradients, without backward through every box).
             independent = self._rows_are_independent()
             with torch.set_grad_enabled(not independent):
-                scores, deltas = self._predict(features, bags)
+                scores, moi_deltas = self._predict(features, bags)
             bag_scores = [scores.split(counts)[i] for i in weak_ids]
-            moi = [select_mass_of_interest(s, rule, self.mil_select_by) for s, rule in zip(bag_scores, rules)]
-            if independent:
+
+            def rescore(moi):
+                nonlocal moi_deltas
                 moi_boxes = [empty] * len(strong)
                 for i, m in zip(weak_ids, moi):
                     moi_boxes[i] = bags[i][int(m):int(m) + 1]
                 moi_scores, moi_deltas = self._predict(features, moi_boxes)
-            else:
-                moi_scores, moi_deltas = torch.stack([s[m] for s, m in zip(bag_scores, moi)]), deltas
-            mil = self._log_mil(mil_cross_entropy(moi_scores, labels, self._class_weights()), moi_scores, labels,
-                                sum(counts) / len(weak_ids))
+                return moi_scores
+
+            out = mil_loss(bag_scores, labels, rules, self.mil_select_by, self.class_weights(),
+                           rescore=rescore if independent else None)
+            moi_scores = out.moi_scores
+            mil = self._log_mil(out.loss, moi_scores, labels, sum(counts) / len(weak_ids))
         if not strong_ids:
             losses = {"loss_cls": moi_scores.sum() * 0.0, "loss_box_reg": moi_deltas.sum() * 0.0}
         losses["loss_mil"] = self.mil_alpha * mil
         return losses
-
-    def _class_weights(self):
-        if self.mil_class_weighting == "inverse_frequency" and self.mil_class_weights is None:
-            raise RuntimeError("MILROIHeads: CLASS_WEIGHTING inverse_frequency but mil_class_weights was never set "
-                               "(the trainer sets it from the weak training set)")
-        return self.mil_class_weights
 
     def _log_mil(self, loss, moi_scores, labels, bag_size):
         """Log the unscaled MIL loss, how often the MoI's top class is the image's, and the bag size."""

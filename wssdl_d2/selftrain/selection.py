@@ -31,10 +31,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..data.labels import BENIGN, MALIGNANT, THING_CLASSES, class_to_image_label, image_label_to_class
+
 MAPPINGS = ("convex", "linear")
 SELECTIONS = ("fraction", "fraction_per_class", "adaptive")
 INITS = ("initial", "previous")  # WSSDL.SELFTRAIN.INIT: retrain from MODEL.WEIGHTS or fine-tune the last model
-NUM_CLASSES = 2  # benign, malignant
+NUM_CLASSES = len(THING_CLASSES)  # benign, malignant
 
 
 @dataclass(frozen=True)
@@ -61,8 +63,8 @@ class Candidate:
 
 def is_consistent(candidate):
     """True when the top detection's class is the image label's (1 benign -> class 0, 2 malignant -> 1)."""
-    return candidate.det_class is not None and candidate.image_label in (1, 2) \
-        and candidate.det_class == candidate.image_label - 1
+    return candidate.det_class is not None and candidate.image_label in (BENIGN, MALIGNANT) \
+        and candidate.det_class == image_label_to_class(candidate.image_label)
 
 
 def rank(candidates):
@@ -91,7 +93,7 @@ def learning_rates(candidates, tau):
     without such a detection. Returns (r (NUM_CLASSES,), u)."""
     rates, hits, total = np.zeros(NUM_CLASSES), 0, 0
     for c in range(NUM_CLASSES):
-        members = [x for x in candidates if x.image_label == c + 1]
+        members = [x for x in candidates if x.image_label == class_to_image_label(c)]
         good = sum(is_consistent(x) and x.score >= tau for x in members)
         rates[c] = good / len(members) if members else 0.0
         hits, total = hits + good, total + len(members)
