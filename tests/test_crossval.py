@@ -1,0 +1,243 @@
+"""Cross-validation (wssdl_d2.crossval, tools/crossval.py): pooled and paired numbers against a hand computation
+on a made-up per-image table (stratified bootstrap, McNemar), and 2 tiny configs x 2 folds trained end to end,
+stopped and started again without retraining finished runs."""
+import os
+
+import numpy as np
+import pytest
+
+from conftest import TINY_OPTS
+from tool_module import load_tool
+from wssdl_d2.crossval import (
+    CrossValError,
+    RunSpec,
+    compare_pooled,
+    fold_dataset_for,
+    per_fold_metrics,
+    pool_folds,
+    pooled_metrics,
+    stratified_bootstrap_indices,
+)
+from wssdl_d2.crossval import runs as cv_runs
+from wssdl_d2.crossval.driver import crossval_report, parse_specs, run_crossval
+from wssdl_d2.crossval.report import markdown, write_all
+from wssdl_d2.evaluation.bootstrap import bootstrap_indices, percentile_interval
+from wssdl_d2.evaluation.metrics import estimate
+from wssdl_d2.evaluation.paired import explain_difference
+from wssdl_d2.evaluation.results_io import ResultsError
+
+CONFIGS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "configs", "Phantom")
+
+
+def _table(prefix, labels, hit_any, hit_top1=None):
+    """Per-image columns as read_per_image returns them; normal images (label 0) have no mass."""
+    labels = np.asarray(labels, np.int64)
+    mass = labels > 0
+    hit_any = np.asarray(hit_any, bool) & mass
+    hit_top1 = (hit_any if hit_top1 is None else np.asarray(hit_top1, bool)) & mass
+    n = len(labels)
+    return {
+        "file_name": np.asarray([f"{prefix}_{i}.png" for i in range(n)], dtype=object), "image_id": np.arange(n),
+        "image_label": labels, "num_gt": mass.astype(np.int64), "has_mass": mass, "hit_any": hit_any,
+        "hit_top1": hit_top1, "top1_score": np.full(n, 0.9), "top1_iou": np.full(n, 0.6), "best_iou": np.full(n, 0.6),
+        "num_det": np.ones(n, np.int64), "num_det_at_tau": np.ones(n, np.int64), "fp_at_tau": np.zeros(n, np.int64),
+        "malignancy_score": np.linspace(0, 1, n), "abnormality_score": np.linspace(0, 1, n),
+        "predicted_label": labels.copy(),
+    }
+
+
+def test_pooled_and_per_fold_corloc_equal_a_hand_count():
+    # fold 0: 4 masses, 3 hit (top-1: 2); fold 1: 4 masses, 1 hit (top-1: 1), 2 normal images
+    folds = {0: _table("f0", [1, 2, 1, 2], [1, 1, 1, 0], [1, 1, 0, 0]),
+             1: _table("f1", [1, 1, 2, 2, 0, 0], [1, 0, 0, 0, 0, 0])}
+    pooled = pool_folds(folds)
+    assert list(pooled["fold"]) == [0] * 4 + [1] * 6
+    metrics = pooled_metrics(pooled, num_samples=200)
+    assert metrics["CorLoc"]["value"] == pytest.approx(100 * 4 / 8) and metrics["CorLoc"]["n"] == 8
+    assert metrics["CorLoc_top1"]["value"] == pytest.approx(100 * 3 / 8)
+    assert metrics["CorLoc-malignant"]["value"] == pytest.approx(100 * 1 / 4)
+    lo, hi = metrics["CorLoc"]["ci"]
+    assert lo <= 50 <= hi
+    per_fold = per_fold_metrics(pooled, num_samples=200)
+    assert per_fold[0]["CorLoc"]["value"] == 75 and per_fold[1]["CorLoc"]["value"] == 25
+    assert per_fold[1]["CorLoc"]["n"] == 4
+
+
+def test_stratified_bootstrap_resamples_within_folds():
+    strata = np.array([0, 0, 0, 1, 1, 2, 2, 2, 2])
+    indices = stratified_bootstrap_indices(strata, num_samples=500, seed=3)
+    assert indices.shape == (500, 9)
+    assert (strata[indices] == strata[None, :]).all()  # every column draws from its own fold
+    assert np.array_equal(indices, stratified_bootstrap_indices(strata, 500, 3))
+    assert set(np.unique(indices[:, 5:])) == {5, 6, 7, 8}
+    # fold 0 all hits, fold 1 all misses: within-fold resampling keeps the pooled CorLoc at 50 in every resample;
+    # resampling the pooled images ignores the folds and gives a wide interval
+    pooled = pool_folds({0: _table("a", [1] * 10, [1] * 10), 1: _table("b", [2] * 10, [0] * 10)})
+    stratified = pooled_metrics(pooled, num_samples=1000)["CorLoc"]
+    assert stratified["value"] == 50 and stratified["ci"] == (50.0, 50.0)
+    plain = percentile_interval(estimate(pooled, bootstrap_indices(20, 1000, 0))["CorLoc"][1])
+    assert plain[0] < 40 and plain[1] > 60
+
+
+def test_paired_pooled_difference_and_mcnemar_match_a_hand_computation():
+    # 12 mass images over 2 folds. A right only on 1 image, B right only on 7, both right on 3, both wrong on 1.
+    a_hits = [1, 0, 0, 0, 0, 1, 1, 1, 0, 0, 0, 0]
+    b_hits = [0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0]
+    labels = [1, 2, 1, 2, 1, 2, 1, 2, 1, 2, 1, 2]
+    a = pool_folds({0: _table("x", labels[:6], a_hits[:6]), 1: _table("y", labels[6:], a_hits[6:])})
+    b = pool_folds({0: _table("x", labels[:6], b_hits[:6]), 1: _table("y", labels[6:], b_hits[6:])})
+    result = compare_pooled(a, b, num_samples=500, name_a="A", name_b="B")
+    r = result["CorLoc"]
+    assert r["a"] == pytest.approx(100 * 4 / 12) and r["b"] == pytest.approx(100 * 10 / 12)
+    assert r["diff"] == pytest.approx(-50.0) and r["n"] == 12
+    assert r["mcnemar"]["a_only"] == 1 and r["mcnemar"]["b_only"] == 7
+    # exact two-sided binomial: 2 * P(X <= 1), X ~ Bin(8, 1/2) = 2 * (1 + 8) / 256
+    assert r["mcnemar"]["p_value"] == pytest.approx(18 / 256)
+    assert r["ci"][0] <= -50 <= r["ci"][1] and r["ci"][1] < 0
+    sentence = explain_difference(result, "CorLoc", "A", "B")
+    assert "McNemar" in sentence and "-50.0" in sentence
+    # different images, or the same image in another fold, are refused
+    with pytest.raises(ResultsError, match="same test images"):
+        compare_pooled(a, pool_folds({0: _table("z", labels, b_hits)}))
+    moved = pool_folds({0: _table("x", labels[:6], b_hits[:6]), 2: _table("y", labels[6:], b_hits[6:])})
+    with pytest.raises(ResultsError, match="different folds"):
+        compare_pooled(a, moved)
+    with pytest.raises(ResultsError, match="more than one fold"):
+        pool_folds({0: _table("x", [1, 1], [1, 1]), 1: _table("x", [1, 1], [1, 1])})
+
+
+def test_dataset_names_map_to_the_fold_of_the_same_kind():
+    assert fold_dataset_for("busi_train_strong_20", "busi", 3) == "busi_fold3_train_strong_20"
+    assert fold_dataset_for("busi_val", "busi", 0) == "busi_fold0_val"
+    assert fold_dataset_for("phantom_train_weak_20", "cvphantom", 1) == "cvphantom_fold1_train_weak_20"
+    assert fold_dataset_for("busi_train_all", "busi", 4) == "busi_fold4_train_all"
+    with pytest.raises(CrossValError, match="not a prepared split"):
+        fold_dataset_for("my_images", "busi", 0)
+    with pytest.raises(CrossValError, match="twice"):
+        parse_specs([os.path.join(CONFIGS, "wssdl.yaml"), os.path.join("x", "wssdl.yaml")])
+    assert [s.name for s in parse_specs(["a=x.yaml", "y/b.yaml"])] == ["a", "b"]
+
+
+# ---- end to end on a tiny phantom with 2 folds -----------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def fold_data(tmp_path_factory):
+    from conftest import PHANTOM_COUNTS, PHANTOM_SIZE
+
+    from wssdl_d2.data import register_datasets_under
+    from wssdl_d2.data.phantom import write_phantom_dataset
+    from wssdl_d2.data.prepare import prepare_pool
+
+    base = tmp_path_factory.mktemp("cvdata")
+    root = base / "cvphantom"
+    write_phantom_dataset(root / "images", PHANTOM_COUNTS, *PHANTOM_SIZE, seed=0, second_lesion_prob=0.2,
+                          duplicate_fraction=0.1)
+    prepare_pool(root / "images", root, strong_fractions=(0.2,), val_fraction=0.25, seed=0, name="cvphantom",
+                 progress=False, log=lambda *a: None, folds=2)
+    register_datasets_under(str(base))
+    return base
+
+
+def _tiny_opts(max_iter=2):
+    opts = []
+    for key, value in zip(TINY_OPTS[::2], TINY_OPTS[1::2]):
+        if not key.startswith("DATASETS."):
+            opts += [key, value]
+    return opts + ["SOLVER.MAX_ITER", str(max_iter), "WSSDL.STRONG_PER_BATCH", "1", "WSSDL.WEAK_PER_BATCH", "1",
+                   "WSSDL.EVAL.COCO", "False", "WSSDL.EVAL.PLOTS", "False", "WSSDL.EVAL.BOOTSTRAP_SAMPLES", "50",
+                   "MODEL.RPN.POST_NMS_TOPK_TEST", "16", "TEST.DETECTIONS_PER_IMAGE", "20"]
+
+
+class Counting:
+    """Wraps the real train / evaluate functions, counting calls; ``stop_at`` (1-based) raises KeyboardInterrupt
+    at that training call, as if the user stopped the command there."""
+
+    def __init__(self, stop_at=None):
+        self.trained, self.evaluated, self.stop_at = [], [], stop_at
+
+    def train(self, cfg):
+        self.trained.append(cfg.OUTPUT_DIR)
+        if self.stop_at == len(self.trained):
+            raise KeyboardInterrupt
+        cv_runs.train_model(cfg)
+
+    def evaluate(self, cfg, weights, output_dir):
+        self.evaluated.append(output_dir)
+        return cv_runs.evaluate_model(cfg, weights, output_dir)
+
+
+def test_crossval_trains_every_fold_stops_resumes_and_reports(fold_data, tmp_path, one_thread, capsys):
+    specs = [RunSpec("strong_only", os.path.join(CONFIGS, "strong_only.yaml")),
+             RunSpec("wssdl", os.path.join(CONFIGS, "wssdl.yaml"))]
+    out = str(tmp_path / "cv")
+    opts = _tiny_opts()
+    first = Counting(stop_at=3)  # fold 0 of both configs finishes, fold 1 of strong_only is stopped
+    with pytest.raises(KeyboardInterrupt):
+        run_crossval(specs, "cvphantom", [0, 1], out, opts, train_fn=first.train, eval_fn=first.evaluate)
+    assert len(first.trained) == 3 and len(first.evaluated) == 2
+    assert cv_runs.read_state(os.path.join(out, "strong_only", "fold1"))["status"] == "failed"
+    finished = os.path.join(out, "wssdl", "fold0", "model_final.pth")
+    mtime = os.path.getmtime(finished)
+
+    second = Counting()
+    result = run_crossval(specs, "cvphantom", [0, 1], out, opts, train_fn=second.train, eval_fn=second.evaluate)
+    assert sorted(second.trained) == sorted(os.path.join(out, n, "fold1") for n in ("strong_only", "wssdl"))
+    assert len(second.evaluated) == 2 and os.path.getmtime(finished) == mtime
+
+    third = Counting()
+    again = run_crossval(specs, "cvphantom", [0, 1], out, opts, train_fn=third.train, eval_fn=third.evaluate)
+    assert not third.trained and not third.evaluated
+
+    state = cv_runs.read_state(os.path.join(out, "wssdl", "fold1"))
+    assert state["status"] == "evaluated" and state["train"] == ["cvphantom_fold1_train_strong_20",
+                                                                 "cvphantom_fold1_train_weak_20"]
+    assert state["test"] == ["cvphantom_fold1_val"]
+    # every usable image tested once, in its fold
+    from detectron2.data import DatasetCatalog
+    pool = {d["file_name"] for k in (0, 1) for d in DatasetCatalog.get(f"cvphantom_fold{k}_val")}
+    for name in ("strong_only", "wssdl"):
+        assert set(result["pooled"][name]["file_name"]) == pool
+        assert np.array_equal(result["pooled"][name]["hit_any"], again["pooled"][name]["hit_any"])
+
+    report = crossval_report(result, num_samples=200)
+    paths = write_all(report, out)
+    assert all(os.path.getsize(p) > 0 for p in paths.values())
+    table = markdown(report)
+    assert "| strong_only |" in table and "| wssdl - strong_only |" in table
+    pair = report["pairs"][0]
+    assert (pair["a"], pair["b"]) == ("wssdl", "strong_only")
+    assert pair["comparison"]["CorLoc"]["diff"] == pytest.approx(
+        report["configs"]["wssdl"]["pooled"]["CorLoc"]["value"]
+        - report["configs"]["strong_only"]["pooled"]["CorLoc"]["value"])
+    assert report["configs"]["wssdl"]["timing"]["seconds_per_iteration"] > 0
+
+    # another config in the same folders is refused, not continued or overwritten
+    with pytest.raises(CrossValError, match="another config"):
+        run_crossval(specs, "cvphantom", [0, 1], out, _tiny_opts(max_iter=3), train_fn=third.train,
+                     eval_fn=third.evaluate)
+
+    # the command line on the finished folder: nothing is trained, the report is printed and written
+    tool = load_tool("crossval")
+    os.remove(paths["csv"])
+    capsys.readouterr()
+    tool.main(["--data", "cvphantom", "--folds", "2", "--out", out, "--dataset-root", str(fold_data),
+               "--num-samples", "100", "--configs", f"strong_only={specs[0].config_file}",
+               f"wssdl={specs[1].config_file}", *opts])
+    printed = capsys.readouterr().out
+    assert "| wssdl - strong_only |" in printed and os.path.isfile(paths["csv"])
+
+
+def test_crossval_refuses_folders_and_datasets_it_did_not_make(fold_data, tmp_path):
+    spec = RunSpec("strong_only", os.path.join(CONFIGS, "strong_only.yaml"))
+    user_dir = tmp_path / "mine"
+    user_dir.mkdir()
+    (user_dir / "model_final.pth").write_bytes(b"user's")
+    with pytest.raises(CrossValError, match="not made by cross-validation"):
+        cv_runs.run_fold(spec, "cvphantom", 0, _tiny_opts(), str(user_dir))
+    assert (user_dir / "model_final.pth").read_bytes() == b"user's"
+    with pytest.raises(CrossValError, match="not registered"):
+        cv_runs.run_fold(spec, "cvphantom", 5, _tiny_opts(), str(tmp_path / "new"))
+    tool = load_tool("crossval")
+    with pytest.raises(SystemExit, match="folds"):
+        tool.main(["--data", "nosuchdata", "--out", str(tmp_path / "x"), "--configs", spec.config_file,
+                   os.path.join(CONFIGS, "wssdl.yaml")])

@@ -1,0 +1,73 @@
+#!/usr/bin/env python
+"""K-fold cross-validation of two or more configs over the whole pool: train each config on every fold, evaluate it
+on the held-out fold, pool the per-image outcomes and compare the configs image by image.
+
+    python tools/prepare_busi.py --root ../shared/data/BUSI/Dataset_BUSI_with_GT --out datasets/busi \\
+        --strong-fraction 0.1 0.2 1.0 --seed 0 --folds 5
+    python tools/crossval.py --data busi --folds 5 --out output/crossval/busi_20 \\
+        --configs configs/BUSI/strong_only.yaml configs/BUSI/wssdl.yaml configs/BUSI/fully_supervised.yaml \\
+        [KEY VALUE ...]
+
+- Each config's DATASETS.TRAIN is mapped to the fold's datasets of the same kind (busi_train_strong_20 ->
+  busi_fold3_train_strong_20) and DATASETS.TEST to the held-out fold (busi_fold3_val); trailing KEY VALUE pairs
+  override every config (e.g. SOLVER.MAX_ITER 1200). ``name=path`` names a config (default: the file's stem).
+- Runs: ``<out>/<config>/fold<k>/`` with ``crossval_state.json``. The command is safe to stop and start again:
+  finished runs are never trained or evaluated again, a stopped run continues from its last checkpoint, and a run
+  folder started with other settings is refused (choose another --out).
+- Report: the Markdown table on stdout and ``<out>/crossval.{md,json,csv,png}``: per config the pooled CorLoc
+  (authors' and top-1) with a bootstrap CI stratified by fold and the per-fold numbers; per pair (later config
+  minus earlier) the paired difference with its stratified bootstrap CI and McNemar's exact p.
+"""
+import argparse
+import sys
+
+from detectron2.utils.logger import setup_logger
+
+from wssdl_d2.crossval.driver import check_folds, crossval_report, parse_specs, run_crossval
+from wssdl_d2.crossval.report import markdown, write_all
+from wssdl_d2.crossval.runs import CrossValError
+from wssdl_d2.data import default_dataset_root, register_datasets_under
+from wssdl_d2.evaluation.results_io import ResultsError
+from wssdl_d2.utils.cli import run_main, split_trailing_opts
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", required=True, help="prepared dataset name, e.g. busi (datasets <data>_fold<k>_*)")
+    parser.add_argument("--folds", type=int, default=0, help="K (default: every registered fold of --data)")
+    parser.add_argument("--configs", nargs="+", required=True, metavar="[NAME=]CONFIG",
+                        help="two or more config files (optionally NAME=path)")
+    parser.add_argument("--out", required=True, help="output folder (runs and report)")
+    parser.add_argument("--dataset-root", default=None,
+                        help="folder with the prepared datasets (default: $WSSDL_DATASETS or ./datasets)")
+    parser.add_argument("--num-samples", type=int, default=2000, help="bootstrap resamples (default: %(default)s)")
+    parser.add_argument("--seed", type=int, default=0, help="bootstrap seed (default: %(default)s)")
+    parser.add_argument("--level", type=float, default=0.95, help="confidence level (default: %(default)s)")
+    parser.add_argument("opts", nargs=argparse.REMAINDER, default=[], help="config overrides: KEY VALUE ...")
+    args = split_trailing_opts(parser.parse_args(argv), "configs")
+    if len(args.opts) % 2:
+        parser.error(f"overrides must be KEY VALUE pairs, got {args.opts}")
+    return args
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    for name in ("detectron2", "fvcore", "wssdl_d2"):
+        setup_logger(name=name, abbrev_name={"detectron2": "d2", "wssdl_d2": "wssdl"}.get(name))
+    register_datasets_under(args.dataset_root or default_dataset_root())
+    try:
+        specs = parse_specs(args.configs)
+        folds = check_folds(args.data, args.folds)
+        result = run_crossval(specs, args.data, folds, args.out, args.opts)
+        report = crossval_report(result, args.num_samples, args.seed, args.level)
+    except (CrossValError, ResultsError) as err:
+        sys.exit(f"crossval: {err}")
+    paths = write_all(report, args.out)
+    print(markdown(report))
+    print("written: " + ", ".join(paths.values()))
+    return report
+
+
+if __name__ == "__main__":
+    run_main(main)

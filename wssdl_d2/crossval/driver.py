@@ -1,0 +1,95 @@
+"""The whole cross-validation: every config on every fold (resumable), then the pooled report."""
+import logging
+import os
+from typing import Callable, Dict, List, Sequence
+
+from detectron2.data import DatasetCatalog
+
+from ..data.folds import FOLD_DIR_RE, fold_dataset_name
+from ..evaluation.results_io import read_per_image
+from .pooled import pool_folds
+from .report import build_report
+from .runs import CrossValError, RunSpec, evaluate_model, run_fold, train_model
+
+logger = logging.getLogger(__name__)
+
+
+def registered_folds(data: str) -> List[int]:
+    """Fold indices k with a registered ``<data>_fold<k>_val``."""
+    prefix = f"{data}_"
+    folds = []
+    for name in DatasetCatalog.list():
+        if name.startswith(prefix) and name.endswith("_val"):
+            match = FOLD_DIR_RE.match(name[len(prefix):-len("_val")])
+            if match:
+                folds.append(int(match.group(1)))
+    return sorted(folds)
+
+
+def parse_specs(items: Sequence[str]) -> List[RunSpec]:
+    """``path`` or ``name=path`` items -> RunSpecs (name: the file's stem). Raises CrossValError on two configs with
+    one name or fewer than two configs."""
+    specs = []
+    for item in items:
+        name, sep, path = item.partition("=")
+        if not sep:
+            name, path = os.path.splitext(os.path.basename(item))[0], item
+        specs.append(RunSpec(name, path))
+    names = [s.name for s in specs]
+    if len(specs) < 2:
+        raise CrossValError(f"cross-validation compares two or more configs, got {len(specs)}")
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise CrossValError(f"configs named {twice} twice: name them, e.g. wssdl10=configs/BUSI/wssdl.yaml")
+    return specs
+
+
+def check_folds(data: str, num_folds: int) -> List[int]:
+    """The folds 0..K-1 after checking ``<data>_fold<k>_val`` is registered for each (K = all registered folds when
+    ``num_folds`` is 0). Raises CrossValError saying how to prepare them."""
+    found = registered_folds(data)
+    if not num_folds:
+        num_folds = len(found)
+    missing = [k for k in range(num_folds) if k not in found]
+    if num_folds < 2 or missing:
+        raise CrossValError(f"--data {data}: folds {missing or list(range(2))} are not registered (found "
+                            f"{[fold_dataset_name(data, k, 'val') for k in found] or 'none'}); prepare them with "
+                            f"tools/prepare_busi.py (or tools/make_phantom.py) --out <datasets>/{data} --folds K")
+    return list(range(num_folds))
+
+
+def run_crossval(specs: Sequence[RunSpec], data: str, folds: Sequence[int], out: str, opts: Sequence[str] = (),
+                 train_fn: Callable = train_model, eval_fn: Callable = evaluate_model, log=print) -> Dict:
+    """Train and evaluate every config on every fold (fold by fold, so an early stop leaves whole folds), then read
+    and pool the per-image outcomes. Returns {"pooled": {config: pooled columns}, "states": {config: {fold: state}}}.
+    Safe to stop and start again: finished runs are skipped, a stopped one continues from its last checkpoint."""
+    states = {s.name: {} for s in specs}
+    for fold in folds:
+        for spec in specs:
+            run_dir = os.path.join(out, spec.name, f"fold{fold}")
+            state, did = run_fold(spec, data, fold, opts, run_dir, train_fn=train_fn, eval_fn=eval_fn)
+            states[spec.name][fold] = state
+            log(f"[crossval] {spec.name} fold {fold}: {did} (train {state['train_seconds']:.1f} s, "
+                f"{state['max_iter']} iterations; eval {state['eval_seconds']:.1f} s)")
+    pooled = {}
+    for spec in specs:
+        per_fold = {f: read_per_image(os.path.join(out, spec.name, f"fold{f}", "inference")) for f in folds}
+        pooled[spec.name] = pool_folds(per_fold, spec.name)
+    return {"pooled": pooled, "states": states}
+
+
+def timings(states: Dict) -> Dict:
+    """{config: {train_seconds, eval_seconds, seconds_per_iteration (mean over folds)}} from the run states."""
+    out = {}
+    for name, by_fold in states.items():
+        train = [s["train_seconds"] for s in by_fold.values()]
+        iters = [max(s["max_iter"], 1) for s in by_fold.values()]
+        out[name] = {"train_seconds": dict((str(f), s["train_seconds"]) for f, s in by_fold.items()),
+                     "eval_seconds": dict((str(f), s["eval_seconds"]) for f, s in by_fold.items()),
+                     "seconds_per_iteration": sum(t / i for t, i in zip(train, iters)) / max(len(train), 1)}
+    return out
+
+
+def crossval_report(result: Dict, num_samples: int = 2000, seed: int = 0, level: float = 0.95) -> Dict:
+    """:func:`.report.build_report` of :func:`run_crossval`'s result, with the run timings."""
+    return build_report(result["pooled"], num_samples, seed, level, timings(result["states"]))
