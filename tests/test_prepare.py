@@ -84,3 +84,39 @@ def test_split_and_subset_functions():
     assert small.sum() == 4 and large.sum() == 12 and (large[small]).all()
     with pytest.raises(ValueError):
         split_by_groups(labels, groups, val_fraction=0.6, test_fraction=0.5)
+
+
+def _groups_by_closure(hashes, max_distance):
+    """Reference grouping: repeated relaxation of the near-duplicate relation (no union-find, no graph library)."""
+    import numpy as np
+
+    n = len(hashes)
+    near = (hashes[:, None, :] != hashes[None, :, :]).sum(2) <= max_distance
+    group = np.arange(n)
+    changed = True
+    while changed:
+        merged = np.where(near, group[None, :], n).min(axis=1)
+        changed = bool((merged != group).any())
+        group = merged
+    first = {}
+    return np.array([first.setdefault(g, len(first)) for g in group.tolist()])
+
+
+def test_near_duplicate_groups_are_the_connected_components_in_order_of_first_appearance():
+    import numpy as np
+
+    from wssdl_d2.data.near_duplicates import group_near_duplicates
+
+    rng = np.random.default_rng(0)
+    for trial in range(40):
+        n = int(rng.integers(1, 40))
+        base = rng.random((max(1, n // 3), 64)) < 0.5
+        hashes = base[rng.integers(0, len(base), n)] ^ (rng.random((n, 64)) < rng.uniform(0, 0.15))
+        for distance in (0, 4, 12):
+            np.testing.assert_array_equal(group_near_duplicates(hashes, distance), _groups_by_closure(hashes, distance))
+    chain = np.zeros((3, 64), bool)
+    chain[1, :5] = True
+    chain[2, :10] = True  # 0-1 and 1-2 are near (5 bits), 0-2 are not (10 bits): one group through the chain
+    assert group_near_duplicates(chain, 6).tolist() == [0, 0, 0]
+    assert group_near_duplicates(chain[[2, 0]], 6).tolist() == [0, 1]
+    assert group_near_duplicates(np.zeros((0, 64), bool)).tolist() == []

@@ -1,7 +1,9 @@
 """What happened on each test image: the per-image outcomes every CorLoc / FROC / diagnosis metric is built from.
 
-Conventions (the data contract): ``image_label`` 0 normal, 1 benign, 2 malignant; detection classes 0 benign,
-1 malignant, so an image's *target class* is ``image_label - 1``. Boxes are XYXY in absolute pixels.
+Conventions (the data contract, :mod:`wssdl_d2.data.labels`): ``image_label`` 0 normal, 1 benign, 2 malignant;
+detection classes 0 benign, 1 malignant; an image's *target class* is
+:func:`~wssdl_d2.data.labels.image_label_to_class` of its label (none for a normal image). Boxes are XYXY in
+absolute pixels.
 
 Definitions (``tau`` = score threshold, ``iou_thresh`` = IoU threshold, a hit needs IoU strictly above it):
 
@@ -16,12 +18,19 @@ Definitions (``tau`` = score threshold, ``iou_thresh`` = IoU threshold, a hit ne
   The model's detections carry only their winning class's score, so this is a proxy for p(malignant): a box
   whose malignant probability is high but lower than its benign probability is not seen.
 - ``abnormality_score``: the highest score among all of the image's detections, 0 when there is none.
-- ``predicted_label``: 0 (normal) when no detection reaches tau, else 1 + the class of the top-scoring one.
+- ``predicted_label``: 0 (normal) when no detection reaches tau, else the image label of the top-scoring one's
+  class (:func:`~wssdl_d2.data.labels.class_to_image_label`).
 
 Images with a benign / malignant label but no box (weak images) cannot be scored for localization: they are
 left out of CorLoc and FROC sensitivity (``has_mass`` False) but kept for diagnosis and false positives.
 """
+from typing import Dict, List, Tuple
+
 import numpy as np
+import torch
+from torchvision.ops import box_iou as _torch_box_iou
+
+from ..data.labels import IMAGE_LABELS, MALIGNANT_CLASS, NORMAL, class_to_image_label, image_label_to_class
 
 #: Per-image outcome columns, in the order they are saved.
 OUTCOME_COLUMNS = (
@@ -30,17 +39,12 @@ OUTCOME_COLUMNS = (
 )
 
 
-def box_iou(boxes_a, boxes_b):
-    """Pairwise IoU of XYXY boxes: (A, 4), (B, 4) -> (A, B) float64 (0 where the union is empty)."""
-    a = np.asarray(boxes_a, dtype=np.float64).reshape(-1, 4)
-    b = np.asarray(boxes_b, dtype=np.float64).reshape(-1, 4)
-    lt = np.maximum(a[:, None, :2], b[None, :, :2])
-    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
-    inter = np.prod(np.clip(rb - lt, 0, None), axis=2)
-    area_a = np.prod(np.clip(a[:, 2:] - a[:, :2], 0, None), axis=1)
-    area_b = np.prod(np.clip(b[:, 2:] - b[:, :2], 0, None), axis=1)
-    union = area_a[:, None] + area_b[None, :] - inter
-    return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
+def box_iou(boxes_a, boxes_b) -> np.ndarray:
+    """Pairwise IoU of XYXY boxes (absolute pixels, x0 <= x1, y0 <= y1): array-likes (A, 4), (B, 4) -> (A, B)
+    float64 numpy array, 0 where the union is empty (two zero-area boxes). torchvision's ``box_iou``, in float64."""
+    a = torch.as_tensor(np.asarray(boxes_a, dtype=np.float64).reshape(-1, 4))
+    b = torch.as_tensor(np.asarray(boxes_b, dtype=np.float64).reshape(-1, 4))
+    return torch.nan_to_num(_torch_box_iou(a, b), nan=0.0).numpy()
 
 
 def _as_arrays(gt_boxes, gt_classes, det_boxes, det_scores, det_classes):
@@ -57,7 +61,8 @@ def _as_arrays(gt_boxes, gt_classes, det_boxes, det_scores, det_classes):
     return gt_boxes, gt_classes, det_boxes, det_scores, det_classes
 
 
-def match_detections(gt_boxes, gt_classes, det_boxes, det_classes, iou_thresh):
+def match_detections(gt_boxes, gt_classes, det_boxes, det_classes,
+                     iou_thresh: float) -> Tuple[np.ndarray, np.ndarray]:
     """Which detection overlaps which ground-truth box of its own class.
 
     Returns (D, K) bool: ``hits[d, k]`` when det d and gt k have the same class and IoU > iou_thresh, and the
@@ -68,7 +73,8 @@ def match_detections(gt_boxes, gt_classes, det_boxes, det_classes, iou_thresh):
     return (iou > iou_thresh) & same_class, iou
 
 
-def image_outcome(image_label, gt_boxes, gt_classes, det_boxes, det_scores, det_classes, tau=0.5, iou_thresh=0.5):
+def image_outcome(image_label: int, gt_boxes, gt_classes, det_boxes, det_scores, det_classes, tau: float = 0.5,
+                  iou_thresh: float = 0.5) -> Tuple[Dict[str, object], np.ndarray, np.ndarray]:
     """Outcome of one image (see the module docstring for the definitions).
 
     Args:
@@ -81,11 +87,11 @@ def image_outcome(image_label, gt_boxes, gt_classes, det_boxes, det_scores, det_
         the highest score of a target-class detection hitting it (-inf if none; K' = 0 for normal images);
         ``fp_scores`` the scores of the image's false-positive detections. Those two feed the FROC curve.
     """
-    if image_label not in (0, 1, 2):
+    if image_label not in IMAGE_LABELS:
         raise ValueError(f"image_label must be 0, 1 or 2, not {image_label!r}")
     gt_boxes, gt_classes, det_boxes, det_scores, det_classes = _as_arrays(
         gt_boxes, gt_classes, det_boxes, det_scores, det_classes)
-    target = image_label - 1
+    target = image_label_to_class(image_label) if image_label != NORMAL else -1  # -1: no target class
     hits, iou = match_detections(gt_boxes, gt_classes, det_boxes, det_classes, iou_thresh)
     is_fp = ~hits.any(axis=1)
     at_tau = det_scores >= tau
@@ -107,10 +113,10 @@ def image_outcome(image_label, gt_boxes, gt_classes, det_boxes, det_scores, det_
     lesion_hits = hits[:, target_gt] & target_det[:, None]  # (D, K')
     lesion_scores = np.where(lesion_hits, det_scores[:, None], -np.inf).max(axis=0, initial=-np.inf)
 
-    malignant = det_classes == 1
-    predicted = 0
+    malignant = det_classes == MALIGNANT_CLASS
+    predicted = NORMAL
     if at_tau.any():
-        predicted = 1 + int(det_classes[np.argmax(np.where(at_tau, det_scores, -np.inf))])
+        predicted = class_to_image_label(int(det_classes[np.argmax(np.where(at_tau, det_scores, -np.inf))]))
     outcome = {
         "image_label": int(image_label), "num_gt": int(len(gt_boxes)), "has_mass": has_mass,
         "hit_any": bool(has_mass and (hit_target & at_tau).any()), "hit_top1": bool(has_mass and hit_top1),
@@ -153,11 +159,12 @@ class OutcomeTable:
         return len(self._rows)
 
     @property
-    def rows(self):
+    def rows(self) -> List[dict]:
         return list(self._rows)
 
     @property
-    def columns(self):
+    def columns(self) -> Dict[str, np.ndarray]:
+        """Column name -> (N,) array, in ``OUTCOME_COLUMNS`` (flags bool, scores / IoUs float64)."""
         if self._columns is None:
             self._columns = {c: np.asarray([r[c] for r in self._rows]) for c in OUTCOME_COLUMNS}
             for c in ("has_mass", "hit_any", "hit_top1"):
@@ -167,9 +174,11 @@ class OutcomeTable:
         return self._columns
 
     @property
-    def lesion_scores(self):
+    def lesion_scores(self) -> np.ndarray:
+        """(L,) pooled lesion scores of all images (-inf: lesion never hit)."""
         return np.concatenate([np.zeros(0)] + self._lesions)
 
     @property
-    def fp_scores(self):
+    def fp_scores(self) -> np.ndarray:
+        """(F,) pooled scores of all images' false-positive detections."""
         return np.concatenate([np.zeros(0)] + self._fps)
