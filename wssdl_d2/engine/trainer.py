@@ -13,15 +13,14 @@
 """
 import logging
 import weakref
-from unittest import mock
 
 import torch
 from detectron2.data import DatasetCatalog
-from detectron2.engine import DefaultTrainer
-from detectron2.engine import defaults as d2_defaults
+from detectron2.engine import AMPTrainer, DefaultTrainer, SimpleTrainer, TrainerBase, create_ddp_model
 from detectron2.modeling import META_ARCH_REGISTRY
 from detectron2.solver.build import get_default_optimizer_params, maybe_add_gradient_clipping
 from detectron2.utils import comm
+from detectron2.utils.logger import setup_logger
 
 from ..data.checks import check_dataset_dicts
 from ..data.mapper import WSSDLDatasetMapper
@@ -43,34 +42,45 @@ class WSSDLTrainer(DefaultTrainer):
     optimizers and atomic checkpoints."""
 
     def __init__(self, cfg):
+        # DefaultTrainer.__init__'s steps, in its order, with the project's own: a DDP wrapper that also runs on
+        # CPU processes (gloo), the MIL class weights from the weak stream, the two-optimizer trainer of the
+        # alternating mode and the atomic, weights-only checkpointer.
         if cfg.WSSDL.BATCH_MODE not in BATCH_MODES:
             raise ValueError(f"WSSDL.BATCH_MODE must be one of {BATCH_MODES}, not {cfg.WSSDL.BATCH_MODE!r}")
         if cfg.WSSDL.BATCH_MODE == "alternating" and cfg.SOLVER.AMP.ENABLED:
             raise ValueError("WSSDL.BATCH_MODE alternating does not support SOLVER.AMP.ENABLED")
-        with mock.patch.object(d2_defaults, "create_ddp_model", _create_ddp_model):
-            super().__init__(cfg)
-        model = unwrap_model(self._trainer.model)
+        TrainerBase.__init__(self)
+        logger_d2 = logging.getLogger("detectron2")
+        if not logger_d2.isEnabledFor(logging.INFO):  # setup_logger is not called for d2
+            setup_logger()
+        cfg = DefaultTrainer.auto_scale_workers(cfg, comm.get_world_size())
+
+        model = self.build_model(cfg)
+        optimizer = self.build_optimizer(cfg, model)
+        data_loader = self.build_train_loader(cfg)
         roi_heads = getattr(model, "roi_heads", None)
         if isinstance(roi_heads, MILROIHeads) and roi_heads.mil_class_weighting == "inverse_frequency":
-            roi_heads.mil_class_weights = class_weights_from_config(cfg, self._trainer.data_loader.weak_image_labels)
+            roi_heads.set_class_weights(class_weights_from_config(cfg, data_loader.weak_image_labels))
             logger.info("MIL class weights (normal, benign, malignant): %s", roi_heads.mil_class_weights)
+        weak_modules = _weak_step_modules(model)
+        model = create_cpu_or_gpu_ddp_model(model, broadcast_buffers=False)
         if cfg.WSSDL.BATCH_MODE == "alternating":
-            # DefaultTrainer built a SimpleTrainer; hooks and the checkpointer reach it through this trainer's
-            # properties, so it can be swapped for the two-optimizer one here.
-            weak_optimizer = self.build_optimizer(cfg, _weak_step_modules(model))
-            self._trainer = AlternatingTrainer(
-                self._trainer.model, self._trainer.data_loader, self._trainer.optimizer, weak_optimizer,
-                self.build_lr_scheduler(cfg, weak_optimizer),
-            )
+            weak_optimizer = self.build_optimizer(cfg, weak_modules)
+            self._trainer = AlternatingTrainer(model, data_loader, optimizer, weak_optimizer,
+                                               self.build_lr_scheduler(cfg, weak_optimizer))
+        else:
+            self._trainer = (AMPTrainer if cfg.SOLVER.AMP.ENABLED else SimpleTrainer)(model, data_loader, optimizer)
+
+        self.scheduler = self.build_lr_scheduler(cfg, optimizer)
+        self.checkpointer = AtomicDetectionCheckpointer(
+            model, cfg.OUTPUT_DIR, trainer=weakref.proxy(self), allow_pickle=cfg.WSSDL.ALLOW_PICKLE_WEIGHTS)
+        self.start_iter = 0
+        self.max_iter = cfg.SOLVER.MAX_ITER
+        self.cfg = cfg
+
+        self.register_hooks(self.build_hooks())
 
     def build_hooks(self):
-        # Called at the end of DefaultTrainer.__init__; swap in the atomic checkpointer before the
-        # PeriodicCheckpointer hook is built around it.
-        self.checkpointer = AtomicDetectionCheckpointer(
-            self._trainer.model, self.cfg.OUTPUT_DIR, trainer=weakref.proxy(self),
-            allow_pickle=self.cfg.WSSDL.ALLOW_PICKLE_WEIGHTS,
-            **{k: v for k, v in self.checkpointer.checkpointables.items() if k not in ("trainer",)},
-        )
         hooks = super().build_hooks()
         roi_heads = getattr(unwrap_model(self._trainer.model), "roi_heads", None)
         if isinstance(roi_heads, MILROIHeads):
@@ -131,18 +141,15 @@ class WSSDLTrainer(DefaultTrainer):
                                eps=cfg.WSSDL.SOLVER.ADAM_EPS)
 
 
-def _create_ddp_model(model, **kwargs):
-    """Detectron2's ``create_ddp_model``, except that a CPU model (several processes on gloo) gets no
-    ``device_ids``: DistributedDataParallel refuses them for CPU modules."""
+def create_cpu_or_gpu_ddp_model(model: torch.nn.Module, **kwargs) -> torch.nn.Module:
+    """Detectron2's ``create_ddp_model`` (the model itself in a single process), except that a CPU model
+    (several processes on gloo) gets no ``device_ids``: DistributedDataParallel refuses them for CPU modules."""
     if next(model.parameters()).device.type == "cpu":
         kwargs.setdefault("device_ids", None)
-    return _D2_CREATE_DDP_MODEL(model, **kwargs)
+    return create_ddp_model(model, **kwargs)
 
 
-_D2_CREATE_DDP_MODEL = d2_defaults.create_ddp_model
-
-
-def _weak_step_modules(model):
+def _weak_step_modules(model: torch.nn.Module) -> torch.nn.Module:
     """The modules a weak-only step trains: everything but the proposal generator."""
     return torch.nn.ModuleDict({name: module for name, module in model.named_children()
                                 if name != "proposal_generator"})
