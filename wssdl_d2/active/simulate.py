@@ -17,12 +17,14 @@ import csv
 import io
 import logging
 import os
+from typing import Sequence
 
 import numpy as np
 from detectron2.data import DatasetCatalog
 
 from ..data.streams import split_by_supervision
 from ..data.wssdl_json import load_wssdl_json
+from ..evaluation.curves import plot_series
 from ..selftrain.pseudo_dataset import revealed_record, split_records, write_records
 from ..selftrain.rounds import (RunState, check_finetune_schedule, corloc_summary, initial_step, register_dataset,
                                 step_config, train_step, unique_prefix)
@@ -181,28 +183,14 @@ class AnnotationSimulation:
         return rows
 
 
-def plot_curve(rows, path, title="CorLoc vs number of boxes"):
-    """PNG: CorLoc (%) against the boxes in the strong set, one line per strategy with its CI band."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(5.5, 4.2), dpi=110, layout="constrained")
-    ax = fig.add_subplot()
-    for strategy in dict.fromkeys(r["strategy"] for r in rows):
-        part = [r for r in rows if r["strategy"] == strategy and r["corloc"] is not None]
-        x = np.asarray([r["n_boxes"] for r in part], float)
-        y = np.asarray([r["corloc"] for r in part], float)
-        lo = np.asarray([np.nan if r["corloc_lo"] is None else r["corloc_lo"] for r in part], float)
-        hi = np.asarray([np.nan if r["corloc_hi"] is None else r["corloc_hi"] for r in part], float)
-        line, = ax.plot(x, y, marker="o", label=strategy)
-        ax.fill_between(x, lo, hi, color=line.get_color(), alpha=0.2, linewidth=0)
-    ax.set_xlabel("boxes in the strong set")
-    ax.set_ylabel("CorLoc % (95% CI)")
-    ax.set_ylim(0, 100)
-    ax.set_title(title, fontsize=9)
-    ax.grid(alpha=0.3)
-    ax.legend()
-    FigureCanvasAgg(fig)
-    with atomic_open(path, "wb") as f:
-        fig.savefig(f, format="png", dpi=fig.dpi)
-    return path
+def plot_curve(rows: Sequence[dict], path: str, title: str = "CorLoc vs number of boxes") -> str:
+    """PNG: CorLoc (%) against the boxes in the strong set, one line per strategy with its CI band
+    (:func:`wssdl_d2.evaluation.curves.plot_series`). ``rows``: :meth:`AnnotationSimulation.curve_rows`."""
+    nan = float("nan")
+    series = {}
+    for r in rows:
+        if r["corloc"] is not None:
+            series.setdefault(r["strategy"], []).append((
+                float(r["n_boxes"]), float(r["corloc"]), nan if r["corloc_lo"] is None else float(r["corloc_lo"]),
+                nan if r["corloc_hi"] is None else float(r["corloc_hi"])))
+    return plot_series(series, path, xlabel="boxes in the strong set", ylabel="CorLoc % (95% CI)", title=title)
