@@ -6,14 +6,31 @@ import pytest
 from scipy.stats import mannwhitneyu
 
 from wssdl_d2.evaluation.bootstrap import (
-    bootstrap_indices, bootstrap_p_value, bootstrap_ratio, mcnemar_exact, paired_bootstrap, percentile_interval,
-    ratio, ratio_with_ci, resample_counts,
+    bootstrap_indices, bootstrap_p_value, mcnemar_exact, paired_bootstrap, percentile_interval, resample_counts,
+    safe_divide,
 )
 from wssdl_d2.evaluation.diagnosis import confusion_matrix, roc_curve, weighted_auc
 
 
 def _hits(n, rate, seed=0):
     return np.random.default_rng(seed).random(n) < rate
+
+
+def ratio(numerator, denominator):
+    """sum(numerator) / sum(denominator) over the last axis (NaN without a denominator), as metrics.estimate."""
+    return safe_divide(np.sum(numerator, axis=-1, dtype=np.float64), np.sum(denominator, axis=-1, dtype=np.float64))
+
+
+def bootstrap_ratio(numerator, denominator, indices=None, counts=None):
+    """The ratio on every resample, through resample_counts as metrics.estimate computes it."""
+    numerator, denominator = np.asarray(numerator, np.float64), np.asarray(denominator, np.float64)
+    counts = resample_counts(indices, len(numerator)) if counts is None else counts
+    return safe_divide(counts @ numerator, counts @ denominator)
+
+
+def ratio_with_ci(numerator, denominator, indices, level=0.95):
+    point = float(ratio(np.asarray(numerator, float), np.asarray(denominator, float)))
+    return (point, *percentile_interval(bootstrap_ratio(numerator, denominator, indices), level))
 
 
 def test_indices_are_seeded_and_in_range():

@@ -5,20 +5,24 @@ statistic is evaluated on all B resamples at once, and the same matrix is reused
 for both runs of a paired comparison), so the intervals of one evaluation are coherent.
 
 Intervals are percentile intervals: the (1 - level) / 2 and (1 + level) / 2 quantiles of the B resampled values
-(resamples where a statistic is undefined, e.g. no malignant image drawn, are left out).
+(resamples where a statistic is undefined, e.g. no malignant image drawn, are left out). A ratio of per-image
+sums (CorLoc, false positives per normal image) on every resample is ``safe_divide(counts @ num, counts @ den)``
+with ``counts`` = :func:`resample_counts`; :func:`wssdl_d2.evaluation.metrics.estimate` does all metrics at once.
 """
+from typing import Dict, Tuple
+
 import numpy as np
 from scipy.stats import binomtest
 
 
-def bootstrap_indices(num_images, num_samples=1000, seed=0):
+def bootstrap_indices(num_images: int, num_samples: int = 1000, seed: int = 0) -> np.ndarray:
     """(num_samples, num_images) int64 matrix of image indices drawn with replacement, reproducible by seed."""
     if num_images < 1 or num_samples < 1:
         raise ValueError(f"bootstrap needs at least one image and one sample, got {num_images} and {num_samples}")
     return np.random.default_rng(seed).integers(0, num_images, size=(num_samples, num_images))
 
 
-def resample_counts(indices, num_images):
+def resample_counts(indices: np.ndarray, num_images: int) -> np.ndarray:
     """How often each image was drawn in each resample: (B, N) indices -> (B, N) float64 multiplicities."""
     indices = np.asarray(indices)
     offsets = np.arange(len(indices))[:, None] * num_images
@@ -26,7 +30,7 @@ def resample_counts(indices, num_images):
     return counts.reshape(len(indices), num_images).astype(np.float64)
 
 
-def percentile_interval(samples, level=0.95):
+def percentile_interval(samples, level: float = 0.95) -> Tuple[float, float]:
     """(lo, hi) percentile interval of resampled values (NaNs ignored; (nan, nan) when all are NaN)."""
     samples = np.asarray(samples, dtype=np.float64)
     if not np.isfinite(samples).any():
@@ -36,39 +40,14 @@ def percentile_interval(samples, level=0.95):
     return float(lo), float(hi)
 
 
-def safe_divide(numerator, denominator):
+def safe_divide(numerator, denominator) -> np.ndarray:
     """Elementwise numerator / denominator, NaN where the denominator is not positive."""
     numerator, denominator = np.asarray(numerator, np.float64), np.asarray(denominator, np.float64)
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(denominator > 0, numerator / np.where(denominator > 0, denominator, 1.0), np.nan)
 
 
-def ratio(numerator, denominator):
-    """sum(numerator) / sum(denominator) over the last axis; NaN where the denominator sums to 0."""
-    return safe_divide(np.sum(numerator, axis=-1, dtype=np.float64), np.sum(denominator, axis=-1, dtype=np.float64))
-
-
-def bootstrap_ratio(numerator, denominator, indices=None, counts=None):
-    """A ratio of sums on every resample: (N,), (N,) and the (B, N) index matrix -> (B,) values.
-
-    Pass ``counts`` (:func:`resample_counts` of the indices) instead of ``indices`` to reuse them across
-    metrics: the resampled sums are then two matrix-vector products. CorLoc is ``ratio(hit & mass, mass)``;
-    false positives per normal image ``ratio(fp * normal, normal)``.
-    """
-    numerator = np.asarray(numerator, dtype=np.float64)
-    denominator = np.asarray(denominator, dtype=np.float64)
-    if counts is None:
-        counts = resample_counts(indices, len(numerator))
-    return safe_divide(counts @ numerator, counts @ denominator)
-
-
-def ratio_with_ci(numerator, denominator, indices, level=0.95):
-    """(point estimate, lo, hi) of ``ratio(numerator, denominator)`` with its bootstrap interval."""
-    point = float(ratio(np.asarray(numerator, float), np.asarray(denominator, float)))
-    return (point, *percentile_interval(bootstrap_ratio(numerator, denominator, indices), level))
-
-
-def bootstrap_p_value(differences):
+def bootstrap_p_value(differences) -> float:
     """Two-sided bootstrap p-value for "the difference is 0": twice the smaller tail of the resampled
     differences at 0, with the +1 correction ``(count + 1) / (B + 1)``, capped at 1. (B,) -> float."""
     d = np.asarray(differences, dtype=np.float64)
@@ -79,7 +58,7 @@ def bootstrap_p_value(differences):
     return float(min(1.0, 2.0 * (tail + 1) / (len(d) + 1)))
 
 
-def paired_bootstrap(values_a, values_b, level=0.95):
+def paired_bootstrap(values_a, values_b, level: float = 0.95) -> Dict[str, object]:
     """Difference of two runs' statistics on the same resamples.
 
     Args:
@@ -92,7 +71,7 @@ def paired_bootstrap(values_a, values_b, level=0.95):
     return {"ci": (lo, hi), "p_value": bootstrap_p_value(diff)}
 
 
-def mcnemar_exact(correct_a, correct_b):
+def mcnemar_exact(correct_a, correct_b) -> Dict[str, object]:
     """McNemar's exact test on paired binary outcomes (N,), (N,).
 
     Returns dict: ``a_only`` (A right, B wrong), ``b_only`` and the exact two-sided binomial p-value of
