@@ -67,6 +67,15 @@ say "logs: $OUT/${DATA}_strong_only.log, $OUT/${DATA}_joint.log"
 t0=$(date +%s)
 train strong_only "$STRONG" & strong_pid=$!
 train joint "$JOINT" & joint_pid=$!
+last_iter() { grep -o "iter: [0-9]*" "$OUT/${DATA}_$1.log" 2>/dev/null | tail -1 | cut -d' ' -f2; }
+waited=0
+while kill -0 "$strong_pid" 2>/dev/null || kill -0 "$joint_pid" 2>/dev/null; do
+    sleep 2
+    waited=$((waited + 2))
+    if ((waited % 30 == 0)); then
+        say "${waited} s: strong-only at iteration $(last_iter strong_only), joint at $(last_iter joint)"
+    fi
+done
 failed=0
 wait "$strong_pid" || failed=1
 wait "$joint_pid" || failed=1
