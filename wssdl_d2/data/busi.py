@@ -8,11 +8,12 @@ reported together in one :class:`DatasetError`.
 import os
 import re
 from dataclasses import dataclass, field
+from typing import Dict, List, Tuple
 
 import cv2
 from tqdm import tqdm
 
-from .errors import DatasetError
+from .errors import DatasetError, DatasetProblem
 from .labels import IMAGE_LABEL_NAMES, NORMAL
 from .masks import boxes_from_mask, read_mask
 
@@ -39,7 +40,9 @@ class ImageRecord:
         return self.image_label if self.image_label != NORMAL else None
 
 
-def _list_folder(folder):
+def list_class_folder(folder: str) -> Tuple[Dict[str, str], Dict[str, List[Tuple[int, str]]], List[DatasetProblem]]:
+    """The files of one class folder: ``images`` {stem: path}, ``masks`` {image stem: [(k, path), ...]} (``k`` of
+    ``_mask_<k>``, 0 for ``_mask``) and the problems (a mask without its image)."""
     images, masks, problems = {}, {}, []
     for name in sorted(os.listdir(folder)):
         path = os.path.join(folder, name)
@@ -53,16 +56,18 @@ def _list_folder(folder):
             images[stem] = path
     for stem, mask_list in masks.items():
         if stem not in images:
-            problems.append((mask_list[0][1], "mask without an image"))
+            problems.append(DatasetProblem(mask_list[0][1], "mask without an image"))
     return images, masks, problems
 
 
-def read_busi(root, mask_mode="union", min_component_fraction=0.05, progress=True):
+def read_busi(root: str, mask_mode: str = "union", min_component_fraction: float = 0.05,
+              progress: bool = True) -> List[ImageRecord]:
     """Read every image of a BUSI-layout tree. Returns a list of :class:`ImageRecord`, sorted by path.
 
     Raises:
         DatasetError: naming every bad file (missing mask, unreadable image, mask of another size, unknown
-            class folder, lesion image with an empty mask, normal image with a lesion).
+            class folder, lesion image with an empty mask, normal image with a lesion); its ``problems`` hold
+            one :class:`~.errors.DatasetProblem` per file.
     """
     root = os.path.abspath(root)
     if not os.path.isdir(root):
@@ -71,14 +76,14 @@ def read_busi(root, mask_mode="union", min_component_fraction=0.05, progress=Tru
     folders = sorted(d for d in os.listdir(root) if os.path.isdir(os.path.join(root, d)) and not d.startswith("."))
     for d in folders:
         if d not in CLASS_FOLDERS:
-            problems.append((os.path.join(root, d), f"unknown class folder (expected {sorted(CLASS_FOLDERS)})"))
+            problems.append(DatasetProblem(os.path.join(root, d), f"unknown class folder (expected {sorted(CLASS_FOLDERS)})"))
     if not any(d in CLASS_FOLDERS for d in folders):
         raise DatasetError(root, f"no class folder found (expected {sorted(CLASS_FOLDERS)} inside)")
     jobs = []
     for d in folders:
         if d not in CLASS_FOLDERS:
             continue
-        images, masks, folder_problems = _list_folder(os.path.join(root, d))
+        images, masks, folder_problems = list_class_folder(os.path.join(root, d))
         problems += folder_problems
         for stem, path in images.items():
             jobs.append((path, CLASS_FOLDERS[d], sorted(masks.get(stem, []))))
@@ -86,10 +91,10 @@ def read_busi(root, mask_mode="union", min_component_fraction=0.05, progress=Tru
     for path, label, mask_list in tqdm(jobs, desc=f"reading {os.path.basename(root)}", disable=not progress):
         image = cv2.imread(path, cv2.IMREAD_UNCHANGED)
         if image is None:
-            problems.append((path, "cannot read image (corrupt or not an image)"))
+            problems.append(DatasetProblem(path, "cannot read image (corrupt or not an image)"))
             continue
         if not mask_list:
-            problems.append((path, "no mask file (<name>_mask.png) for this image"))
+            problems.append(DatasetProblem(path, "no mask file (<name>_mask.png) for this image"))
             continue
         height, width = image.shape[:2]
         boxes = []
@@ -98,16 +103,16 @@ def read_busi(root, mask_mode="union", min_component_fraction=0.05, progress=Tru
                 mask = read_mask(mask_path, expected_hw=(height, width))
                 boxes += boxes_from_mask(mask, mask_mode, min_component_fraction).tolist()
         except DatasetError as err:
-            problems.append((err.path, err.problem))
+            problems += err.problems
             continue
-        if label == 0 and boxes:
-            problems.append((path, "image in the normal folder but its mask marks a lesion"))
+        if label == NORMAL and boxes:
+            problems.append(DatasetProblem(path, "image in the normal folder but its mask marks a lesion"))
             continue
-        if label > 0 and not boxes:
-            problems.append((path, "benign/malignant image whose masks are all empty"))
+        if label != NORMAL and not boxes:
+            problems.append(DatasetProblem(path, "benign/malignant image whose masks are all empty"))
             continue
         records.append(ImageRecord(path, os.path.relpath(path, root), label, width, height, boxes))
     if problems:
-        listing = "\n".join(f"  {p}: {msg}" for p, msg in problems)
-        raise DatasetError(root, f"{len(problems)} problem(s) in the dataset:\n{listing}")
+        listing = "\n".join(f"  {p.path}: {p.message}" for p in problems)
+        raise DatasetError(root, f"{len(problems)} problem(s) in the dataset:\n{listing}", problems)
     return sorted(records, key=lambda r: r.relpath)

@@ -11,8 +11,8 @@ Problems found (``Problem.kind``):
 
 ``format``          malformed dataset file or entry (bad JSON / XML, missing keys, bad types, unknown category,
                     an annotation of no image, a file listed in a split but absent)
-``record``          the training-time checks of :func:`.checks.record_problems`: image file missing, unknown
-                    supervision or image label, empty box, box outside the image
+``record``          what training refuses (the readers' record problems and :func:`.checks.record_problems`):
+                    image file missing, unknown supervision or image label, empty box, box outside the image
 ``corrupt_image``   the image file cannot be decoded (:func:`.image_io.load_image`), or is DICOM, which the
                     training loader cannot read
 ``size``            the image's real size differs from the width / height the dataset gives
@@ -22,22 +22,24 @@ Problems found (``Problem.kind``):
 ``conflicting_labels``   one image (or near-duplicate images) with different image labels
 ``leak``            the same or near-duplicate images in different roles (train / val / test)
 
-Near-duplicates are found by perceptual hash (:mod:`.near_duplicates`, as when splits are made).
+The records and the file-level problems come from the readers themselves (:func:`.wssdl_json.read_wssdl_json`,
+:func:`.voc.read_voc_wssdl`, :func:`.busi.read_busi`), whose :class:`~.errors.DatasetProblem` records become
+:class:`Problem` entries. Near-duplicates are found by perceptual hash (:mod:`.near_duplicates`, as when splits are made).
 """
-import math
 import os
 from collections import defaultdict
 from dataclasses import asdict, dataclass, field
 
 from tqdm import tqdm
 
-from .busi import CLASS_FOLDERS, _list_folder, read_busi
+from .busi import CLASS_FOLDERS, list_class_folder, read_busi
 from .checks import record_problems
 from .errors import DatasetError
 from .image_io import is_dicom, load_image
+from .labels import IMAGE_LABEL_NAMES, IMAGE_LABELS, NORMAL, THING_CLASSES, image_label_to_class
 from .near_duplicates import group_near_duplicates, perceptual_hashes
-from .voc import read_voc_annotation
-from .wssdl_json import IMAGE_LABEL_NAMES, THING_CLASSES, _read_json, resolve_image_root
+from .voc import read_voc_wssdl
+from .wssdl_json import read_wssdl_json
 
 PROBLEM_KINDS = ("format", "record", "corrupt_image", "size", "label", "duplicate", "conflicting_labels", "leak")
 
@@ -103,86 +105,20 @@ def split_role(split):
     return "train"
 
 
-# ---- readers that collect problems instead of stopping at the first -------------------------------------
+# ---- the readers, collecting every problem ---------------------------------------------------------------
 
 def _is_id(value):
     return isinstance(value, (int, str))
 
 
-def _is_coordinate(value):
-    return type(value) is int or (type(value) is float and math.isfinite(value))
-
-
-def _json_records(json_file, split, problems):
-    """Records (Detectron2-style dicts, boxes XYXY_ABS) of a dataset file; malformed entries become problems."""
-    def bad(message, kind="format"):
-        problems.append(Problem(json_file, kind, message, split))
-
+def _from_reader(read, split, problems):
+    """Records of ``read()`` (a reader returning ``(records, problems)``); its :class:`.errors.DatasetProblem`
+    records, or the problems of the DatasetError it raises, become :class:`Problem` entries of ``split``."""
     try:
-        data = _read_json(json_file)
-        root = resolve_image_root(json_file)
+        records, found = read()
     except DatasetError as err:
-        bad(err.problem)
-        return []
-    cat_map = {}
-    for k, category in enumerate(data.get("categories") or []):
-        name = category.get("name") if isinstance(category, dict) else None
-        if name in THING_CLASSES and _is_id(category.get("id")):
-            cat_map[category.get("id")] = THING_CLASSES.index(name)
-        else:
-            bad(f"categories[{k}]: unknown category {category!r}; expected names {THING_CLASSES}")
-    records = {}
-    for k, image in enumerate(data["images"]):
-        if not isinstance(image, dict) or not {"id", "file_name", "width", "height"} <= image.keys():
-            bad(f"images[{k}] needs id, file_name, width and height")
-            continue
-        if not isinstance(image["file_name"], str) or not image["file_name"] or not _is_id(image["id"]):
-            bad(f"images[{k}]: file_name {image['file_name']!r} or id {image['id']!r} is not valid")
-            continue
-        if image["id"] in records:
-            bad(f"images[{k}] ({image['file_name']}): image id {image['id']!r} used twice", "duplicate")
-            continue
-        width, height = image["width"], image["height"]
-        if not (type(width) is int and type(height) is int and width > 0 and height > 0):
-            bad(f"images[{k}] ({image['file_name']}): bad size {width!r} x {height!r}")
-            continue
-        records[image["id"]] = {"file_name": os.path.join(root, image["file_name"]), "image_id": image["id"],
-                                "width": width, "height": height, "supervision": image.get("supervision"),
-                                "image_label": image.get("image_label"), "annotations": []}
-    for k, ann in enumerate(data.get("annotations") or []):
-        image_id = ann.get("image_id") if isinstance(ann, dict) else None
-        if not _is_id(image_id) or image_id not in records:
-            bad(f"annotations[{k}]: image_id {image_id!r} is not a (valid) image of this file")
-            continue
-        bbox = ann.get("bbox")
-        if not (isinstance(bbox, list) and len(bbox) == 4 and all(_is_coordinate(v) for v in bbox)):
-            bad(f"annotations[{k}]: bbox must be [x, y, w, h] numbers, not {bbox!r}")
-        elif not _is_id(ann.get("category_id")) or ann["category_id"] not in cat_map:
-            bad(f"annotations[{k}]: unknown category_id {ann.get('category_id')!r}")
-        elif records[image_id]["supervision"] != "weak":  # the loader ignores boxes of weak images
-            x, y, w, h = bbox
-            records[image_id]["annotations"].append({"bbox": [x, y, x + w, y + h],
-                                                     "category_id": cat_map[ann["category_id"]]})
-    return list(records.values())
-
-
-def _voc_records(root, split, problems, image_folder="TIFFImages", image_ext=".tif"):
-    """Records of one split of a VOC-style tree; bad XML files become problems."""
-    list_file = os.path.join(root, "ImageSets", "Main", f"{split}.txt")
-    with open(list_file) as f:
-        ids = [line.strip() for line in f if line.strip()]
-    supervision = "weak" if split.startswith("ws_") else "strong"
-    records = []
-    for image_id in ids:
-        try:
-            ann = read_voc_annotation(os.path.join(root, "Annotations", image_id + ".xml"))
-        except DatasetError as err:
-            problems.append(Problem(err.path, "format", err.problem, split))
-            continue
-        boxes = [] if supervision == "weak" else [{"bbox": list(b[:4]), "category_id": b[4]} for b in ann["boxes"]]
-        records.append({"file_name": os.path.join(root, image_folder, image_id + image_ext), "image_id": image_id,
-                        "width": ann["width"], "height": ann["height"], "supervision": supervision,
-                        "image_label": ann["image_label"], "annotations": boxes})
+        records, found = [], err.problems
+    problems += [Problem(p.path, p.kind, p.message, split) for p in found]
     return records
 
 
@@ -190,14 +126,15 @@ def _voc_records(root, split, problems, image_folder="TIFFImages", image_ext=".t
 
 def _label_problems(record):
     label, boxes = record.get("image_label"), record["annotations"]
-    if label not in (0, 1, 2):
-        return []  # reported by record_problems
-    if label == 0 and boxes:
+    if label not in IMAGE_LABELS:
+        return []  # reported by the reader / record_problems
+    if label == NORMAL and boxes:
         return [f"normal image with {len(boxes)} box(es)"]
-    out = [f"box of class {THING_CLASSES[a['category_id']]} on a {THING_CLASSES[label - 1]} image"
-           for a in boxes if a["category_id"] != label - 1]
-    if label > 0 and not boxes and record.get("supervision") in ("strong", "pseudo"):
-        out.append(f"{record['supervision']} {THING_CLASSES[label - 1]} image without a box")
+    target = image_label_to_class(label)
+    out = [f"box of class {THING_CLASSES[a['category_id']]} on a {THING_CLASSES[target]} image"
+           for a in boxes if a["category_id"] != target]
+    if label != NORMAL and not boxes and record.get("supervision") in ("strong", "pseudo"):
+        out.append(f"{record['supervision']} {THING_CLASSES[target]} image without a box")
     return out
 
 
@@ -240,7 +177,7 @@ def _image_problems(records_by_split, progress):
 
 
 def _label_in(label, split):
-    name = IMAGE_LABEL_NAMES[label] if label in (0, 1, 2) else repr(label)
+    name = IMAGE_LABEL_NAMES[label] if label in IMAGE_LABELS else repr(label)
     return name if split in ("", name) else f"{name} in {split}"
 
 
@@ -264,7 +201,7 @@ def _group_problems(labels_roles, paths, max_hash_distance, progress):
         entries = [(split, role, label) for p in files for split, role, label in labels_roles[p]]
         what = "image" if len(files) == 1 else f"image and {len(files) - 1} near-duplicate(s)"
         splits = ", ".join(sorted({split for split, _, _ in entries}))
-        if len({label for _, _, label in entries if label in (0, 1, 2)}) > 1:
+        if len({label for _, _, label in entries if label in IMAGE_LABELS}) > 1:
             labels = ", ".join(sorted({_label_in(label, split) for split, _, label in entries}))
             problems.append(Problem(files[0], "conflicting_labels", f"{what} with different image labels ({labels})",
                                     related=files[1:]))
@@ -294,32 +231,27 @@ def detect_format(path):
 
 
 def _records_by_split(path, fmt, problems):
-    if fmt == "json":
-        split = os.path.splitext(os.path.basename(path))[0]
-        return {split: _json_records(path, split, problems)}
-    if fmt == "prepared":
-        files = sorted(f for f in os.listdir(path) if f.endswith(".json") and not f.startswith("."))
-        return {f[:-5]: _json_records(os.path.join(path, f), f[:-5], problems) for f in files}
+    if fmt in ("json", "prepared"):
+        files = [path] if fmt == "json" else [
+            os.path.join(path, f) for f in sorted(os.listdir(path)) if f.endswith(".json") and not f.startswith(".")]
+        splits = {os.path.splitext(os.path.basename(f))[0]: f for f in files}
+        return {split: _from_reader(lambda f=f: read_wssdl_json(f), split, problems) for split, f in splits.items()}
     folder = os.path.join(path, "ImageSets", "Main")
     splits = sorted(f[:-4] for f in os.listdir(folder) if f.endswith(".txt"))
     if not splits:
         problems.append(Problem(folder, "format", "no split list (<split>.txt)"))
-    return {split: _voc_records(path, split, problems) for split in splits}
+    return {split: _from_reader(lambda s=split: read_voc_wssdl(path, s), split, problems) for split in splits}
 
 
 def _check_busi(path, report, max_hash_distance, progress):
     try:
         read_busi(path, progress=progress)
     except DatasetError as err:
-        # read_busi lists one "<file>: <problem>" per line after a heading; other errors concern the root
-        lines = [line.strip() for line in err.problem.splitlines()[1:] if line.strip()]
-        for line in lines or [f"{err.path}: {err.problem}"]:
-            file, _, message = line.partition(": ")
-            report.problems.append(Problem(file, "format", message))
+        report.problems += [Problem(p.path, "format", p.message) for p in err.problems]
     labels_roles = {}
     for folder, label in CLASS_FOLDERS.items():
         if os.path.isdir(os.path.join(path, folder)):
-            images = _list_folder(os.path.join(path, folder))[0]
+            images = list_class_folder(os.path.join(path, folder))[0]
             report.splits[folder] = len(images)
             for image in images.values():
                 labels_roles[image] = {(folder, "train", label)}

@@ -10,12 +10,13 @@ Supervision follows the split name unless given: ``s_*`` strong, ``ws_*`` weak, 
 import math
 import os
 import xml.etree.ElementTree as ET
+from typing import List, Optional, Tuple
 
 from detectron2.data import DatasetCatalog, MetadataCatalog
 from detectron2.structures import BoxMode
 
 from ..utils.atomic import atomic_open
-from .errors import DatasetError
+from .errors import DatasetError, DatasetProblem
 from .labels import IMAGE_LABEL_NAMES, NORMAL, THING_CLASSES, class_to_image_label, image_label_to_class
 
 _OBJECT_NAMES = {**{name: k for k, name in enumerate(THING_CLASSES)}, "__background__": None}
@@ -78,8 +79,14 @@ def read_voc_annotation(xml_path):
     return {"width": width, "height": height, "image_label": image_label, "boxes": boxes, "no_mass_regions": no_mass}
 
 
-def load_voc_wssdl(root, split, supervision=None, image_folder="TIFFImages", image_ext=".tif"):
-    """Detectron2 dicts (with ``supervision``, ``image_label``, ``no_mass_regions``) of one split."""
+def read_voc_wssdl(root: str, split: str, supervision: Optional[str] = None, image_folder: str = "TIFFImages",
+                   image_ext: str = ".tif") -> Tuple[List[dict], List[DatasetProblem]]:
+    """Read one split of a VOC-style tree, collecting every problem instead of stopping at the first.
+
+    Returns ``(records, problems)``: the dicts of the images whose XML is valid and whose image file exists (see
+    :func:`load_voc_wssdl`), and one :class:`DatasetProblem` per bad XML (``path`` the XML file) or missing
+    image (``path`` the image). Raises DatasetError when the split list itself cannot be read.
+    """
     list_file = os.path.join(root, "ImageSets", "Main", f"{split}.txt")
     try:
         with open(list_file) as f:
@@ -92,12 +99,17 @@ def load_voc_wssdl(root, split, supervision=None, image_folder="TIFFImages", ima
         raise DatasetError(list_file, "an image id contains a NUL character")
     if supervision is None:
         supervision = "weak" if split.startswith("ws_") else "strong"
-    records = []
+    records, problems = [], []
     for image_id in ids:
-        ann = read_voc_annotation(os.path.join(root, "Annotations", image_id + ".xml"))
+        try:
+            ann = read_voc_annotation(os.path.join(root, "Annotations", image_id + ".xml"))
+        except DatasetError as err:
+            problems += err.problems
+            continue
         image_path = os.path.join(root, image_folder, image_id + image_ext)
         if not os.path.exists(image_path):
-            raise DatasetError(image_path, f"image listed in {list_file} not found")
+            problems.append(DatasetProblem(image_path, f"image listed in {list_file} not found", "record"))
+            continue
         annotations = [] if supervision == "weak" else [
             {"bbox": [x0, y0, x1, y1], "bbox_mode": BoxMode.XYXY_ABS, "category_id": cls, "iscrowd": 0, "source": "xml"}
             for x0, y0, x1, y1, cls in ann["boxes"]
@@ -105,6 +117,16 @@ def load_voc_wssdl(root, split, supervision=None, image_folder="TIFFImages", ima
         records.append({"file_name": image_path, "image_id": image_id, "width": ann["width"], "height": ann["height"],
                         "supervision": supervision, "image_label": ann["image_label"], "annotations": annotations,
                         "no_mass_regions": [list(b) for b in ann["no_mass_regions"]]})
+    return records, problems
+
+
+def load_voc_wssdl(root: str, split: str, supervision: Optional[str] = None, image_folder: str = "TIFFImages",
+                   image_ext: str = ".tif") -> List[dict]:
+    """Detectron2 dicts (with ``supervision``, ``image_label``, ``no_mass_regions``; boxes XYXY_ABS) of one
+    split. Raises DatasetError naming the first bad file; its ``problems`` list them all (:func:`read_voc_wssdl`)."""
+    records, problems = read_voc_wssdl(root, split, supervision, image_folder, image_ext)
+    if problems:
+        raise DatasetError(problems[0].path, problems[0].message, problems)
     return records
 
 

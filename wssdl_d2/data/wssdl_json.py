@@ -15,12 +15,13 @@ Weak images have no annotations. :func:`load_wssdl_json` turns the file into Det
 import json
 import math
 import os
+from typing import List, Optional, Tuple
 
 from detectron2.data import DatasetCatalog, MetadataCatalog
 from detectron2.structures import BoxMode
 
 from ..utils.atomic import atomic_write_json
-from .errors import DatasetError
+from .errors import DatasetError, DatasetProblem
 from .labels import IMAGE_LABEL_NAMES, IMAGE_LABELS, SUPERVISIONS, THING_CLASSES, class_to_image_label
 
 #: COCO categories of a dataset file: id = the image label a box of the class implies (1 benign, 2 malignant).
@@ -97,39 +98,52 @@ def resolve_image_root(json_file, image_root=None):
     return os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(json_file)), data_root))
 
 
-def load_wssdl_json(json_file, image_root=None, default_supervision=None):
-    """Read a dataset file into Detectron2 dicts (with ``supervision`` and ``image_label``).
+def read_wssdl_json(json_file: str, image_root: Optional[str] = None,
+                    default_supervision: Optional[str] = None) -> Tuple[List[dict], List[DatasetProblem]]:
+    """Read a dataset file into Detectron2 dicts, collecting every problem instead of stopping at the first.
 
-    ``default_supervision`` fills images that carry no ``supervision`` (plain COCO files): without it they are
-    an error. Raises DatasetError naming the file and the entry for every malformed entry.
+    Returns ``(records, problems)``: the dicts of the valid entries (see :func:`load_wssdl_json`; an invalid image
+    entry is left out with its boxes, an invalid annotation is left out) and one :class:`DatasetProblem` per
+    malformed entry, in file order (``path`` the dataset file, ``message`` naming the entry). Raises
+    DatasetError only when the file as a whole cannot be read (missing, not JSON, no ``images`` list).
     """
     data = _read_json(json_file)
     root = resolve_image_root(json_file, image_root)
+    problems = []
+
+    def bad(message, kind="format"):
+        problems.append(DatasetProblem(json_file, message, kind))
+
     categories = {c.get("id"): c.get("name") for c in data.get("categories") or []
                   if isinstance(c, dict) and isinstance(c.get("id"), (int, str))}
     cat_map = {}
     for cid, name in categories.items():
         if name not in THING_CLASSES:
-            raise DatasetError(json_file, f"unknown category {name!r} (id {cid}); expected {THING_CLASSES}")
+            bad(f"unknown category {name!r} (id {cid}); expected {THING_CLASSES}")
+            continue
         cat_map[cid] = THING_CLASSES.index(name)
     records, seen = {}, set()
     for k, image in enumerate(data["images"]):
         where = f"images[{k}]"
         if (not isinstance(image, dict) or not {"id", "file_name", "width", "height"} <= image.keys()
                 or not isinstance(image["id"], (int, str)) or not isinstance(image["file_name"], str)):
-            raise DatasetError(json_file, f"{where} needs id (int or str), file_name (str), width and height")
+            bad(f"{where} needs id (int or str), file_name (str), width and height")
+            continue
         if image["id"] in seen:
-            raise DatasetError(json_file, f"{where}: duplicate image id {image['id']!r}")
+            bad(f"{where}: duplicate image id {image['id']!r}", "duplicate")
+            continue
         seen.add(image["id"])
-        supervision = image.get("supervision", default_supervision)
+        supervision, label = image.get("supervision", default_supervision), image.get("image_label")
         if supervision not in SUPERVISIONS:
-            raise DatasetError(json_file, f"{where} ({image['file_name']}): supervision {supervision!r} is not one of {SUPERVISIONS}")
-        label = image.get("image_label")
+            bad(f"{where} ({image['file_name']}): supervision {supervision!r} is not one of {SUPERVISIONS}", "record")
         if label not in IMAGE_LABELS:
-            raise DatasetError(json_file, f"{where} ({image['file_name']}): image_label {label!r} is not 0, 1 or 2")
+            bad(f"{where} ({image['file_name']}): image_label {label!r} is not 0, 1 or 2", "record")
+        if supervision not in SUPERVISIONS or label not in IMAGE_LABELS:
+            continue
         width, height = image["width"], image["height"]
         if not (type(width) is int and type(height) is int and width > 0 and height > 0):
-            raise DatasetError(json_file, f"{where} ({image['file_name']}): bad size {width!r} x {height!r}")
+            bad(f"{where} ({image['file_name']}): bad size {width!r} x {height!r}")
+            continue
         record = {key: value for key, value in image.items() if key not in ("id", "file_name")}
         record.update(file_name=os.path.join(root, image["file_name"]), image_id=image["id"],
                       supervision=supervision, annotations=[])
@@ -137,30 +151,52 @@ def load_wssdl_json(json_file, image_root=None, default_supervision=None):
     for k, ann in enumerate(data.get("annotations") or []):
         where = f"annotations[{k}]"
         if not isinstance(ann, dict) or not isinstance(ann.get("image_id"), (int, str)) or ann["image_id"] not in records:
-            raise DatasetError(json_file, f"{where}: image_id {ann.get('image_id') if isinstance(ann, dict) else ann!r} is not an image of this file")
+            bad(f"{where}: image_id {ann.get('image_id') if isinstance(ann, dict) else ann!r} is not a (valid) image of this file")
+            continue
         record = records[ann["image_id"]]
         if not isinstance(ann.get("category_id"), (int, str)) or ann["category_id"] not in cat_map:
-            raise DatasetError(json_file, f"{where}: unknown category_id {ann.get('category_id')!r}")
+            bad(f"{where}: unknown category_id {ann.get('category_id')!r}")
+            continue
         bbox = ann.get("bbox")
         if not (isinstance(bbox, list) and len(bbox) == 4
                 and all(type(v) is int or (type(v) is float and math.isfinite(v)) for v in bbox)):
-            raise DatasetError(json_file, f"{where}: bbox must be [x, y, w, h] numbers, not {bbox!r}")
+            bad(f"{where}: bbox must be [x, y, w, h] numbers, not {bbox!r}")
+            continue
         x, y, w, h = bbox
         if not (x + w > x and y + h > y):  # also an extent lost in float rounding (w = 1e-300)
-            raise DatasetError(json_file, f"{where}: empty box {bbox} in {os.path.basename(record['file_name'])}")
+            bad(f"{where}: empty box {bbox} in {os.path.basename(record['file_name'])}", "record")
+            continue
         if x < -1 or y < -1 or x + w > record["width"] + 1 or y + h > record["height"] + 1:
-            raise DatasetError(json_file, f"{where}: box {bbox} lies outside the {record['width']}x{record['height']} image {os.path.basename(record['file_name'])}")
+            bad(f"{where}: box {bbox} lies outside the {record['width']}x{record['height']} image "
+                f"{os.path.basename(record['file_name'])}", "record")
+            continue
         if record["supervision"] == "weak":
             continue  # weak images keep their image label only
         if ann.get("iscrowd", 0) not in (0, 1):
-            raise DatasetError(json_file, f"{where}: iscrowd must be 0 or 1, not {ann.get('iscrowd')!r}")
+            bad(f"{where}: iscrowd must be 0 or 1, not {ann.get('iscrowd')!r}")
+            continue
         out = {"bbox": [x, y, x + w, y + h], "bbox_mode": BoxMode.XYXY_ABS, "category_id": cat_map[ann["category_id"]],
                "iscrowd": int(ann.get("iscrowd", 0))}
         for key in ANNOTATION_PROVENANCE:
             if key in ann:
                 out[key] = ann[key]
         record["annotations"].append(out)
-    return list(records.values())
+    return list(records.values()), problems
+
+
+def load_wssdl_json(json_file: str, image_root: Optional[str] = None,
+                    default_supervision: Optional[str] = None) -> List[dict]:
+    """Read a dataset file into Detectron2 dicts (with ``supervision`` and ``image_label``; boxes XYXY_ABS,
+    ``category_id`` 0 benign / 1 malignant).
+
+    ``default_supervision`` fills images that carry no ``supervision`` (plain COCO files): without it they are
+    an error. Raises DatasetError naming the file and the first malformed entry; its ``problems`` list them all
+    (:func:`read_wssdl_json`).
+    """
+    records, problems = read_wssdl_json(json_file, image_root, default_supervision)
+    if problems:
+        raise DatasetError(json_file, problems[0].message, problems)
+    return records
 
 
 def register_wssdl_json(name, json_file, image_root=None):
