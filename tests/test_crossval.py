@@ -111,6 +111,10 @@ def test_dataset_names_map_to_the_fold_of_the_same_kind():
     assert fold_dataset_for("busi_val", "busi", 0) == "busi_fold0_val"
     assert fold_dataset_for("phantom_train_weak_20", "cvphantom", 1) == "cvphantom_fold1_train_weak_20"
     assert fold_dataset_for("busi_train_all", "busi", 4) == "busi_fold4_train_all"
+    # --strong-percent 10: the 10% boxes rows from configs that name the 20% split
+    assert fold_dataset_for("busi_train_strong_20", "busi", 2, 10) == "busi_fold2_train_strong_10"
+    assert fold_dataset_for("busi_train_weak_20", "busi", 2, 10) == "busi_fold2_train_weak_10"
+    assert fold_dataset_for("busi_train_all", "busi", 2, 10) == "busi_fold2_train_all"
     with pytest.raises(CrossValError, match="not a prepared split"):
         fold_dataset_for("my_images", "busi", 0)
     with pytest.raises(CrossValError, match="twice"):
@@ -241,3 +245,25 @@ def test_crossval_refuses_folders_and_datasets_it_did_not_make(fold_data, tmp_pa
     with pytest.raises(SystemExit, match="folds"):
         tool.main(["--data", "nosuchdata", "--out", str(tmp_path / "x"), "--configs", spec.config_file,
                    os.path.join(CONFIGS, "wssdl.yaml")])
+
+
+def test_a_stopped_training_continues_from_its_last_checkpoint(fold_data, tmp_path, one_thread):
+    """A run stopped after 2 of its 4 iterations (checkpoint written) continues at iteration 2 on the next start,
+    as Detectron2's --resume does, and ends evaluated."""
+    spec = RunSpec("strong_only", os.path.join(CONFIGS, "strong_only.yaml"))
+    run_dir = str(tmp_path / "run")
+
+    def stopped_after_two(cfg):
+        cfg = cfg.clone()
+        cfg.defrost()
+        cfg.SOLVER.MAX_ITER = 2
+        cv_runs.train_model(cfg)
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        cv_runs.run_fold(spec, "cvphantom", 0, _tiny_opts(max_iter=4), run_dir, train_fn=stopped_after_two)
+    state, did = cv_runs.run_fold(spec, "cvphantom", 0, _tiny_opts(max_iter=4), run_dir)
+    assert did == "trained and evaluated" and state["status"] == "evaluated"
+    log = open(os.path.join(run_dir, "log.txt")).read()
+    assert "Starting training from iteration 0" in log and "Starting training from iteration 2" in log
+    assert os.path.isfile(os.path.join(run_dir, "inference", "corloc_per_image.csv"))

@@ -11,6 +11,9 @@ on the held-out fold, pool the per-image outcomes and compare the configs image 
 - Each config's DATASETS.TRAIN is mapped to the fold's datasets of the same kind (busi_train_strong_20 ->
   busi_fold3_train_strong_20) and DATASETS.TEST to the held-out fold (busi_fold3_val); trailing KEY VALUE pairs
   override every config (e.g. SOLVER.MAX_ITER 1200). ``name=path`` names a config (default: the file's stem).
+  ``--strong-percent 10`` trains the configs on the folds' 10% strong / 90% weak split instead of the P their
+  DATASETS.TRAIN names. Runs with the same name, config and data in one --out are shared between commands (e.g.
+  fully_supervised in the 10% and the 20% comparison): the second command finds them finished.
 - Runs: ``<out>/<config>/fold<k>/`` with ``crossval_state.json``. The command is safe to stop and start again:
   finished runs are never trained or evaluated again, a stopped run continues from its last checkpoint, and a run
   folder started with other settings is refused (choose another --out).
@@ -39,6 +42,11 @@ def parse_args(argv=None):
     parser.add_argument("--configs", nargs="+", required=True, metavar="[NAME=]CONFIG",
                         help="two or more config files (optionally NAME=path)")
     parser.add_argument("--out", required=True, help="output folder (runs and report)")
+    parser.add_argument("--strong-percent", type=int, default=None, metavar="P",
+                        help="train on the folds' train_strong_P / train_weak_P instead of the P in the configs "
+                             "(e.g. 10 for the 10%% boxes rows of configs that name busi_train_strong_20)")
+    parser.add_argument("--report", default="crossval", metavar="STEM",
+                        help="report files <out>/STEM.{md,json,csv,png} (default: %(default)s)")
     parser.add_argument("--dataset-root", default=None,
                         help="folder with the prepared datasets (default: $WSSDL_DATASETS or ./datasets)")
     parser.add_argument("--num-samples", type=int, default=2000, help="bootstrap resamples (default: %(default)s)")
@@ -59,11 +67,11 @@ def main(argv=None):
     try:
         specs = parse_specs(args.configs)
         folds = check_folds(args.data, args.folds)
-        result = run_crossval(specs, args.data, folds, args.out, args.opts)
+        result = run_crossval(specs, args.data, folds, args.out, args.opts, strong_percent=args.strong_percent)
         report = crossval_report(result, args.num_samples, args.seed, args.level)
     except (CrossValError, ResultsError) as err:
         sys.exit(f"crossval: {err}")
-    paths = write_all(report, args.out)
+    paths = write_all(report, args.out, args.report)
     print(markdown(report))
     print("written: " + ", ".join(paths.values()))
     return report

@@ -1,7 +1,7 @@
 """The whole cross-validation: every config on every fold (resumable), then the pooled report."""
 import logging
 import os
-from typing import Callable, Dict, List, Sequence
+from typing import Callable, Dict, List, Optional, Sequence
 
 from detectron2.data import DatasetCatalog
 
@@ -59,15 +59,18 @@ def check_folds(data: str, num_folds: int) -> List[int]:
 
 
 def run_crossval(specs: Sequence[RunSpec], data: str, folds: Sequence[int], out: str, opts: Sequence[str] = (),
-                 train_fn: Callable = train_model, eval_fn: Callable = evaluate_model, log=print) -> Dict:
+                 train_fn: Callable = train_model, eval_fn: Callable = evaluate_model, log=print,
+                 strong_percent: Optional[int] = None) -> Dict:
     """Train and evaluate every config on every fold (fold by fold, so an early stop leaves whole folds), then read
     and pool the per-image outcomes. Returns {"pooled": {config: pooled columns}, "states": {config: {fold: state}}}.
-    Safe to stop and start again: finished runs are skipped, a stopped one continues from its last checkpoint."""
+    Safe to stop and start again: finished runs are skipped, a stopped one continues from its last checkpoint.
+    ``strong_percent``: train on the folds' train_strong_P / train_weak_P with this P instead of the configs' P."""
     states = {s.name: {} for s in specs}
     for fold in folds:
         for spec in specs:
             run_dir = os.path.join(out, spec.name, f"fold{fold}")
-            state, did = run_fold(spec, data, fold, opts, run_dir, train_fn=train_fn, eval_fn=eval_fn)
+            state, did = run_fold(spec, data, fold, opts, run_dir, train_fn=train_fn, eval_fn=eval_fn,
+                                  strong_percent=strong_percent)
             states[spec.name][fold] = state
             log(f"[crossval] {spec.name} fold {fold}: {did} (train {state['train_seconds']:.1f} s, "
                 f"{state['max_iter']} iterations; eval {state['eval_seconds']:.1f} s)")

@@ -13,13 +13,14 @@ The state holds a fingerprint of the run's config (everything but OUTPUT_DIR): a
 is refused, so a finished run is never overwritten and a stopped one is never continued with other settings.
 """
 import hashlib
+import json
 import logging
 import os
 import re
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Callable, Dict, Sequence, Tuple
+from typing import Callable, Dict, Optional, Sequence, Tuple
 
 from detectron2.config import get_cfg
 from detectron2.data import DatasetCatalog
@@ -48,20 +49,25 @@ class RunSpec:
     config_file: str
 
 
-def fold_dataset_for(dataset: str, data: str, fold: int) -> str:
-    """The fold's dataset of the same kind: ("busi_train_strong_20", "busi", 3) -> "busi_fold3_train_strong_20".
-    Raises CrossValError for a name that does not end in a prepared split (train_strong_P, train_weak_P,
-    train_all, val, test)."""
+def fold_dataset_for(dataset: str, data: str, fold: int, strong_percent: Optional[int] = None) -> str:
+    """The fold's dataset of the same kind: ("busi_train_strong_20", "busi", 3) -> "busi_fold3_train_strong_20";
+    with ``strong_percent`` 10, train_strong_P / train_weak_P become train_strong_10 / train_weak_10 (train_all,
+    val and test stay). Raises CrossValError for a name that does not end in a prepared split (train_strong_P,
+    train_weak_P, train_all, val, test)."""
     match = SPLIT_RE.search(dataset)
     if not match:
         raise CrossValError(f"dataset {dataset!r}: not a prepared split (a name ending in train_strong_P, "
                             "train_weak_P, train_all, val or test), so it has no cross-validation counterpart")
-    return fold_dataset_name(data, fold, match.group(1))
+    split = match.group(1)
+    if strong_percent is not None:
+        split = re.sub(r"^(train_strong|train_weak)_\d+$", rf"\g<1>_{int(strong_percent)}", split)
+    return fold_dataset_name(data, fold, split)
 
 
-def fold_config(spec: RunSpec, data: str, fold: int, opts: Sequence[str], output_dir: str):
+def fold_config(spec: RunSpec, data: str, fold: int, opts: Sequence[str], output_dir: str,
+                strong_percent: Optional[int] = None):
     """The run's frozen config: ``spec.config_file``, then ``opts`` (KEY VALUE), then DATASETS.TRAIN mapped to the
-    fold's datasets (:func:`fold_dataset_for`), DATASETS.TEST = the held-out fold (``<data>_fold<k>_val``) and
+    fold's datasets (:func:`fold_dataset_for`, with ``strong_percent``), DATASETS.TEST = the held-out fold (``<data>_fold<k>_val``) and
     OUTPUT_DIR = ``output_dir``. Raises CrossValError naming the config file for a bad file, override or dataset."""
     if not os.path.isfile(spec.config_file):
         raise CrossValError(f"{spec.config_file}: config file not found")
@@ -73,7 +79,7 @@ def fold_config(spec: RunSpec, data: str, fold: int, opts: Sequence[str], output
     except (AssertionError, KeyError, ValueError, TypeError) as err:
         raise CrossValError(f"{spec.config_file} with overrides {' '.join(map(str, opts))}: {err}") from None
     try:
-        train = tuple(fold_dataset_for(d, data, fold) for d in cfg.DATASETS.TRAIN)
+        train = tuple(fold_dataset_for(d, data, fold, strong_percent) for d in cfg.DATASETS.TRAIN)
     except CrossValError as err:
         raise CrossValError(f"{spec.config_file}: DATASETS.TRAIN {err}") from None
     test = (fold_dataset_name(data, fold, "val"),)
@@ -100,8 +106,6 @@ def config_fingerprint(cfg) -> str:
 
 def read_state(run_dir: str):
     """The run's state dict, or None when there is no state file."""
-    import json
-
     path = os.path.join(run_dir, STATE_FILE)
     if not os.path.isfile(path):
         return None
@@ -171,14 +175,15 @@ def evaluate_model(cfg, weights: str, output_dir: str):
 
 
 def run_fold(spec: RunSpec, data: str, fold: int, opts: Sequence[str], run_dir: str,
-             train_fn: Callable = train_model, eval_fn: Callable = evaluate_model) -> Tuple[Dict, str]:
+             train_fn: Callable = train_model, eval_fn: Callable = evaluate_model,
+             strong_percent: Optional[int] = None) -> Tuple[Dict, str]:
     """Train (or continue) and evaluate one run; a finished run is left alone.
 
     Returns (state dict, what happened: "skipped" | "evaluated" | "trained and evaluated"). The per-image outcomes
     are in ``<run_dir>/inference/corloc_per_image.csv``. Raises CrossValError for a folder that holds another
     config's run or files not made by cross-validation; training errors propagate after the state records them.
     """
-    cfg = fold_config(spec, data, fold, opts, run_dir)
+    cfg = fold_config(spec, data, fold, opts, run_dir, strong_percent)
     fingerprint = config_fingerprint(cfg)
     state = read_state(run_dir)
     if state is None:
