@@ -1,4 +1,5 @@
-"""tools/compare.py: paired comparison of two evaluated runs, and its errors."""
+"""Paired comparison of two evaluated runs (wssdl_d2.evaluation.comparison, tools/compare.py), and its errors."""
+import json
 import os
 import subprocess
 import sys
@@ -7,10 +8,12 @@ import numpy as np
 import pytest
 
 from wssdl_d2.evaluation import results_io
+from wssdl_d2.evaluation.comparison import compare_folders
 from wssdl_d2.evaluation.metrics import compute_metrics
 from wssdl_d2.evaluation.outcomes import OutcomeTable
 from wssdl_d2.evaluation.paired import align_runs, compare_runs
-from tool_module import load_tool
+from wssdl_d2.evaluation.plots import plot_reports
+from wssdl_d2.evaluation.tables import comparison_table
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 GT = [[10, 10, 50, 50]]
@@ -78,23 +81,40 @@ def test_different_images_are_an_error(tmp_path):
         compare_runs(a, b)
 
 
-def test_cli(tmp_path, capsys):
-    compare = load_tool("compare")
+def test_run_folders_are_compared_and_plotted(tmp_path):
     hits = np.random.default_rng(2).random(30) < 0.7
     run_a = write_run(str(tmp_path / "run_a" / "inference"), hits)
     write_run(str(tmp_path / "run_b" / "inference"), hits)
-    result = compare.main([str(tmp_path / "run_a"), run_a.replace("run_a", "run_b"), "--samples", "300",
-                           "--json", str(tmp_path / "cmp.json"), "--plots", str(tmp_path / "plots")])
-    out = capsys.readouterr().out
-    assert "run_a" in out and "run_b" in out and "| CorLoc " in out and result["CorLoc"]["p_value"] == 1.0
-    assert (tmp_path / "cmp.json").stat().st_size > 0
-    assert sorted(os.listdir(tmp_path / "plots")) == ["compare_corloc.png", "compare_froc.png", "compare_roc.png"]
+    c = compare_folders(str(tmp_path / "run_a"), run_a.replace("run_a", "run_b"), samples=300)
+    assert (c["a"]["name"], c["b"]["name"], c["images"]) == ("run_a", "run_b", 32)
+    assert c["a"]["folder"] == run_a and c["metrics"]["CorLoc"]["p_value"] == 1.0
+    assert "| CorLoc " in comparison_table(c) and "run_a" in comparison_table(c)
+    same = compare_folders(run_a, run_a, samples=10)
+    assert (same["a"]["name"], same["b"]["name"]) == ("A: run_a", "B: run_a")
+    files = ("compare_corloc.png", "compare_froc.png", "compare_roc.png")
+    plot_reports(dict(zip(("run_a", "run_b"), c["reports"])), str(tmp_path / "plots"), files)
+    assert sorted(os.listdir(tmp_path / "plots")) == list(files)
 
     write_run(str(tmp_path / "run_c"), hits, tau=0.3)
     with pytest.raises(results_io.ResultsError, match="tau 0.5 but .* tau 0.3"):
-        compare.main([str(tmp_path / "run_a"), str(tmp_path / "run_c")])
+        compare_folders(str(tmp_path / "run_a"), str(tmp_path / "run_c"))
     with pytest.raises(results_io.ResultsError, match="no corloc.json or corloc_per_image.csv"):
-        compare.main([str(tmp_path / "run_a"), str(tmp_path)])
+        compare_folders(str(tmp_path / "run_a"), str(tmp_path))
+
+
+def test_cli(tmp_path):
+    hits = np.random.default_rng(2).random(30) < 0.7
+    run_a = write_run(str(tmp_path / "run_a" / "inference"), hits)
+    write_run(str(tmp_path / "run_b" / "inference"), hits)
+    proc = subprocess.run([sys.executable, os.path.join(ROOT, "tools", "compare.py"), str(tmp_path / "run_a"),
+                           run_a.replace("run_a", "run_b"), "--samples", "300", "--json", str(tmp_path / "cmp.json"),
+                           "--plots", str(tmp_path / "plots")], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "run_a" in proc.stdout and "run_b" in proc.stdout and "| CorLoc " in proc.stdout
+    assert "A - B" in proc.stdout and proc.stdout.count("wrote") == 3
+    saved = json.loads((tmp_path / "cmp.json").read_text())
+    assert saved["metrics"]["CorLoc"]["p_value"] == 1.0 and saved["a"]["name"] == "run_a"
+    assert sorted(os.listdir(tmp_path / "plots")) == ["compare_corloc.png", "compare_froc.png", "compare_roc.png"]
 
 
 def test_cli_exit_message_for_mismatched_runs(tmp_path):

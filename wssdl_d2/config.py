@@ -1,12 +1,18 @@
-"""Every config key wssdl_d2 adds to Detectron2's config, with its default.
+"""Every config key wssdl_d2 adds to Detectron2's config, with its default, and the one way to load a config.
 
-All new keys live under ``cfg.WSSDL``. Call :func:`add_wssdl_config` on ``detectron2.config.get_cfg()`` before
-merging a wssdl_d2 YAML file.
+All new keys live under ``cfg.WSSDL``. :func:`load_config` (frozen, datasets registered: what a tool runs with)
+and :func:`merge_config` (unfrozen, nothing registered) are the entry points; both build on Detectron2's
+``get_cfg()`` + :func:`add_wssdl_config` + ``merge_from_file``.
 """
-from detectron2.config import CfgNode as CN
+import os
+from typing import Iterable, Optional
+
+from detectron2.config import CfgNode, get_cfg
+
+CN = CfgNode  # Detectron2's short name in config definitions
 
 
-def add_wssdl_config(cfg):
+def add_wssdl_config(cfg: CfgNode) -> CfgNode:
     """Add the ``WSSDL`` node (and its defaults) to a Detectron2 config, in place. Returns ``cfg``."""
     _C = cfg
     _C.WSSDL = CN()
@@ -116,11 +122,57 @@ def add_wssdl_config(cfg):
     return cfg
 
 
-def resolve_device(cfg):
+def resolve_device(cfg: CfgNode) -> CfgNode:
     """Run on the CPU when the config asks for CUDA but none is available (this project trains on CPUs too).
     Call before ``cfg.freeze()``. Returns ``cfg``."""
     import torch
 
     if cfg.MODEL.DEVICE.startswith("cuda") and not torch.cuda.is_available():
         cfg.MODEL.DEVICE = "cpu"
+    return cfg
+
+
+def _merge_pairs(cfg: CfgNode, pairs: Iterable) -> None:
+    pairs = list(pairs)
+    try:
+        cfg.merge_from_list(pairs)
+    except (AssertionError, KeyError, ValueError, TypeError) as err:  # yacs reports bad keys by assertion
+        raise ValueError(f"config override {' '.join(map(str, pairs))}: {err}") from None
+
+
+def merge_config(config_file: str, opts: Iterable = (), overrides: Iterable = (), output_dir: Optional[str] = None,
+                 device: Optional[str] = None) -> CfgNode:
+    """A wssdl_d2 config, unfrozen, no dataset registered: Detectron2's defaults + the ``WSSDL`` keys, then
+    ``config_file`` (``_BASE_`` files followed), ``opts`` (KEY VALUE list from the command line), ``overrides``
+    (KEY VALUE pairs a tool's own flags set); ``OUTPUT_DIR`` = ``output_dir`` and ``MODEL.DEVICE`` = ``device``
+    when given; CUDA falls back to the CPU when there is none (:func:`resolve_device`).
+
+    Raises FileNotFoundError naming a missing file, ValueError naming the file and key of a bad config or the
+    pairs of a bad override."""
+    if not os.path.isfile(config_file):
+        raise FileNotFoundError(f"config file {config_file}: file not found")
+    cfg = add_wssdl_config(get_cfg())
+    try:
+        cfg.merge_from_file(config_file)
+    except (AssertionError, KeyError) as err:  # yacs: "Non-existent config key: X", bad value types
+        raise ValueError(f"config file {config_file}: {err}") from None
+    _merge_pairs(cfg, opts)
+    _merge_pairs(cfg, overrides)
+    if output_dir:
+        cfg.OUTPUT_DIR = output_dir
+    if device:
+        cfg.MODEL.DEVICE = device
+    return resolve_device(cfg)
+
+
+def load_config(config_file: str, opts: Iterable = (), overrides: Iterable = (), output_dir: Optional[str] = None,
+                device: Optional[str] = None) -> CfgNode:
+    """What a tool runs with: :func:`merge_config` (same arguments and errors), frozen, and the prepared
+    datasets under ``WSSDL.DATASET_ROOT`` (else $WSSDL_DATASETS / ./datasets) registered in Detectron2's
+    ``DatasetCatalog``."""
+    from .data import default_dataset_root, register_datasets_under
+
+    cfg = merge_config(config_file, opts, overrides, output_dir, device)
+    cfg.freeze()
+    register_datasets_under(cfg.WSSDL.DATASET_ROOT or default_dataset_root())
     return cfg

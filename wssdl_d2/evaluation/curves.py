@@ -3,19 +3,23 @@
 A *series* is a list of points ``(x, value, lo, hi)`` (``lo`` / ``hi`` the confidence interval, NaN when unknown),
 sorted by ``x``; several named series go into one PNG (matplotlib's Agg canvas, as in :mod:`.plots`).
 """
-import math
+from typing import Dict, List, Mapping, Optional, Tuple
 
 import numpy as np
+from detectron2.evaluation.testing import flatten_results_dict
 from matplotlib.figure import Figure
 
 from .plots import _save
 
+Point = Tuple[float, float, float, float]  # (x, value, lo, hi)
 
-def point_from_results(x, results, metric="CorLoc"):
-    """One curve point from Detectron2-style flat results (``{"corloc/CorLoc": v, "corloc/CorLoc_lo": lo, ...}``
-    or ``{"corloc": {"CorLoc": v, ...}}``); ``metric`` may also be a bbox metric such as ``"bbox/AP50"`` (no CI).
-    Returns ``(x, value, lo, hi)``; raises KeyError naming the metric when it is absent."""
-    flat = flatten_results(results)
+
+def point_from_results(x: float, results: Mapping, metric: str = "CorLoc") -> Point:
+    """One curve point from Detectron2-style results, flat (``{"corloc/CorLoc": v, "corloc/CorLoc_lo": lo, ...}``)
+    or nested (``{"corloc": {"CorLoc": v, ...}}``); ``metric`` may also be a bbox metric such as ``"bbox/AP50"``
+    (no CI). Returns ``(x, value, lo, hi)`` in the metric's unit (percent for CorLoc / AP); raises KeyError
+    naming the metric when it is absent."""
+    flat = flatten_results_dict(results)
     key = metric if "/" in metric else f"corloc/{metric}"
     if key not in flat:
         raise KeyError(f"metric {key!r} not in the results (have: {', '.join(sorted(flat)[:12])} ...)")
@@ -23,18 +27,8 @@ def point_from_results(x, results, metric="CorLoc"):
     return (x, float(flat[key]), float(flat.get(f"{key}_lo", nan)), float(flat.get(f"{key}_hi", nan)))
 
 
-def flatten_results(results):
-    """``{"bbox": {"AP50": v}, "corloc": {...}}`` -> ``{"bbox/AP50": v, ...}``; flat dicts pass through."""
-    flat = {}
-    for key, value in results.items():
-        if isinstance(value, dict):
-            flat.update({f"{key}/{k}": v for k, v in value.items()})
-        else:
-            flat[key] = value
-    return flat
-
-
-def plot_series(series, path, xlabel, ylabel="CorLoc %", title=None, log_x=False):
+def plot_series(series: Dict[str, List[Point]], path: str, xlabel: str, ylabel: str = "CorLoc %",
+                title: Optional[str] = None, log_x: bool = False) -> str:
     """Lines with shaded confidence bands (an error bar for a series of one point): ``series`` name -> list of
     ``(x, value, lo, hi)``. Returns ``path``."""
     fig = Figure(figsize=(6.0, 4.2), dpi=110, layout="constrained")
@@ -58,11 +52,3 @@ def plot_series(series, path, xlabel, ylabel="CorLoc %", title=None, log_x=False
     if title:
         ax.set_title(title)
     return _save(fig, path)
-
-
-def format_point(point, digits=1):
-    """``(x, v, lo, hi)`` -> ``"v [lo, hi]"`` (just ``"v"`` without a CI)."""
-    _, value, lo, hi = point
-    if math.isnan(lo) or math.isnan(hi):
-        return f"{value:.{digits}f}"
-    return f"{value:.{digits}f} [{lo:.{digits}f}, {hi:.{digits}f}]"

@@ -4,6 +4,7 @@ Matplotlib through its Agg canvas (``Figure`` + ``FigureCanvasAgg``): no display
 state is not touched. Every function takes the data of one or several runs (name -> data) and writes one PNG.
 """
 import os
+from typing import List, Mapping, Sequence
 
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -124,13 +125,32 @@ def plot_examples(examples, path, class_names=("benign", "malignant"), columns=4
     return _save(fig, path)
 
 
-def write_run_plots(folder, report, name="run"):
-    """The FROC, ROC and CorLoc-bar PNGs of one evaluation report into ``folder``. Returns their paths."""
-    froc, roc = report["froc"], report["diagnosis"]["roc_benign_vs_malignant"]
-    auc = report["metrics"].get("AUC_BvsM", {}).get("value")
-    paths = [plot_froc({name: (froc["fppi"], froc["sensitivity"])}, os.path.join(folder, "corloc_froc.png")),
-             plot_corloc_bars({name: report["metrics"]}, os.path.join(folder, "corloc_bars.png"))]
-    if len(roc["fpr"]) > 1 and np.all(np.isfinite(np.asarray(roc["fpr"], float))) \
-            and np.all(np.isfinite(np.asarray(roc["tpr"], float))):
-        paths.append(plot_roc({name: (roc["fpr"], roc["tpr"], auc)}, os.path.join(folder, "corloc_roc.png")))
+#: File names of :func:`plot_reports`: (CorLoc bars, FROC, ROC).
+REPORT_PLOTS = ("corloc.png", "froc.png", "roc.png")
+
+
+def _has_roc(report: Mapping) -> bool:
+    roc = report["diagnosis"]["roc_benign_vs_malignant"]
+    fpr, tpr = np.asarray(roc["fpr"], float), np.asarray(roc["tpr"], float)
+    return len(fpr) > 1 and bool(np.all(np.isfinite(fpr)) and np.all(np.isfinite(tpr)))
+
+
+def plot_reports(reports: Mapping[str, Mapping], folder: str, files: Sequence[str] = REPORT_PLOTS) -> List[str]:
+    """The three figures of one or several evaluation reports (``corloc.json`` contents; name -> report), each
+    with every run: CorLoc with CI bars, FROC, and the benign-vs-malignant ROC (left out when no run has one of
+    two or more finite points, e.g. a test set without both classes). ``files``: the three PNG names in
+    ``folder``. Returns the paths written."""
+    paths = [plot_corloc_bars({n: r["metrics"] for n, r in reports.items()}, os.path.join(folder, files[0])),
+             plot_froc({n: (r["froc"]["fppi"], r["froc"]["sensitivity"]) for n, r in reports.items()},
+                       os.path.join(folder, files[1]))]
+    roc = {n: (r["diagnosis"]["roc_benign_vs_malignant"]["fpr"], r["diagnosis"]["roc_benign_vs_malignant"]["tpr"],
+               r["metrics"].get("AUC_BvsM", {}).get("value")) for n, r in reports.items() if _has_roc(r)}
+    if roc:
+        paths.append(plot_roc(roc, os.path.join(folder, files[2])))
     return paths
+
+
+def write_run_plots(folder: str, report: Mapping, name: str = "run") -> List[str]:
+    """The CorLoc-bar, FROC and ROC PNGs of one evaluation report into ``folder`` (``corloc_bars.png``,
+    ``corloc_froc.png``, ``corloc_roc.png``). Returns their paths."""
+    return plot_reports({name: report}, folder, ("corloc_bars.png", "corloc_froc.png", "corloc_roc.png"))
