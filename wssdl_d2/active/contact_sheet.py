@@ -5,6 +5,7 @@ the top detection (green benign / red malignant, thick), and a caption with the 
 acquisition score and the file's name. Written atomically as PNG.
 """
 import os
+from typing import Sequence, Tuple
 
 import cv2
 import numpy as np
@@ -49,7 +50,7 @@ def _cell(row, size):
     return canvas
 
 
-def contact_sheet(rows, cell=(192, 160), columns=6):
+def contact_sheet(rows: Sequence[dict], cell: Tuple[int, int] = (192, 160), columns: int = 6) -> np.ndarray:
     """(H, W, 3) uint8 BGR grid of the rows (dicts of :func:`wssdl_d2.active.scoring.rank_images`)."""
     if not rows:
         raise ValueError("contact sheet: no image to show")
@@ -64,7 +65,7 @@ def contact_sheet(rows, cell=(192, 160), columns=6):
     return sheet
 
 
-def write_png(path, image_bgr):
+def write_png(path: str, image_bgr: np.ndarray) -> str:
     """Write an (H, W, 3) uint8 BGR image as PNG, atomically. Returns ``path``."""
     ok, encoded = cv2.imencode(".png", image_bgr)
     if not ok:

@@ -19,6 +19,7 @@ images a model is confident about (low score, consistent top detection) are the 
 :mod:`wssdl_d2.selftrain.selection`; :func:`rank_images` marks them.
 """
 import math
+from typing import Dict, Iterable, List, Sequence
 
 import numpy as np
 
@@ -27,19 +28,19 @@ from ..data.labels import image_label_to_class, other_class
 ACQUISITIONS = ("combined", "moi_uncertainty", "moi_entropy", "label_disagreement", "random")
 
 
-def moi_uncertainty(analysis):
+def moi_uncertainty(analysis) -> float:
     """1 - p_y(MoI) for an image of label y in {1, 2} (class y - 1)."""
     return float(np.clip(1.0 - analysis.moi_probs[image_label_to_class(analysis.image_label)], 0.0, 1.0))
 
 
-def moi_entropy(analysis):
+def moi_entropy(analysis) -> float:
     """Normalised entropy of the MoI's (K + 1)-class distribution, in [0, 1]."""
     p = np.clip(np.asarray(analysis.moi_probs, dtype=np.float64), 1e-12, 1.0)
     p = p / p.sum()
     return float(-(p * np.log(p)).sum() / math.log(len(p)))
 
 
-def label_disagreement(analysis):
+def label_disagreement(analysis) -> float:
     """(1 + s_other - s_y) / 2 in [0, 1] from the best detection score of each class."""
     own = image_label_to_class(analysis.image_label)
     s_y, s_other = analysis.best_score(own), analysis.best_score(other_class(own))
@@ -53,13 +54,13 @@ def _has_moi(analysis):
 _COMPONENTS = {"moi_uncertainty": moi_uncertainty, "moi_entropy": moi_entropy, "label_disagreement": label_disagreement}
 
 
-def component_scores(analysis):
+def component_scores(analysis) -> Dict[str, float]:
     """{component: score} of one mass-labelled analysis; without a MoI (no proposal) the MoI scores are 1."""
     return {name: fn(analysis) if name == "label_disagreement" or _has_moi(analysis) else 1.0
             for name, fn in _COMPONENTS.items()}
 
 
-def acquisition_scores(analyses, method="combined", seed=0):
+def acquisition_scores(analyses: Sequence, method: str = "combined", seed: int = 0) -> np.ndarray:
     """(N,) float64 scores of mass-labelled analyses under ``method`` (one of :data:`ACQUISITIONS`). An image
     without proposals (no MoI) gets the highest MoI scores: the model found nothing there."""
     if method not in ACQUISITIONS:
@@ -75,7 +76,8 @@ def acquisition_scores(analyses, method="combined", seed=0):
     return np.asarray([p[method] for p in parts], dtype=np.float64).reshape(-1)
 
 
-def rank_images(analyses, method="combined", seed=0, pseudo_keys=()):
+def rank_images(analyses: Sequence, method: str = "combined", seed: int = 0,
+                pseudo_keys: Iterable[str] = ()) -> List[dict]:
     """Rows (dicts) for the mass-labelled analyses, most useful to annotate first: ``rank`` (1 = first),
     ``file_name``, ``image_label``, ``score`` and every component score, the top detection, and
     ``pseudo_candidate`` (the file name is in ``pseudo_keys``: the self-training rule would pseudo-label it).

@@ -1,11 +1,12 @@
 """Cheap checks run on the training data before a run starts: they refuse bad data with the file's name."""
 import os
+from typing import Iterable, List, Tuple
 
 from .errors import DatasetError
 from .labels import IMAGE_LABELS, SUPERVISIONS
 
 
-def record_problems(dicts):
+def record_problems(dicts: Iterable[dict]) -> List[Tuple[str, str]]:
     """(file, problem) for every record whose image is missing, whose supervision / image_label is unknown, or
     whose boxes (XYXY_ABS) are empty or outside the image. The full checker (:mod:`.dataset_check`) builds on it."""
     problems = []
@@ -27,7 +28,7 @@ def record_problems(dicts):
     return problems
 
 
-def check_dataset_dicts(dicts, dataset_name="dataset"):
+def check_dataset_dicts(dicts: Iterable[dict], dataset_name: str = "dataset") -> None:
     """Raise DatasetError listing every problem :func:`record_problems` finds (the first 50 of them)."""
     problems = record_problems(dicts)
     if problems:

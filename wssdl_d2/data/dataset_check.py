@@ -29,6 +29,7 @@ The records and the file-level problems come from the readers themselves (:func:
 import os
 from collections import defaultdict
 from dataclasses import asdict, dataclass, field
+from typing import Dict, Optional
 
 from tqdm import tqdm
 
@@ -73,29 +74,29 @@ class CheckReport:
     problems: list = field(default_factory=list)
 
     @property
-    def ok(self):
+    def ok(self) -> bool:
         return not self.problems
 
-    def counts(self):
+    def counts(self) -> Dict[str, int]:
         """{kind: number of problems}."""
         out = defaultdict(int)
         for problem in self.problems:
             out[problem.kind] += 1
         return dict(out)
 
-    def summary(self):
+    def summary(self) -> str:
         """One line: the dataset, its splits and images, and the problem counts."""
         splits = ", ".join(f"{name} {n}" for name, n in self.splits.items())
         found = ", ".join(f"{n} {kind}" for kind, n in sorted(self.counts().items())) or "no problem found"
         return f"{self.path} ({self.format}; {self.images} images; {splits}): " + (
             found if self.ok else f"{len(self.problems)} problem(s): {found}")
 
-    def to_dict(self):
+    def to_dict(self) -> dict:
         return {"path": self.path, "format": self.format, "splits": self.splits, "images": self.images,
                 "counts": self.counts(), "problems": [asdict(p) for p in self.problems]}
 
 
-def split_role(split):
+def split_role(split: str) -> str:
     """"train", "val" or "test": the role a split plays (leaks are looked for between roles)."""
     name = split.lower()
     if name.startswith(("val", "dev")):
@@ -214,7 +215,7 @@ def _group_problems(labels_roles, paths, max_hash_distance, progress):
 
 # ---- entry points ---------------------------------------------------------------------------------------
 
-def detect_format(path):
+def detect_format(path: str) -> str:
     """"json" (a dataset file), "prepared" (a folder of them), "voc" or "busi"; raises DatasetError."""
     if os.path.isfile(path):
         return "json"
@@ -261,7 +262,7 @@ def _check_busi(path, report, max_hash_distance, progress):
     report.problems += _group_problems(labels_roles, paths, max_hash_distance, progress)
 
 
-def check_dataset(path, max_hash_distance=6, progress=True):
+def check_dataset(path, max_hash_distance: Optional[int] = 6, progress: bool = True) -> CheckReport:
     """Check the dataset at ``path`` (see the module docstring); returns a :class:`CheckReport`.
 
     ``max_hash_distance``: perceptual-hash Hamming distance (of 64 bits) up to which two images are

@@ -33,7 +33,7 @@ def _number(node, tag, xml_path):
     return value
 
 
-def read_voc_annotation(xml_path):
+def read_voc_annotation(xml_path: str) -> dict:
     """Parse one XML. Returns dict with width, height, image_label, boxes [(x0, y0, x1, y1, class 0|1)],
     no_mass_regions [(x0, y0, x1, y1)] in XYXY_ABS pixel edges."""
     try:
@@ -130,7 +130,7 @@ def load_voc_wssdl(root: str, split: str, supervision: Optional[str] = None, ima
     return records
 
 
-def register_voc_wssdl(name, root, split, supervision=None):
+def register_voc_wssdl(name: str, root: str, split: str, supervision: Optional[str] = None) -> None:
     """Register one split of a VOC-style tree under ``name``."""
     DatasetCatalog.register(name, lambda: load_voc_wssdl(root, split, supervision))
     MetadataCatalog.get(name).set(thing_classes=list(THING_CLASSES), image_label_names=list(IMAGE_LABEL_NAMES),

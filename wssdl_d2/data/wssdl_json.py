@@ -15,7 +15,7 @@ Weak images have no annotations. :func:`load_wssdl_json` turns the file into Det
 import json
 import math
 import os
-from typing import List, Optional, Tuple
+from typing import Iterable, List, Optional, Tuple
 
 from detectron2.data import DatasetCatalog, MetadataCatalog
 from detectron2.structures import BoxMode
@@ -31,7 +31,7 @@ CATEGORIES = [{"id": class_to_image_label(k), "name": name} for k, name in enume
 ANNOTATION_PROVENANCE = ("source", "score", "round", "model")
 
 
-def build_wssdl_json(images, image_root, description=""):
+def build_wssdl_json(images: Iterable[dict], image_root: str, description: str = "") -> dict:
     """A dataset file as a dict.
 
     Args:
@@ -64,7 +64,7 @@ def build_wssdl_json(images, image_root, description=""):
             "categories": CATEGORIES, "images": out_images, "annotations": annotations}
 
 
-def write_wssdl_json(path, images, image_root, description=""):
+def write_wssdl_json(path: str, images: Iterable[dict], image_root: str, description: str = "") -> dict:
     """Build (see :func:`build_wssdl_json`) and write a dataset file atomically. Returns the dict written."""
     data = build_wssdl_json(images, image_root, description)
     atomic_write_json(path, data)
@@ -87,7 +87,7 @@ def _read_json(path):
     return data
 
 
-def resolve_image_root(json_file, image_root=None):
+def resolve_image_root(json_file: str, image_root: Optional[str] = None) -> str:
     """The folder image file names are relative to: ``image_root`` if given, else the file's
     ``info.image_root`` (relative paths are taken from the JSON file's folder), else that folder."""
     if image_root:
@@ -199,7 +199,7 @@ def load_wssdl_json(json_file: str, image_root: Optional[str] = None,
     return records
 
 
-def register_wssdl_json(name, json_file, image_root=None):
+def register_wssdl_json(name: str, json_file: str, image_root: Optional[str] = None) -> None:
     """Register a dataset file under ``name`` in Detectron2's DatasetCatalog and MetadataCatalog."""
     json_file = os.path.abspath(json_file)
     DatasetCatalog.register(name, lambda: load_wssdl_json(json_file, image_root))
@@ -209,7 +209,7 @@ def register_wssdl_json(name, json_file, image_root=None):
     )
 
 
-def register_datasets_under(root):
+def register_datasets_under(root: Optional[str]) -> List[str]:
     """Register every ``<root>/<name>/<split>.json`` as ``<name>_<split>``; names already registered are left
     alone. Returns the names registered now. A missing root registers nothing."""
     names = []
@@ -229,6 +229,6 @@ def register_datasets_under(root):
     return names
 
 
-def default_dataset_root():
+def default_dataset_root() -> str:
     """$WSSDL_DATASETS if set, else ./datasets."""
     return os.environ.get("WSSDL_DATASETS", "datasets")

@@ -32,7 +32,7 @@ class AlternatingTrainer(SimpleTrainer):
         optimizer.step()
         return {k: v.detach() for k, v in loss_dict.items()}
 
-    def run_step(self):
+    def run_step(self) -> None:
         assert self.model.training, "[AlternatingTrainer] model was changed to eval mode!"
         start = time.perf_counter()
         batch = next(self._data_loader_iter)
@@ -49,13 +49,13 @@ class AlternatingTrainer(SimpleTrainer):
             loss_dict["loss_mil"] = weak_losses["loss_mil"]
         self._write_metrics(loss_dict, data_time)
 
-    def state_dict(self):
+    def state_dict(self) -> dict:
         ret = super().state_dict()
         ret["weak_optimizer"] = self.weak_optimizer.state_dict()
         ret["weak_scheduler"] = self.weak_scheduler.state_dict()
         return ret
 
-    def load_state_dict(self, state_dict):
+    def load_state_dict(self, state_dict: dict) -> None:
         super().load_state_dict(state_dict)
         missing = [k for k in ("weak_optimizer", "weak_scheduler") if k not in state_dict]
         if missing:

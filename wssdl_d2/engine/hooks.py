@@ -1,11 +1,12 @@
 """Training hooks of the joint method."""
+import torch
 from detectron2.engine import HookBase
 from torch.nn.parallel import DistributedDataParallel
 
 from ..modeling.alpha import alpha_at
 
 
-def unwrap_model(model):
+def unwrap_model(model: torch.nn.Module) -> torch.nn.Module:
     """The module inside DistributedDataParallel (or the model itself)."""
     return model.module if isinstance(model, DistributedDataParallel) else model
 
@@ -18,7 +19,7 @@ class MILAlphaHook(HookBase):
         self._cfg = cfg
         self._roi_heads = roi_heads
 
-    def before_step(self):
+    def before_step(self) -> None:
         alpha = alpha_at(self.trainer.iter, self._cfg)
         self._roi_heads.mil_alpha = alpha
         self.trainer.storage.put_scalar("wssdl/alpha", alpha, smoothing_hint=False)

@@ -1,6 +1,7 @@
 """Pick and draw example test images for a report: hits and misses of each class, normals with and without
 false positives, with ground truth and the detections that count (score >= tau)."""
 import os
+from typing import Callable, List, Optional, Sequence
 
 import numpy as np
 
@@ -18,7 +19,7 @@ CATEGORIES = (
 )
 
 
-def select_examples(outcomes, count=12):
+def select_examples(outcomes: Sequence[dict], count: int = 12) -> List[int]:
     """Indices of up to ``count`` images spread over :data:`CATEGORIES` (round-robin, dataset order within a
     category). ``outcomes``: per-image dicts with image_label, has_mass, hit_any, fp_at_tau."""
     queues = []
@@ -33,7 +34,7 @@ def select_examples(outcomes, count=12):
     return chosen
 
 
-def category_of(outcome):
+def category_of(outcome: dict) -> str:
     """The name of the first category an image's outcome falls into ('' when none, e.g. a weak image)."""
     for name, label, test in CATEGORIES:
         if outcome["image_label"] == label and (outcome["has_mass"] or label == NORMAL) and test(outcome):
@@ -41,7 +42,8 @@ def category_of(outcome):
     return ""
 
 
-def example_entry(detection_entry, outcome, tau, max_boxes=3, read_image=None):
+def example_entry(detection_entry: dict, outcome: dict, tau: float, max_boxes: int = 3,
+                  read_image: Optional[Callable[[str], np.ndarray]] = None) -> dict:
     """The drawing input of one image: its pixels, ground truth and its top detections with score >= tau.
 
     Args:

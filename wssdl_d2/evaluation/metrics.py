@@ -18,6 +18,7 @@ Metric names (the keys of :func:`flat_metrics`, as they appear in TensorBoard un
 Each estimated metric ``M`` also has ``M_lo`` / ``M_hi``, its bootstrap interval (CI_LEVEL, percentile).
 """
 from collections import OrderedDict
+from typing import Mapping
 
 import numpy as np
 
@@ -44,7 +45,7 @@ DEFINITIONS = {
 }
 
 
-def ratio_terms(columns):
+def ratio_terms(columns: Mapping[str, np.ndarray]) -> "OrderedDict[str, tuple]":
     """Metrics that are a ratio of per-image sums: name -> (numerator (N,), denominator (N,), scale)."""
     label = columns["image_label"]
     mass = columns["has_mass"]
@@ -61,7 +62,7 @@ def ratio_terms(columns):
     return terms
 
 
-def auc_terms(columns):
+def auc_terms(columns: Mapping[str, np.ndarray]) -> "OrderedDict[str, tuple]":
     """Metrics that are an AUC: name -> (scores (N,), positive mask (N,), negative mask (N,))."""
     label = columns["image_label"]
     return OrderedDict([
@@ -70,7 +71,7 @@ def auc_terms(columns):
     ])
 
 
-def estimate(columns, indices):
+def estimate(columns: Mapping[str, np.ndarray], indices: np.ndarray) -> "OrderedDict[str, tuple]":
     """Point estimate and the B resampled values of every ratio / AUC metric.
 
     Args:
@@ -93,7 +94,8 @@ def estimate(columns, indices):
     return out
 
 
-def compute_metrics(table, tau=0.5, iou_thresh=0.5, num_samples=2000, seed=0, level=0.95):
+def compute_metrics(table, tau: float = 0.5, iou_thresh: float = 0.5, num_samples: int = 2000, seed: int = 0,
+                    level: float = 0.95) -> dict:
     """The full evaluation report (a JSON-ready dict) of an :class:`~.outcomes.OutcomeTable`.
 
     Keys: ``settings``, ``counts``, ``metrics`` (name -> {value, lo, hi}), ``froc`` (curve points and
@@ -139,7 +141,7 @@ def compute_metrics(table, tau=0.5, iou_thresh=0.5, num_samples=2000, seed=0, le
     }
 
 
-def flat_metrics(report):
+def flat_metrics(report: dict) -> "OrderedDict[str, float]":
     """The report's numbers as one flat OrderedDict name -> float (Detectron2's results format)."""
     flat = OrderedDict()
     for name, m in report["metrics"].items():

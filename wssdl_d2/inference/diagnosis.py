@@ -27,7 +27,7 @@ class Diagnosis:
     scores: dict = field(default_factory=dict)
 
 
-def diagnose(scores, classes, tau=0.5):
+def diagnose(scores, classes, tau: float = 0.5) -> Diagnosis:
     """Diagnosis of one image from its detections.
 
     Args:

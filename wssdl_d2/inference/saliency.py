@@ -10,6 +10,7 @@ features (``res3`` ... / ``s8`` ...); the default is the deepest bottom-up featu
 convolutional layer"; every FPN level and so every box depends on it).
 """
 from dataclasses import dataclass
+from typing import Optional
 
 import cv2
 import numpy as np
@@ -35,7 +36,7 @@ class Saliency:
     feature: str
 
 
-def grad_cam_map(activations, gradients):
+def grad_cam_map(activations: torch.Tensor, gradients: torch.Tensor) -> np.ndarray:
     """(h, w) float32 Grad-CAM map in [0, 1] from (C, h, w) activations and their gradients (all zero when
     nothing has a positive contribution)."""
     activations = torch.as_tensor(activations, dtype=torch.float32)
@@ -46,7 +47,7 @@ def grad_cam_map(activations, gradients):
     return (cam / peak if peak > 0 else cam).numpy().astype(np.float32)
 
 
-def default_feature(backbone):
+def default_feature(backbone: torch.nn.Module) -> str:
     """The deepest (largest-stride) bottom-up feature of an FPN backbone, else the backbone's deepest output."""
     source = getattr(backbone, "bottom_up", backbone)
     shapes = source.output_shape()
@@ -76,7 +77,8 @@ class _FeatureTap:
         self.handle.remove()
 
 
-def saliency(predictor, image_bgr, target="top", image_label=None, feature=None):
+def saliency(predictor, image_bgr: np.ndarray, target: str = "top", image_label: Optional[int] = None,
+             feature: Optional[str] = None) -> Saliency:
     """:class:`Saliency` of one (H, W, 3) uint8 BGR image for ``predictor``'s model (a WSSDLPredictor).
 
     ``target="top"``: the most confident detection (ValueError when there is none); ``"moi"``: the mass of
@@ -123,7 +125,7 @@ def saliency(predictor, image_bgr, target="top", image_label=None, feature=None)
     return Saliency(heatmap.astype(np.float32), box, det_class, score, feature)
 
 
-def overlay(image_bgr, result, alpha=0.45):
+def overlay(image_bgr: np.ndarray, result: Saliency, alpha: float = 0.45) -> np.ndarray:
     """(H, W, 3) uint8 BGR: the image with the heatmap (JET colours) blended in where it is high (opacity
     ``alpha * heatmap``; where the map is 0 the image is unchanged) and the explained box drawn."""
     image = np.asarray(image_bgr, dtype=np.uint8)

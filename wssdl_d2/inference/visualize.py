@@ -3,6 +3,8 @@
 Boxes take the class colours of :data:`wssdl_d2.data.labels.CLASS_COLORS` (benign green, malignant red). Saliency
 maps are drawn by :func:`wssdl_d2.inference.saliency.overlay`.
 """
+from typing import Optional
+
 import numpy as np
 import torch
 from detectron2.data.catalog import Metadata
@@ -14,7 +16,8 @@ from ..data.labels import CLASS_COLORS, NORMAL, THING_CLASSES, image_label_to_cl
 _METADATA = Metadata(name="wssdl_d2", thing_classes=list(THING_CLASSES), thing_colors=list(CLASS_COLORS))
 
 
-def draw_prediction(image_rgb, prediction, threshold=0.5, title=None):
+def draw_prediction(image_rgb: np.ndarray, prediction, threshold: float = 0.5,
+                    title: Optional[str] = None) -> np.ndarray:
     """An (H, W, 3) uint8 RGB drawing of ``prediction`` (a :class:`.Prediction`) on ``image_rgb``.
 
     Draws the detections with score >= ``threshold``; ``title`` (default: the diagnosis and its probability)

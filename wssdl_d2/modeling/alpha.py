@@ -15,7 +15,7 @@ import math
 SCHEDULES = ("static", "gradual")
 
 
-def alpha_step(cfg):
+def alpha_step(cfg) -> int:
     """The number of iterations between two increases of the gradual schedule (>= 1)."""
     step = int(cfg.WSSDL.MIL.ALPHA.STEP)
     if step < 0:
@@ -23,7 +23,7 @@ def alpha_step(cfg):
     return step if step > 0 else max(1, int(cfg.SOLVER.MAX_ITER) // 30)
 
 
-def alpha_at(iteration, cfg):
+def alpha_at(iteration: int, cfg) -> float:
     """alpha (a float) at training iteration ``iteration`` (>= 0) for the schedule in ``cfg.WSSDL.MIL.ALPHA``.
 
     A pure function of its arguments. Raises ValueError naming the key on an unknown schedule.

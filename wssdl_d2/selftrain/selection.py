@@ -28,6 +28,7 @@ their class's bar are taken.
 """
 import math
 from dataclasses import dataclass
+from typing import Iterable, List, Sequence, Tuple
 
 import numpy as np
 
@@ -61,18 +62,18 @@ class Candidate:
         return cls(analysis.file_name, analysis.image_label, tuple(float(v) for v in box), det_class, score)
 
 
-def is_consistent(candidate):
+def is_consistent(candidate: "Candidate") -> bool:
     """True when the top detection's class is the image label's (1 benign -> class 0, 2 malignant -> 1)."""
     return candidate.det_class is not None and candidate.image_label in (BENIGN, MALIGNANT) \
         and candidate.det_class == image_label_to_class(candidate.image_label)
 
 
-def rank(candidates):
+def rank(candidates: Iterable["Candidate"]) -> List["Candidate"]:
     """The consistent candidates, by decreasing score (ties: by key)."""
     return sorted((c for c in candidates if is_consistent(c)), key=lambda c: (-c.score, c.key))
 
 
-def select_fraction(candidates, fraction):
+def select_fraction(candidates: Iterable["Candidate"], fraction: float) -> List["Candidate"]:
     """The top ``round(fraction * #consistent)`` consistent candidates (half rounds up), ranked."""
     if not 0.0 <= fraction <= 1.0:
         raise ValueError(f"fraction must lie in [0, 1], not {fraction}")
@@ -80,14 +81,14 @@ def select_fraction(candidates, fraction):
     return ranked[: int(math.floor(fraction * len(ranked) + 0.5))]
 
 
-def select_fraction_per_class(candidates, fraction):
+def select_fraction_per_class(candidates: Iterable["Candidate"], fraction: float) -> List["Candidate"]:
     """The top ``round(fraction * #consistent of class c)`` consistent candidates of each class c (half rounds
     up), ranked together; :func:`select_fraction` checks ``fraction``."""
     per_class = [select_fraction([x for x in candidates if x.det_class == c], fraction) for c in range(NUM_CLASSES)]
     return rank([x for chosen in per_class for x in chosen])
 
 
-def learning_rates(candidates, tau):
+def learning_rates(candidates: Sequence["Candidate"], tau: float) -> Tuple[np.ndarray, float]:
     """Per detection class c, ``r_c`` = share of the candidates labelled c + 1 whose top detection is of class
     c with score >= ``tau`` (0 for a class without candidates), and ``u`` = share of all mass-labelled candidates
     without such a detection. Returns (r (NUM_CLASSES,), u)."""
@@ -126,7 +127,7 @@ def select_adaptive(candidates, tau=0.9, mapping="convex", warmup=True, min_thre
     return [c for c in rank(candidates) if c.score >= thresholds[c.det_class]], thresholds, rates
 
 
-def select_from_config(candidates, cfg):
+def select_from_config(candidates: Sequence["Candidate"], cfg) -> List["Candidate"]:
     """Selection by ``cfg.WSSDL.SELFTRAIN`` (SELECTION, FRACTION, ADAPTIVE.*). Returns (selected, info) where
     info says how: {"selection", "candidates", "consistent", "selected", "selected_per_class" (benign,
     malignant), and "fraction" or "thresholds" / "rates"}."""
