@@ -88,7 +88,8 @@ def read_busi(root: str, mask_mode: str = "union", min_component_fraction: float
         for stem, path in images.items():
             jobs.append((path, CLASS_FOLDERS[d], sorted(masks.get(stem, []))))
     records = []
-    for path, label, mask_list in tqdm(jobs, desc=f"reading {os.path.basename(root)}", disable=not progress):
+    for path, label, mask_list in tqdm(jobs, desc=f"reading {os.path.basename(root)}",
+                                       disable=None if progress else True):
         image = cv2.imread(path, cv2.IMREAD_UNCHANGED)
         if image is None:
             problems.append(DatasetProblem(path, "cannot read image (corrupt or not an image)"))

@@ -157,7 +157,7 @@ def _image_problems(records_by_split, progress):
         for r in records:
             sizes[r["file_name"]].add((split, r["height"], r["width"]))
     problems, readable = [], []
-    for path in tqdm(sorted(sizes), desc="decoding images", disable=not progress):
+    for path in tqdm(sorted(sizes), desc="decoding images", disable=None if progress else True):
         if not os.path.isfile(path):
             continue  # reported by record_problems
         if is_dicom(path):

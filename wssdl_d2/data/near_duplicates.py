@@ -17,7 +17,7 @@ from tqdm import tqdm
 def perceptual_hashes(paths: Sequence[str], progress: bool = True) -> np.ndarray:
     """64-bit perceptual hashes of the images, as a bool array (N, 64)."""
     bits = []
-    for path in tqdm(paths, desc="hashing images", disable=not progress):
+    for path in tqdm(paths, desc="hashing images", disable=None if progress else True):
         with Image.open(path) as im:
             bits.append(imagehash.phash(im.convert("L")).hash.reshape(-1))
     return np.array(bits, dtype=bool).reshape(len(paths), 64)
