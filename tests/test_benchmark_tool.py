@@ -1,8 +1,11 @@
-"""tools/benchmark.py end to end on the tiny phantom: every part runs and the JSON result is complete and sane."""
+"""wssdl_d2.benchmark (tools/benchmark.py, tools/benchmark_backbones.py) end to end on the tiny phantom: every part
+runs and the JSON result is complete and sane."""
 import json
 import os
 
-from test_demo import load_tool
+import pytest
+
+from wssdl_d2.benchmark import run
 
 WSSDL_CONFIG = os.path.join(os.path.dirname(__file__), "..", "configs", "Phantom", "wssdl.yaml")
 
@@ -12,7 +15,7 @@ def test_benchmark_tool_end_to_end(tiny_opts, tmp_path):
     opts = tiny_opts + ["DATASETS.TRAIN", "('testphantom_train_strong_30', 'testphantom_train_weak_30')",
                         "WSSDL.STRONG_PER_BATCH", "1", "WSSDL.WEAK_PER_BATCH", "1", "WSSDL.EVAL.PLOTS", "False",
                         "WSSDL.EVAL.BOOTSTRAP_SAMPLES", "50"]
-    result = load_tool("benchmark").main([
+    result = run.main([
         "--config-file", WSSDL_CONFIG, "--dataset", "testphantom_train_all", "--device", "cpu",
         "--reps", "2", "--warmup", "1", "--infer-images", "3", "--distinct-images", "2", "--memory-steps", "1",
         "--memory-jobs", "4", "--loader-batches", "2", "--eval-images", "3", "--threads", "1",
@@ -49,17 +52,28 @@ def test_benchmark_tool_end_to_end(tiny_opts, tmp_path):
     assert result["train_step"]["ratio"] == saved["train_step"]["ratio"]
 
 
-def test_benchmark_speed_is_the_train_and_infer_parts():
-    import pytest
+def test_parts_are_chosen_by_name_and_p90_is_interpolated():
+    from wssdl_d2.benchmark.timing import summarize
 
-    from wssdl_d2.benchmark import run
-    from wssdl_d2.benchmark.timing import percentile
-
-    speed = load_tool("benchmark_speed")
-    assert speed.main is run.main
-    assert "default_parts=(\"train\", \"infer\")" in open(speed.__file__).read()
-    assert run.parse_args([], default_parts=("train", "infer")).parts == ["train", "infer"]
+    assert run.parse_args([]).parts == list(run.PARTS)
+    assert run.parse_args(["--parts", "train,infer"]).parts == ["train", "infer"]
     assert run.parse_args(["--parts", "eval,memory"]).parts == ["eval", "memory"]
     with pytest.raises(SystemExit):
         run.parse_args(["--parts", "loader"])  # the loader is compared with the training step
-    assert percentile([4.0, 1.0, 3.0, 2.0], 50) == 2.5 and percentile([1.0, 2.0], 90) == pytest.approx(1.9)
+    assert summarize([4.0, 1.0, 3.0, 2.0])["median_s"] == 2.5 and summarize([1.0, 2.0])["p90_s"] == pytest.approx(1.9)
+
+
+def test_backbones_are_timed_in_turn(tiny_opts):
+    from wssdl_d2.benchmark.backbones import benchmark_backbones, markdown
+
+    configs = [os.path.join(os.path.dirname(__file__), "..", "configs", "Phantom", name)
+               for name in ("strong_only.yaml", "strong_only_effnet.yaml")]
+    results = benchmark_backbones(configs, train_iters=3, images=3, warmup=1, size=96,
+                                  opts=tiny_opts + ["WSSDL.EFFICIENTNET.PRETRAINED", "False"])
+    assert [r["config"] for r in results] == configs and results[0]["params"] != results[1]["params"]
+    for r in results:
+        assert r["train_iters"] == 2 and r["inference_images"] == 2 and r["images_per_iter"] == 2
+        assert r["train_s_per_iter"] > 0 and r["inference_images_per_s"] > 0 and r["backbone_images_per_s"] > 0
+    assert markdown(results).count("\n") == 3
+    with pytest.raises(ValueError, match="must exceed --warmup"):
+        benchmark_backbones(configs, train_iters=2, warmup=2)

@@ -4,18 +4,14 @@
 For one config, the joint model and the plain Faster R-CNN built from it with the same weights: training step
 time, inference latency and images/s, peak memory of training and of inference, the training data loader's
 throughput against what training consumes, and the evaluation time of the val split. Prints a Markdown table
-and writes the JSON result to --out. Details: wssdl_d2/benchmark/run.py.
+and writes the JSON result to --out. ``--parts train,infer`` times training and inference only. Details:
+wssdl_d2/benchmark/run.py.
 
     python tools/benchmark.py --config-file configs/BUSI/wssdl.yaml --dataset busi_train_all \\
         --eval-dataset busi_val --threads 1 --out benchmark_busi.json
 """
-import os
-import sys
-
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from wssdl_d2.benchmark.run import main  # noqa: E402
-from wssdl_d2.utils.cli import run_main  # noqa: E402
+from wssdl_d2.benchmark.run import main
+from wssdl_d2.utils.cli import run_main
 
 if __name__ == "__main__":
     run_main(main)

@@ -98,8 +98,6 @@ def measure(folder, model_name, phase, steps=2, threads=0):
     env = dict(os.environ)
     if threads:
         env["OMP_NUM_THREADS"] = str(threads)
-    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH", "")) if p)
     cmd = [sys.executable, "-m", "wssdl_d2.benchmark.memory", folder, model_name, phase, "--steps", str(steps),
            "--threads", str(threads)]
     done = subprocess.run(cmd, env=env, capture_output=True, text=True)
@@ -129,15 +127,12 @@ def measure_all(folder, steps=2, threads=0, jobs=1):
 def _load(folder, model_name):
     """(cfg, model, inputs) of one model from a payload folder (see :func:`write_payload`)."""
     import torch
-    from detectron2.config import get_cfg
     from detectron2.modeling import build_model
 
-    from ..config import add_wssdl_config
+    from ..config import merge_config
     from .models import plain_cfg, set_full_mil
 
-    cfg = get_cfg()
-    add_wssdl_config(cfg)
-    cfg.merge_from_file(os.path.join(folder, "config.yaml"))
+    cfg = merge_config(os.path.join(folder, "config.yaml"))
     if model_name == "plain":
         cfg = plain_cfg(cfg)
     model = build_model(cfg)

@@ -5,12 +5,12 @@ configs); the plain one is Detectron2's Faster R-CNN (``GeneralizedRCNN`` + ``RP
 the same config, so backbone, heads and weights are identical and only the method's code differs.
 """
 import torch
-from detectron2.config import get_cfg
+from detectron2.config import CfgNode
 from detectron2.data import DatasetCatalog, DatasetMapper
 from detectron2.modeling import build_model
 from detectron2.structures import Boxes, Instances
 
-from ..config import add_wssdl_config, resolve_device
+from ..config import merge_config
 from ..data.mapper import WSSDLDatasetMapper
 
 PLAIN_OVERRIDES = ["MODEL.META_ARCHITECTURE", "GeneralizedRCNN", "MODEL.PROPOSAL_GENERATOR.NAME", "RPN",
@@ -18,16 +18,11 @@ PLAIN_OVERRIDES = ["MODEL.META_ARCHITECTURE", "GeneralizedRCNN", "MODEL.PROPOSAL
 TIMING_LR = 1e-4  # small, so repeated steps on one batch hardly change the model (and its proposals)
 
 
-def load_cfg(config_file, opts=(), device=""):
-    """The joint model's config: ``config_file`` + ``opts`` (KEY VALUE list); ``device`` ("cpu", "cuda", ...)
-    overrides MODEL.DEVICE; CUDA falls back to the CPU when absent. Unfrozen."""
-    cfg = get_cfg()
-    add_wssdl_config(cfg)
-    cfg.merge_from_file(config_file)
-    cfg.merge_from_list(list(opts))
-    if device:
-        cfg.MODEL.DEVICE = device
-    return resolve_device(cfg)
+def load_cfg(config_file: str, opts=(), device: str = "") -> CfgNode:
+    """The joint model's config (:func:`wssdl_d2.config.merge_config`, unfrozen): ``config_file`` + ``opts``
+    (KEY VALUE list); ``device`` ("cpu", "cuda", ...) overrides MODEL.DEVICE; CUDA falls back to the CPU when
+    absent."""
+    return merge_config(config_file, opts, device=device or None)
 
 
 def plain_cfg(cfg):

@@ -25,7 +25,7 @@ import torch
 PARTS = ("train", "infer", "memory", "loader", "eval")
 
 
-def parse_args(argv=None, default_parts=PARTS):
+def parse_args(argv=None):
     parser = argparse.ArgumentParser(description="Speed and memory of the joint method against Detectron2's "
                                      "plain Faster R-CNN, side by side (see wssdl_d2/benchmark/run.py).")
     parser.add_argument("--config-file", default="configs/Phantom/wssdl.yaml")
@@ -33,7 +33,7 @@ def parse_args(argv=None, default_parts=PARTS):
                         "training batch and the inference images (default: DATASETS.TRAIN[0])")
     parser.add_argument("--eval-dataset", default="", help="split to evaluate (default: DATASETS.TEST[0])")
     parser.add_argument("--device", default="", help="cpu, cuda, cuda:1, ... (default: MODEL.DEVICE)")
-    parser.add_argument("--parts", default=",".join(default_parts), help=f"comma-separated, of {','.join(PARTS)}")
+    parser.add_argument("--parts", default=",".join(PARTS), help=f"comma-separated, of {','.join(PARTS)}")
     parser.add_argument("--reps", type=int, default=10, help="timed training steps per model")
     parser.add_argument("--warmup", type=int, default=2, help="untimed steps / images per model first")
     parser.add_argument("--infer-images", type=int, default=20, help="timed inference calls per model")
@@ -159,11 +159,11 @@ def run_benchmark(args):
     return result
 
 
-def main(argv=None, default_parts=PARTS):
+def main(argv=None):
     """Parse ``argv``, run, print the Markdown table, write ``--out``; returns the result."""
     from .report import markdown
 
-    args = parse_args(argv, default_parts)
+    args = parse_args(argv)
     result = run_benchmark(args)
     print(markdown(result))
     if args.out:
