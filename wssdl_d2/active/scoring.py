@@ -23,7 +23,7 @@ from typing import Dict, Iterable, List, Sequence
 
 import numpy as np
 
-from ..data.labels import image_label_to_class, other_class
+from ..data.labels import MASS_LABELS, image_label_to_class, other_class
 
 ACQUISITIONS = ("combined", "moi_uncertainty", "moi_entropy", "label_disagreement", "random")
 
@@ -65,7 +65,7 @@ def acquisition_scores(analyses: Sequence, method: str = "combined", seed: int =
     without proposals (no MoI) gets the highest MoI scores: the model found nothing there."""
     if method not in ACQUISITIONS:
         raise ValueError(f"acquisition must be one of {ACQUISITIONS}, not {method!r}")
-    bad = [a.file_name for a in analyses if a.image_label not in (1, 2)]
+    bad = [a.file_name for a in analyses if a.image_label not in MASS_LABELS]
     if bad:
         raise ValueError(f"only benign / malignant images can be scored (a normal image has no box): {bad[:5]}")
     if method == "random":
@@ -82,7 +82,7 @@ def rank_images(analyses: Sequence, method: str = "combined", seed: int = 0,
     ``file_name``, ``image_label``, ``score`` and every component score, the top detection, and
     ``pseudo_candidate`` (the file name is in ``pseudo_keys``: the self-training rule would pseudo-label it).
     Normal images are left out."""
-    masses = [a for a in analyses if a.image_label in (1, 2)]
+    masses = [a for a in analyses if a.image_label in MASS_LABELS]
     scores = acquisition_scores(masses, method, seed)
     order = sorted(range(len(masses)), key=lambda i: (-scores[i], masses[i].file_name))
     pseudo_keys = set(pseudo_keys)

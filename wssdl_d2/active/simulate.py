@@ -22,6 +22,7 @@ from typing import Sequence
 import numpy as np
 from detectron2.data import DatasetCatalog
 
+from ..data.labels import MASS_LABELS
 from ..data.streams import split_by_supervision
 from ..data.wssdl_json import load_wssdl_json
 from ..evaluation.curves import plot_series
@@ -79,7 +80,7 @@ class AnnotationSimulation:
         self.truth = {r["file_name"]: r for r in DatasetCatalog.get(truth)}
         self.truth_name = truth
         self.strong0, self.weak0 = split_by_supervision([d for n in cfg.DATASETS.TRAIN for d in DatasetCatalog.get(n)])
-        missing = [r["file_name"] for r in self.weak0 if r["image_label"] in (1, 2) and r["file_name"] not in self.truth]
+        missing = [r["file_name"] for r in self.weak0 if r["image_label"] in MASS_LABELS and r["file_name"] not in self.truth]
         if missing:
             raise KeyError(f"truth dataset {truth} lacks {len(missing)} weak images of DATASETS.TRAIN, e.g. {missing[0]}")
         settings = {"train": list(cfg.DATASETS.TRAIN), "test": list(cfg.DATASETS.TEST), "truth": truth,
@@ -120,7 +121,7 @@ class AnnotationSimulation:
 
         previous = self._previous(strategy, k)
         strong, weak = self._sets(strategy, k)
-        pool = [r for r in weak if r["image_label"] in (1, 2)]
+        pool = [r for r in weak if r["image_label"] in MASS_LABELS]
         predictor = None
         if strategy == "active" and pool:
             pcfg = self.cfg.clone()

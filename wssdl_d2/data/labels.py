@@ -17,6 +17,8 @@ BENIGN_CLASS, MALIGNANT_CLASS = 0, 1
 IMAGE_LABEL_NAMES = ["normal", "benign", "malignant"]
 NORMAL, BENIGN, MALIGNANT = 0, 1, 2
 IMAGE_LABELS = (NORMAL, BENIGN, MALIGNANT)
+#: The image labels of images with a mass (the ones a box can be drawn on).
+MASS_LABELS = (BENIGN, MALIGNANT)
 #: What an image's boxes come from: an annotator ("strong"), none ("weak"), a model ("pseudo").
 SUPERVISIONS = ("strong", "weak", "pseudo")
 

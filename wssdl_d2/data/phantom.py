@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from .labels import BENIGN, IMAGE_LABEL_NAMES, MALIGNANT
+from .labels import BENIGN, IMAGE_LABEL_NAMES, IMAGE_LABELS, MALIGNANT, NORMAL
 
 
 @dataclass
@@ -132,13 +132,13 @@ def generate_image(rng, image_label, height=256, width=320, second_lesion_prob=0
     ``ambiguity`` in [0, 1]: 0 gives textbook signs; larger values make masses fainter, mix the two classes'
     signs (each sign is the other class's with probability ambiguity / 2) and add mass-like fat lobules.
     """
-    if image_label not in (0, 1, 2):
+    if image_label not in IMAGE_LABELS:
         raise ValueError(f"image_label must be 0, 1 or 2, not {image_label!r}")
     if not 0 <= ambiguity <= 1:
         raise ValueError(f"ambiguity must be in [0, 1], not {ambiguity!r}")
     echo, layer = _tissue(rng, height, width, lobules=2 + int(round(4 * ambiguity)))
     masks = []
-    if image_label > 0:
+    if image_label != NORMAL:
         n_lesions = 2 if rng.random() < second_lesion_prob else 1
         for _ in range(n_lesions):
             echo, mask = _add_mass(rng, echo, image_label, layer, ambiguity)

@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 import torch
 
-from ..data.labels import CLASS_COLORS_BGR, THING_CLASSES, image_label_to_class
+from ..data.labels import CLASS_COLORS_BGR, MASS_LABELS, THING_CLASSES, image_label_to_class
 from ..modeling.mass_of_interest import mil_bag, moi_rules_from_config, select_mass_of_interest
 from .predictor import model_inputs
 from .proposals import forward_with_proposals
@@ -86,7 +86,7 @@ def saliency(predictor, image_bgr: np.ndarray, target: str = "top", image_label:
     """
     if target not in TARGETS:
         raise ValueError(f"target must be one of {TARGETS}, not {target!r}")
-    if target == "moi" and image_label not in (1, 2):
+    if target == "moi" and image_label not in MASS_LABELS:
         raise ValueError(f"target 'moi' needs image_label 1 (benign) or 2 (malignant), not {image_label!r}")
     model, cfg = predictor.model, predictor.cfg
     model.eval()

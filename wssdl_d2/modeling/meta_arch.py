@@ -10,6 +10,7 @@ from detectron2.config import configurable
 from detectron2.modeling import META_ARCH_REGISTRY, GeneralizedRCNN
 from detectron2.utils.events import get_event_storage
 
+from ..data.labels import IMAGE_LABELS
 from .roi_heads import MILROIHeads
 from .rpn import StrongOnlyRPN
 
@@ -43,7 +44,7 @@ class WSSDLRCNN(GeneralizedRCNN):
         strong = [is_strong(x) for x in batched_inputs]
         image_labels = [x.get("image_label") for x in batched_inputs]
         for x, s, y in zip(batched_inputs, strong, image_labels):
-            if not s and y not in (0, 1, 2):
+            if not s and y not in IMAGE_LABELS:
                 raise ValueError(f"WSSDLRCNN: weak image {x.get('file_name', '?')} has image_label {y!r}, "
                                  "not 0, 1 or 2")
 

@@ -32,7 +32,7 @@ from typing import Iterable, List, Sequence, Tuple
 
 import numpy as np
 
-from ..data.labels import BENIGN, MALIGNANT, THING_CLASSES, class_to_image_label, image_label_to_class
+from ..data.labels import MASS_LABELS, THING_CLASSES, class_to_image_label, image_label_to_class
 
 MAPPINGS = ("convex", "linear")
 SELECTIONS = ("fraction", "fraction_per_class", "adaptive")
@@ -64,7 +64,7 @@ class Candidate:
 
 def is_consistent(candidate: "Candidate") -> bool:
     """True when the top detection's class is the image label's (1 benign -> class 0, 2 malignant -> 1)."""
-    return candidate.det_class is not None and candidate.image_label in (BENIGN, MALIGNANT) \
+    return candidate.det_class is not None and candidate.image_label in MASS_LABELS \
         and candidate.det_class == image_label_to_class(candidate.image_label)
 
 
