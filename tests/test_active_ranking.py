@@ -1,5 +1,9 @@
-"""Acquisition scores prefer the image built to be uncertain; suggest_annotations writes its CSV and sheet."""
+"""Acquisition scores prefer the image built to be uncertain; suggestions are written as a CSV and a contact sheet
+(the package functions, and tools/suggest_annotations.py)."""
 import csv
+import os
+import subprocess
+import sys
 
 import cv2
 import numpy as np
@@ -13,7 +17,7 @@ from wssdl_d2.inference.analysis import ImageAnalysis
 from wssdl_d2.inference.predictor import Prediction
 from wssdl_d2.inference.diagnosis import diagnose
 
-from test_demo import load_tool
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -74,7 +78,13 @@ def test_random_is_seeded_normals_are_refused_and_candidates_marked():
         acquisition_scores(a, "margin")
 
 
-def test_suggest_annotations_tool_writes_csv_and_contact_sheet(tiny_cfg, phantom_root, tmp_path, capsys):
+def test_suggestions_are_written_as_csv_and_contact_sheet(tiny_cfg, phantom_root, tmp_path):
+    from detectron2.data import DatasetCatalog
+
+    from wssdl_d2.active.suggest import suggest, write_suggestions
+    from wssdl_d2.config import load_config
+    from wssdl_d2.inference import WSSDLPredictor
+
     cfg = tiny_cfg(**{"MODEL.ROI_HEADS.SCORE_THRESH_TEST": 0.0, "TEST.DETECTIONS_PER_IMAGE": 4})
     torch.manual_seed(0)
     DetectionCheckpointer(WSSDLTrainer.build_model(cfg), save_dir=str(tmp_path)).save("model")
@@ -86,13 +96,11 @@ def test_suggest_annotations_tool_writes_csv_and_contact_sheet(tiny_cfg, phantom
     with open(config, "w") as f:
         f.write(cfg.dump())
     out = tmp_path / "suggest"
-    tool = load_tool("suggest_annotations")
-    args = ["--config-file", config, "--dataset", "testphantom_train_weak_30", "--output", str(out), "--top", "5"]
-    assert tool.main(args + opts) == 0
+    weak = [d for d in DatasetCatalog.get("testphantom_train_weak_30") if d.get("supervision") == "weak"]
+    ranked = suggest(WSSDLPredictor(load_config(config, opts)), weak, "combined", 0)
+    write_suggestions(str(out), ranked, top=5)
     with open(out / "suggestions.csv") as f:
         rows = list(csv.DictReader(f))
-    from detectron2.data import DatasetCatalog
-
     masses = [d for d in DatasetCatalog.get("testphantom_train_weak_30") if d["image_label"] in (1, 2)]
     assert len(rows) == len(masses) and [int(r["rank"]) for r in rows] == list(range(1, len(rows) + 1))
     scores = [float(r["score"]) for r in rows]
@@ -100,4 +108,14 @@ def test_suggest_annotations_tool_writes_csv_and_contact_sheet(tiny_cfg, phantom
     assert any(r["pseudo_candidate"] == "True" for r in rows)  # FRACTION 1: every consistent image
     sheet = cv2.imread(str(out / "contact_sheet.png"))
     assert sheet is not None and sheet.shape[0] > 100 and sheet.shape[1] >= 5 * 150
-    assert tool.main(args + opts) == 2 and "--overwrite" in capsys.readouterr().err
+    with pytest.raises(FileExistsError, match="--overwrite"):
+        write_suggestions(str(out), ranked, top=5)
+    # the command line: the dataset's weak images, trailing config options, existing files refused
+    env = dict(os.environ, WSSDL_DATASETS=str(phantom_root.parent), OMP_NUM_THREADS="1", PYTHONWARNINGS="ignore")
+    cmd = [sys.executable, os.path.join(ROOT, "tools", "suggest_annotations.py"), "--config-file", config,
+           "--dataset", "testphantom_train_weak_30", "--output", str(out), "--top", "5"]
+    proc = subprocess.run(cmd + opts, capture_output=True, text=True, timeout=300, env=env)
+    assert proc.returncode == 2 and "--overwrite" in proc.stderr
+    proc = subprocess.run(cmd + ["--overwrite"] + opts, capture_output=True, text=True, timeout=300, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert f"{len(rows)} images ranked by combined" in proc.stdout and "suggestions.csv" in proc.stdout

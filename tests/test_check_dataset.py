@@ -2,13 +2,15 @@
 exit status follows; training refuses bad data naming the file."""
 import copy
 import json
+import os
 import shutil
+import subprocess
+import sys
 
 import cv2
 import numpy as np
 import pytest
 from detectron2.data import DatasetCatalog
-from test_demo import load_tool
 
 from wssdl_d2.data import DatasetError, register_wssdl_json
 from wssdl_d2.data.dataset_check import check_dataset, split_role
@@ -16,8 +18,13 @@ from wssdl_d2.data.voc import write_voc_annotation
 from wssdl_d2.engine import WSSDLTrainer
 
 
-def _cli():
-    return load_tool("check_dataset").main
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _cli(args):
+    """tools/check_dataset.py as a user runs it, its output redirected (not a terminal)."""
+    return subprocess.run([sys.executable, os.path.join(ROOT, "tools", "check_dataset.py")] + args,
+                          capture_output=True, text=True, timeout=300, env=dict(os.environ, PYTHONWARNINGS="ignore"))
 
 
 def _kinds(report):
@@ -33,7 +40,7 @@ def test_clean_phantom_has_no_problem(phantom_root):
     assert report.ok, [str(p) for p in report.problems]
     assert report.format == "prepared" and report.splits["val"] > 0
     assert report.images == report.splits["train_all"] + report.splits["val"]
-    assert _cli()([str(phantom_root), "--quiet"]) == 0
+    assert _cli([str(phantom_root), "--quiet"]).returncode == 0
 
 
 @pytest.fixture
@@ -114,15 +121,18 @@ def test_every_planted_problem_is_reported(bad_prepared):
     assert _find(single, "label", "strong benign image without a box")
 
 
-def test_cli_exit_status_and_json_report(bad_prepared, tmp_path, capsys):
+def test_cli_exit_status_and_json_report(bad_prepared, tmp_path):
     out, _ = bad_prepared
     report_file = tmp_path / "report.json"
-    assert _cli()([str(out), "--quiet", "--json-report", str(report_file)]) == 1
-    printed = capsys.readouterr().out
+    proc = _cli([str(out), "--json-report", str(report_file)])
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    assert "\r" not in proc.stderr  # no progress bar frames in a redirected log
+    printed = proc.stdout
     assert "problem(s)" in printed and "  leak (" in printed and "  corrupt_image (1):" in printed
     written = json.loads(report_file.read_text())
     assert written[0]["format"] == "prepared" and written[0]["counts"]["leak"] >= 2
-    assert _cli()([str(tmp_path / "nowhere"), "--quiet"]) == 2
+    proc = _cli([str(tmp_path / "nowhere"), "--quiet"])
+    assert proc.returncode == 2 and "error:" in proc.stderr
 
 
 def test_voc_layout_all_problems(tmp_path):

@@ -17,8 +17,9 @@ from wssdl_d2.data.image_io import read_image
 from wssdl_d2.engine import WSSDLTrainer
 from wssdl_d2.evaluation.outcomes import image_outcome
 from wssdl_d2.inference import WSSDLPredictor, diagnose, draw_prediction, predict_files
+from wssdl_d2.config import merge_config
 from wssdl_d2.inference.inputs import expand_inputs
-from tool_module import load_tool
+from wssdl_d2.utils.cli import split_trailing_opts
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -145,16 +146,25 @@ def test_demo_cli(checkpoint, phantom_root, tmp_path):
     assert all(r["diagnosis"] in ("normal", "benign", "malignant") for r in result["images"])
 
 
-def test_demo_main_errors_and_trailing_config_options(checkpoint, phantom_root, tmp_path, capsys):
-    demo = load_tool("demo")
+def test_trailing_config_options_are_not_inputs(checkpoint, phantom_root, tmp_path):
+    import argparse
+
     config = tmp_path / "demo.yaml"
     config.write_text(checkpoint.dump())
     image = str(phantom_root / "images" / "normal" / "normal (1).png")
-    assert demo.main(["--config-file", str(config), "--input", str(tmp_path / "none*.png")]) == 2
-    assert "no image found for input(s)" in capsys.readouterr().err
+    with pytest.raises(FileNotFoundError, match="no image found for input"):
+        expand_inputs([str(tmp_path / "none*.png")])
     # KEY VALUE pairs after --input are config options, not inputs
-    assert demo.main(["--config-file", str(config), "--input", image, "MODEL.WEIGHTS", str(tmp_path / "x.pth")]) == 2
-    assert "x.pth: checkpoint file not found" in capsys.readouterr().err
-    assert demo.main(["--config-file", str(config), "--quiet", "--input", image, image, "MODEL.WEIGHTS",
-                      checkpoint.MODEL.WEIGHTS, "TEST.DETECTIONS_PER_IMAGE", "1"]) == 0
-    assert "1 image(s) in" in capsys.readouterr().out
+    args = split_trailing_opts(argparse.Namespace(input=[image, "MODEL.WEIGHTS", str(tmp_path / "x.pth")], opts=[]),
+                               "input")
+    assert args.input == [image] and args.opts == ["MODEL.WEIGHTS", str(tmp_path / "x.pth")]
+    with pytest.raises(FileNotFoundError, match="x.pth: checkpoint file not found"):
+        WSSDLPredictor(merge_config(str(config), args.opts))
+    with pytest.raises(ValueError, match="NO_SUCH.KEY"):
+        merge_config(str(config), ["NO_SUCH.KEY", "1"])
+    proc = _demo(["--config-file", str(config), "--quiet", "--input", image, image, "MODEL.WEIGHTS",
+                  checkpoint.MODEL.WEIGHTS, "TEST.DETECTIONS_PER_IMAGE", "1"])
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "1 image(s) in" in proc.stdout
+    proc = _demo(["--config-file", str(config), "--input", str(tmp_path / "none*.png")])
+    assert proc.returncode == 2 and "no image found for input(s)" in proc.stderr

@@ -2,10 +2,11 @@
 verifies and builds it, the cache is reused, corrupted downloads and code-running checkpoints are refused."""
 import functools
 import http.server
-import importlib.util
 import json
 import os
 import pickle
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -14,19 +15,13 @@ import pytest
 import torch
 
 from wssdl_d2 import model_zoo
+from wssdl_d2.model_zoo.publish import publish_checkpoint
 from wssdl_d2.model_zoo import (CheckpointNotPublished, ChecksumError, SafeDetectionCheckpointer,
                                 UnsafeCheckpointError, load_checkpoint)
 
 CONFIG = "Phantom/strong_only.yaml"
 SHAPE_OVERRIDES = ["MODEL.FPN.OUT_CHANNELS", "32", "MODEL.ROI_BOX_HEAD.FC_DIM", "64"]
 REPO = Path(__file__).resolve().parent.parent
-
-
-def load_tool(name):
-    spec = importlib.util.spec_from_file_location(name, REPO / "tools" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(scope="module")
@@ -85,13 +80,13 @@ def server(tmp_path):
 
 @pytest.fixture
 def published(trained_run, server, tmp_path, monkeypatch):
-    """Publish the run with tools/publish_model.py into the served folder, with a private index and cache."""
+    """Publish the run (what tools/publish_model.py runs) into the served folder, with a private index and cache."""
     url, www, requests = server
     index, zoo_md, cache = tmp_path / "index.json", tmp_path / "MODEL_ZOO.md", tmp_path / "cache"
-    entry = load_tool("publish_model").main([
-        str(trained_run["checkpoint"]), "--config", str(REPO / "configs" / CONFIG), "--metrics",
-        str(trained_run["metrics"]), "--out-dir", str(www), "--base-url", url + "/", "--index", str(index),
-        "--model-zoo-md", str(zoo_md), "--trained-on", "testphantom_train_strong_30", "--opts", *SHAPE_OVERRIDES])
+    _, entry = publish_checkpoint(
+        str(trained_run["checkpoint"]), str(REPO / "configs" / CONFIG), str(trained_run["metrics"]), str(www),
+        index_path=str(index), base_url=url + "/", zoo_md=str(zoo_md), trained_on="testphantom_train_strong_30",
+        config_overrides=SHAPE_OVERRIDES)
     monkeypatch.setenv("WSSDL_MODEL_INDEX", str(index))
     monkeypatch.setenv("WSSDL_CACHE", str(cache))
     return {"entry": entry, "www": www, "requests": requests, "index": index, "zoo_md": zoo_md, "cache": cache}
@@ -115,10 +110,14 @@ def test_publish_writes_a_weights_only_file_index_entry_and_zoo_row(published, t
 
 
 def test_republishing_replaces_the_row(published, trained_run):
-    load_tool("publish_model").main([
-        str(trained_run["checkpoint"]), "--config", CONFIG, "--metrics", str(trained_run["metrics"]),
-        "--out-dir", str(published["www"]), "--index", str(published["index"]),
-        "--model-zoo-md", str(published["zoo_md"]), "--opts", *SHAPE_OVERRIDES])
+    """From the command line: tools/publish_model.py with its default base URL."""
+    proc = subprocess.run([
+        sys.executable, str(REPO / "tools" / "publish_model.py"), str(trained_run["checkpoint"]), "--config", CONFIG,
+        "--metrics", str(trained_run["metrics"]), "--out-dir", str(published["www"]), "--index",
+        str(published["index"]), "--model-zoo-md", str(published["zoo_md"]), "--opts", *SHAPE_OVERRIDES],
+        capture_output=True, text=True, timeout=300, env=dict(os.environ, PYTHONWARNINGS="ignore"))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert json.loads(proc.stdout)[CONFIG]["config_overrides"] == SHAPE_OVERRIDES
     rows = [line for line in published["zoo_md"].read_text().splitlines() if f"[{CONFIG}]" in line]
     assert len(rows) == 1 and "file://" in rows[0]
 
@@ -203,9 +202,8 @@ def test_a_checkpoint_whose_pickle_would_run_code_is_refused(tmp_path, trained_r
     with pytest.raises(UnsafeCheckpointError, match=str(evil)):
         SafeDetectionCheckpointer(model).load(str(evil))
     with pytest.raises(UnsafeCheckpointError):
-        load_tool("publish_model").main([str(evil), "--config", CONFIG, "--metrics", str(trained_run["metrics"]),
-                                         "--out-dir", str(tmp_path / "out"), "--index", str(tmp_path / "i.json"),
-                                         "--model-zoo-md", ""])
+        publish_checkpoint(str(evil), CONFIG, str(trained_run["metrics"]), str(tmp_path / "out"),
+                           index_path=str(tmp_path / "i.json"), zoo_md=None)
     assert not marker.exists() and not (tmp_path / "out").exists()
 
 
@@ -251,7 +249,6 @@ def test_the_packaged_index_is_valid():
 
 def test_publishing_weights_that_do_not_fit_the_config_is_refused(tmp_path, trained_run):
     with pytest.raises(ValueError, match="do not fit the config's model"):
-        load_tool("publish_model").main([str(trained_run["checkpoint"]), "--config", CONFIG, "--metrics",
-                                         str(trained_run["metrics"]), "--out-dir", str(tmp_path / "o"),
-                                         "--index", str(tmp_path / "i.json"), "--model-zoo-md", ""])
+        publish_checkpoint(str(trained_run["checkpoint"]), CONFIG, str(trained_run["metrics"]), str(tmp_path / "o"),
+                           index_path=str(tmp_path / "i.json"), zoo_md=None)
     assert not (tmp_path / "i.json").exists() and not (tmp_path / "o").exists()

@@ -1,4 +1,9 @@
-"""Grad-CAM: the map follows the activations the gradient weighs; on a model it explains the top detection."""
+"""Grad-CAM: the map follows the activations the gradient weighs; on a model it explains the top detection;
+tools/saliency.py writes the overlays."""
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 import torch
@@ -9,7 +14,7 @@ from wssdl_d2.engine import WSSDLTrainer
 from wssdl_d2.inference import WSSDLPredictor
 from wssdl_d2.inference.saliency import default_feature, grad_cam_map, overlay, saliency
 
-from test_demo import load_tool
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -58,19 +63,24 @@ def test_saliency_explains_the_top_detection_and_the_moi(predictor, phantom_root
         saliency(predictor, image, "moi")
 
 
-def test_saliency_tool_writes_an_overlay(predictor, phantom_root, tmp_path, capsys):
+def _saliency_tool(args):
+    env = dict(os.environ, PYTHONWARNINGS="ignore", OMP_NUM_THREADS="1")
+    return subprocess.run([sys.executable, os.path.join(ROOT, "tools", "saliency.py")] + args, capture_output=True,
+                          text=True, timeout=300, env=env)
+
+
+def test_saliency_tool_writes_an_overlay(predictor, phantom_root, tmp_path):
     config = tmp_path / "cfg.yaml"
     config.write_text(predictor.cfg.dump())
     image = phantom_root / "images" / "benign" / "benign (1).png"
-    args = ["--config-file", str(config), "--input", str(image), "--output", str(tmp_path / "sal")]
-    tool = load_tool("saliency")
-    assert tool.main(args) == 0
+    # trailing KEY VALUE pairs after the many-valued --input are config overrides, not images
+    args = ["--config-file", str(config), "--output", str(tmp_path / "sal"), "--target", "moi", "--label", "benign",
+            "--input", str(image), "MODEL.ROI_HEADS.SCORE_THRESH_TEST", "0.0"]
+    proc = _saliency_tool(args)
+    assert proc.returncode == 0, proc.stderr[-3000:]
     written = read_image(tmp_path / "sal" / "benign (1)_gradcam.png")
     assert written.shape == read_image(image).shape
-    assert tool.main(args) == 1 and "--overwrite" in capsys.readouterr().err
-    assert tool.main(args + ["--overwrite", "--target", "moi", "--label", "benign"]) == 0
-    # trailing KEY VALUE pairs after the many-valued --input are config overrides, not images
-    trailing = ["--config-file", str(config), "--output", str(tmp_path / "sal"), "--overwrite", "--input", str(image),
-                "MODEL.ROI_HEADS.SCORE_THRESH_TEST", "0.0"]
-    assert tool.main(trailing) == 0
-    assert tool.main(trailing[:-2] + ["NO_SUCH.KEY", "1"]) == 2 and "NO_SUCH.KEY" in capsys.readouterr().err
+    proc = _saliency_tool(args)
+    assert proc.returncode == 1 and "--overwrite" in proc.stderr
+    proc = _saliency_tool(args[:-2] + ["--overwrite", "NO_SUCH.KEY", "1"])
+    assert proc.returncode == 2 and "NO_SUCH.KEY" in proc.stderr

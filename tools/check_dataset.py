@@ -16,11 +16,9 @@ import argparse
 import os
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from wssdl_d2.data.dataset_check import PROBLEM_KINDS, check_dataset  # noqa: E402
-from wssdl_d2.data.errors import DatasetError  # noqa: E402
-from wssdl_d2.utils.atomic import atomic_write_json  # noqa: E402
+from wssdl_d2.data.dataset_check import PROBLEM_KINDS, check_dataset
+from wssdl_d2.data.errors import DatasetError
+from wssdl_d2.utils.atomic import atomic_write_json
 
 
 def get_parser():

@@ -13,32 +13,26 @@ model's boxes differ by more than ``--tolerance`` pixels.
 Tracing is used because it works with this torch (whose torch.jit is deprecated but functional), while
 torch.export (and the ONNX exporter built on it) stops at data-dependent control flow in Detectron2's RPN.
 """
-import argparse
 import os
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from wssdl_d2.config import merge_config  # first: importing wssdl_d2 quiets Detectron2's import warnings
+from detectron2.utils.logger import setup_logger
 
-import wssdl_d2  # noqa: E402  (registers the project's components; first, to quiet Detectron2's import warnings)
-from detectron2.config import get_cfg  # noqa: E402
-from detectron2.utils.logger import setup_logger  # noqa: E402
-
-from wssdl_d2.data.errors import DatasetError  # noqa: E402
-from wssdl_d2.data.image_io import read_image  # noqa: E402
-from wssdl_d2.inference import WSSDLPredictor  # noqa: E402
-from wssdl_d2.inference.export import TorchScriptPredictor, export_torchscript  # noqa: E402
+from wssdl_d2.data.errors import DatasetError
+from wssdl_d2.data.image_io import read_image
+from wssdl_d2.inference import WSSDLPredictor
+from wssdl_d2.inference.export import TorchScriptPredictor, export_torchscript
+from wssdl_d2.utils.cli import add_opts, tool_parser
 
 
 def get_parser():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config-file", required=True, metavar="FILE")
+    parser = tool_parser(__doc__)
     parser.add_argument("--sample-image", required=True, help="an image to trace with (a real scan is best)")
     parser.add_argument("--output", required=True, help="the .ts file to write (its .json is written beside)")
     parser.add_argument("--check-images", nargs="*", default=[], help="more images to compare on")
     parser.add_argument("--tolerance", type=float, default=0.01, help="largest box difference in pixels")
-    parser.add_argument("opts", nargs=argparse.REMAINDER, default=[], help="KEY VALUE config overrides")
-    return parser
+    return add_opts(parser)
 
 
 def compare(python_predictor, exported_predictor, image):
@@ -54,15 +48,11 @@ def compare(python_predictor, exported_predictor, image):
 def main(argv=None):
     args = get_parser().parse_args(argv)
     setup_logger(name="wssdl_d2")
-    cfg = get_cfg()
-    wssdl_d2.add_wssdl_config(cfg)
-    cfg.merge_from_file(args.config_file)
-    cfg.merge_from_list(args.opts)
-    wssdl_d2.config.resolve_device(cfg)
-    cfg.MODEL.DEVICE = "cpu"  # the traced file runs on the device it was traced on; CPU is the portable one
-    cfg.freeze()
     output = args.output if args.output.endswith(".ts") else args.output + ".ts"
     try:
+        # the traced file runs on the device it was traced on; CPU is the portable one
+        cfg = merge_config(args.config_file, args.opts, device="cpu")
+        cfg.freeze()
         python_predictor = WSSDLPredictor(cfg)
         images = {path: read_image(path) for path in [args.sample_image] + list(args.check_images)}
     except (DatasetError, FileNotFoundError, ValueError) as err:

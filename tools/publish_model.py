@@ -12,13 +12,10 @@ and its row in MODEL_ZOO.md. Upload --out-dir to --base-url; users then load it 
 import argparse
 import json
 import os
-import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from wssdl_d2.model_zoo.index import PACKAGED_INDEX  # noqa: E402
-from wssdl_d2.model_zoo.publish import publish_checkpoint  # noqa: E402
-from wssdl_d2.utils.cli import run_main  # noqa: E402
+from wssdl_d2.model_zoo.index import PACKAGED_INDEX
+from wssdl_d2.model_zoo.publish import publish_checkpoint
+from wssdl_d2.utils.cli import run_main
 
 
 def parse_args(argv=None):

@@ -13,16 +13,13 @@ explained box's class logit and that box. ``--target top`` (default) explains th
 import os
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import wssdl_d2  # noqa: E402,F401  (registers the project's components first)
-
-from wssdl_d2.active.contact_sheet import write_png  # noqa: E402
-from wssdl_d2.data.errors import DatasetError  # noqa: E402
-from wssdl_d2.data.image_io import load_image  # noqa: E402
-from wssdl_d2.inference import WSSDLPredictor  # noqa: E402
-from wssdl_d2.inference.saliency import TARGETS, overlay, saliency  # noqa: E402
-from wssdl_d2.utils.cli import add_opts, load_config, split_trailing_opts, tool_parser  # noqa: E402
+from wssdl_d2.active.contact_sheet import write_png
+from wssdl_d2.data.errors import DatasetError
+from wssdl_d2.data.image_io import load_image
+from wssdl_d2.inference import WSSDLPredictor
+from wssdl_d2.inference.saliency import TARGETS, overlay, saliency
+from wssdl_d2.utils.cli import add_opts, load_config, split_trailing_opts, tool_parser
 
 LABELS = {"benign": 1, "malignant": 2}
 

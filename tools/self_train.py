@@ -20,15 +20,12 @@ config (WSSDL.SELFTRAIN.* included).
 import os
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from tabulate import tabulate
 
-import wssdl_d2  # noqa: E402,F401  (registers the project's components first)
-from tabulate import tabulate  # noqa: E402
-
-from wssdl_d2.selftrain import self_train  # noqa: E402
-from wssdl_d2.selftrain.rounds import StateError  # noqa: E402
-from wssdl_d2.selftrain.selection import SELECTIONS  # noqa: E402
-from wssdl_d2.utils.cli import add_opts, load_config, setup_run, tool_parser  # noqa: E402
+from wssdl_d2.selftrain import self_train
+from wssdl_d2.selftrain.rounds import StateError
+from wssdl_d2.selftrain.selection import SELECTIONS
+from wssdl_d2.utils.cli import add_opts, load_config, setup_run, tool_parser
 
 
 def get_parser():

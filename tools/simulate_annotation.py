@@ -17,15 +17,12 @@ KEY VALUE pairs override the config.
 import os
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from tabulate import tabulate
 
-import wssdl_d2  # noqa: E402,F401  (registers the project's components first)
-from tabulate import tabulate  # noqa: E402
-
-from wssdl_d2.active.scoring import ACQUISITIONS  # noqa: E402
-from wssdl_d2.active.simulate import STRATEGIES, AnnotationSimulation  # noqa: E402
-from wssdl_d2.selftrain.rounds import StateError  # noqa: E402
-from wssdl_d2.utils.cli import add_opts, load_config, setup_run, split_trailing_opts, tool_parser  # noqa: E402
+from wssdl_d2.active.scoring import ACQUISITIONS
+from wssdl_d2.active.simulate import STRATEGIES, AnnotationSimulation
+from wssdl_d2.selftrain.rounds import StateError
+from wssdl_d2.utils.cli import add_opts, load_config, setup_run, split_trailing_opts, tool_parser
 
 
 def get_parser():

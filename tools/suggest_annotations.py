@@ -12,19 +12,15 @@ Only benign / malignant images are ranked (a normal image has no box). Writes ``
 rank 1 = annotate first; ``pseudo_candidate`` marks the confident images that self-training would pseudo-label
 under WSSDL.SELFTRAIN.*) and ``contact_sheet.png`` (the top ``--top``: MoI yellow, top detection green / red).
 """
-import os
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from wssdl_d2.active.scoring import ACQUISITIONS  # first: importing wssdl_d2 quiets Detectron2's import warnings
+from detectron2.data import DatasetCatalog
 
-import wssdl_d2  # noqa: E402,F401  (registers the project's components first)
-from detectron2.data import DatasetCatalog  # noqa: E402
-
-from wssdl_d2.active.scoring import ACQUISITIONS  # noqa: E402
-from wssdl_d2.active.suggest import suggest, write_suggestions  # noqa: E402
-from wssdl_d2.data.errors import DatasetError  # noqa: E402
-from wssdl_d2.inference import WSSDLPredictor  # noqa: E402
-from wssdl_d2.utils.cli import add_opts, load_config, setup_run, split_trailing_opts, tool_parser  # noqa: E402
+from wssdl_d2.active.suggest import suggest, write_suggestions
+from wssdl_d2.data.errors import DatasetError
+from wssdl_d2.inference import WSSDLPredictor
+from wssdl_d2.utils.cli import add_opts, load_config, setup_run, split_trailing_opts, tool_parser
 
 
 def get_parser():

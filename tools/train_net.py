@@ -7,34 +7,23 @@
     python tools/train_net.py --config-file CFG --num-gpus 4        # one process per GPU (or CPU processes: gloo)
     python tools/train_net.py --config-file CFG --num-machines 2 --machine-rank 0 --dist-url tcp://HOST:PORT
 """
-import os
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from wssdl_d2.config import load_config  # first: importing wssdl_d2 quiets Detectron2's import warnings
+from detectron2.engine import default_argument_parser, default_setup, launch
+from detectron2.evaluation import verify_results
+from detectron2.utils import comm
+from detectron2.utils.logger import setup_logger
 
-import wssdl_d2  # noqa: E402  (registers the project's components; first, to quiet Detectron2's import warnings)
-from detectron2.config import get_cfg  # noqa: E402
-from detectron2.engine import default_argument_parser, default_setup, launch  # noqa: E402
-from detectron2.evaluation import verify_results  # noqa: E402
-from detectron2.utils import comm  # noqa: E402
-from detectron2.utils.logger import setup_logger  # noqa: E402
-
-from wssdl_d2.data import default_dataset_root, register_datasets_under  # noqa: E402
-from wssdl_d2.engine import TrainingDivergedError, WSSDLTrainer  # noqa: E402
-from wssdl_d2.model_zoo import UnsafeCheckpointError, load_model_weights  # noqa: E402
+from wssdl_d2.engine import TrainingDivergedError, WSSDLTrainer
+from wssdl_d2.model_zoo import UnsafeCheckpointError, load_model_weights
 
 
 def setup(args):
-    """Config from the file and the command line, Detectron2's logging / output folder setup, datasets."""
-    cfg = get_cfg()
-    wssdl_d2.add_wssdl_config(cfg)
-    cfg.merge_from_file(args.config_file)
-    cfg.merge_from_list(args.opts)
-    wssdl_d2.config.resolve_device(cfg)
-    cfg.freeze()
+    """The config (file + command line, datasets registered), Detectron2's logging / output folder setup."""
+    cfg = load_config(args.config_file, args.opts)
     default_setup(cfg, args)
     setup_logger(cfg.OUTPUT_DIR, distributed_rank=comm.get_rank(), name="wssdl_d2", abbrev_name="wssdl")
-    register_datasets_under(cfg.WSSDL.DATASET_ROOT or default_dataset_root())
     return cfg
 
 

@@ -7,11 +7,13 @@
 """
 import os
 
+from typing import Optional
+
 import torch
-from detectron2.config import get_cfg
+from detectron2.config import CfgNode
 from detectron2.modeling import build_model
 
-from ..config import add_wssdl_config
+from ..config import merge_config
 from .handler import PREFIX
 from .index import checkpoint_entry
 from .safe_load import load_model_weights
@@ -23,7 +25,7 @@ CONFIG_DIRS = (
 )
 
 
-def get_config_file(config_path):
+def get_config_file(config_path: str) -> str:
     """Absolute path of a zoo config, named relative to ``configs/`` (e.g. ``"Phantom/strong_only.yaml"``).
 
     Raises FileNotFoundError naming the folders searched.
@@ -35,24 +37,21 @@ def get_config_file(config_path):
     raise FileNotFoundError(f"{config_path} is not a wssdl_d2 zoo config (searched {list(CONFIG_DIRS)})")
 
 
-def get_config(config_path, trained=False):
-    """The wssdl_d2 config of a zoo entry (a fresh, unfrozen CfgNode).
+def get_config(config_path: str, trained: bool = False) -> CfgNode:
+    """The wssdl_d2 config of a zoo entry (a fresh, unfrozen CfgNode, :func:`wssdl_d2.config.merge_config`).
 
     With ``trained=True`` the index entry's ``config_overrides`` are applied, ``MODEL.WEIGHTS`` becomes
     ``wssdl_d2://<config_path>`` and backbone ImageNet initialisation is skipped (the checkpoint has all weights).
     """
-    cfg = get_cfg()
-    add_wssdl_config(cfg)
-    cfg.merge_from_file(get_config_file(config_path))
+    overrides = []
     if trained:
-        entry = checkpoint_entry(config_path)
-        cfg.merge_from_list(list(entry.get("config_overrides", [])))
-        cfg.MODEL.WEIGHTS = PREFIX + config_path
-        cfg.WSSDL.EFFICIENTNET.PRETRAINED = False
-    return cfg
+        overrides = [*checkpoint_entry(config_path).get("config_overrides", []),
+                     "MODEL.WEIGHTS", PREFIX + config_path, "WSSDL.EFFICIENTNET.PRETRAINED", False]
+    return merge_config(get_config_file(config_path), overrides)
 
 
-def get(config_path, trained=False, device=None, allow_pickle=False):
+def get(config_path: str, trained: bool = False, device: Optional[str] = None,
+        allow_pickle: bool = False) -> torch.nn.Module:
     """A built model (Detectron2's ``build_model``) of a zoo config, with its published weights if ``trained``.
 
     Args:
