@@ -2,12 +2,13 @@
 on a made-up per-image table (stratified bootstrap, McNemar), and 2 tiny configs x 2 folds trained end to end,
 stopped and started again without retraining finished runs."""
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 
 from conftest import TINY_OPTS
-from tool_module import load_tool
 from wssdl_d2.crossval import (
     CrossValError,
     RunSpec,
@@ -27,6 +28,13 @@ from wssdl_d2.evaluation.paired import explain_difference
 from wssdl_d2.evaluation.results_io import ResultsError
 
 CONFIGS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "configs", "Phantom")
+TOOL = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools", "crossval.py")
+
+
+def _crossval_cli(args):
+    """``tools/crossval.py ARGS`` as a user runs it; returns the finished process."""
+    return subprocess.run([sys.executable, TOOL] + list(args), capture_output=True, text=True, timeout=300,
+                          env=dict(os.environ, PYTHONWARNINGS="ignore"))
 
 
 def _table(prefix, labels, hit_any, hit_top1=None):
@@ -221,14 +229,13 @@ def test_crossval_trains_every_fold_stops_resumes_and_reports(fold_data, tmp_pat
                      eval_fn=third.evaluate)
 
     # the command line on the finished folder: nothing is trained, the report is printed and written
-    tool = load_tool("crossval")
     os.remove(paths["csv"])
-    capsys.readouterr()
-    tool.main(["--data", "cvphantom", "--folds", "2", "--out", out, "--dataset-root", str(fold_data),
-               "--num-samples", "100", "--configs", f"strong_only={specs[0].config_file}",
-               f"wssdl={specs[1].config_file}", *opts])
-    printed = capsys.readouterr().out
-    assert "| wssdl - strong_only |" in printed and os.path.isfile(paths["csv"])
+    proc = _crossval_cli(["--data", "cvphantom", "--folds", "2", "--out", out, "--dataset-root", str(fold_data),
+                          "--num-samples", "100", "--configs", f"strong_only={specs[0].config_file}",
+                          f"wssdl={specs[1].config_file}", *map(str, opts)])
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "| wssdl - strong_only |" in proc.stdout and os.path.isfile(paths["csv"])
+    assert "Starting training" not in proc.stderr  # every run was finished: nothing trained again
 
 
 def test_crossval_refuses_folders_and_datasets_it_did_not_make(fold_data, tmp_path):
@@ -241,10 +248,9 @@ def test_crossval_refuses_folders_and_datasets_it_did_not_make(fold_data, tmp_pa
     assert (user_dir / "model_final.pth").read_bytes() == b"user's"
     with pytest.raises(CrossValError, match="not registered"):
         cv_runs.run_fold(spec, "cvphantom", 5, _tiny_opts(), str(tmp_path / "new"))
-    tool = load_tool("crossval")
-    with pytest.raises(SystemExit, match="folds"):
-        tool.main(["--data", "nosuchdata", "--out", str(tmp_path / "x"), "--configs", spec.config_file,
-                   os.path.join(CONFIGS, "wssdl.yaml")])
+    proc = _crossval_cli(["--data", "nosuchdata", "--out", str(tmp_path / "x"), "--configs", spec.config_file,
+                          os.path.join(CONFIGS, "wssdl.yaml")])
+    assert proc.returncode != 0 and "folds" in proc.stderr.splitlines()[-1], proc.stderr[-2000:]
 
 
 def test_a_stopped_training_continues_from_its_last_checkpoint(fold_data, tmp_path, one_thread):

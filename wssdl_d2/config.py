@@ -16,28 +16,29 @@ def add_wssdl_config(cfg: CfgNode) -> CfgNode:
     """Add the ``WSSDL`` node (and its defaults) to a Detectron2 config, in place. Returns ``cfg``."""
     _C = cfg
     _C.WSSDL = CN()
+    # Removed keys that the config.yaml of older runs still holds: read and ignored (with a warning), so those runs
+    # stay loadable. The image-label names are fixed by the method (wssdl_d2.data.labels).
+    _C.register_deprecated_key("WSSDL.IMAGE_LABEL_NAMES")
 
     # ---- data ---------------------------------------------------------------------------------------------
     # Folder scanned for prepared datasets: every <DATASET_ROOT>/<name>/<split>.json written by
     # tools/prepare_busi.py / tools/make_phantom.py is registered as "<name>_<split>". Empty: $WSSDL_DATASETS,
     # else ./datasets.
     _C.WSSDL.DATASET_ROOT = ""
-    # Names of the image-level labels (index = image_label).
-    _C.WSSDL.IMAGE_LABEL_NAMES = ["normal", "benign", "malignant"]
     # Run the cheap dataset checks (files exist, boxes inside images, labels known) before training.
     _C.WSSDL.CHECK_DATA = True
     # Checkpoints are loaded weights-only (a file whose pickle would run code is refused). Detectron2 .pkl files
     # from elsewhere (e.g. its ImageNet ResNets) are pickles: set True to opt in to loading them.
     _C.WSSDL.ALLOW_PICKLE_WEIGHTS = False
 
-    # ---- how strong and weak images are mixed into batches (method issue) ---------------------------------
+    # ---- how strong and weak images are mixed into batches ------------------------------------------------
     # "combined": every batch holds STRONG_PER_BATCH strong + WEAK_PER_BATCH weak images, one optimizer step.
     # "alternating": a strong batch step, then a weak batch step, each with its own optimizer.
     _C.WSSDL.BATCH_MODE = "combined"
     _C.WSSDL.STRONG_PER_BATCH = 2  # per GPU / process
     _C.WSSDL.WEAK_PER_BATCH = 2  # per GPU / process
 
-    # ---- multiple-instance learning on weak images (method issue) -----------------------------------------
+    # ---- multiple-instance learning on weak images --------------------------------------------------------
     _C.WSSDL.MIL = CN()
     # Top-K post-NMS proposals (by objectness) that enter the MIL bag of a weak image; 0 = all of them.
     _C.WSSDL.MIL.MAX_PROPOSALS = 0
@@ -61,7 +62,7 @@ def add_wssdl_config(cfg: CfgNode) -> CfgNode:
     _C.WSSDL.MIL.ALPHA.R = 0.9
     _C.WSSDL.MIL.ALPHA.STEP = 0  # 0: SOLVER.MAX_ITER // 30 (the paper's 2000 of 60000)
 
-    # ---- augmentation per stream (method issue) ------------------------------------------------------------
+    # ---- augmentation per stream ---------------------------------------------------------------------------
     _C.WSSDL.AUG = CN()
     _C.WSSDL.AUG.FLIP = True  # horizontal flip, all images
     _C.WSSDL.AUG.BRIGHTNESS = 0.2  # additive, +-fraction of 255, all images; 0 disables
@@ -75,7 +76,7 @@ def add_wssdl_config(cfg: CfgNode) -> CfgNode:
     _C.WSSDL.SOLVER.OPTIMIZER = "SGD"
     _C.WSSDL.SOLVER.ADAM_EPS = 1e-8
 
-    # ---- evaluation (evaluation issue) --------------------------------------------------------------------
+    # ---- evaluation ---------------------------------------------------------------------------------------
     _C.WSSDL.EVAL = CN()
     _C.WSSDL.EVAL.COCO = True  # also run Detectron2's COCOEvaluator (AP)
     _C.WSSDL.EVAL.CORLOC = True  # run the CorLoc evaluator
@@ -86,7 +87,7 @@ def add_wssdl_config(cfg: CfgNode) -> CfgNode:
     _C.WSSDL.EVAL.CI_LEVEL = 0.95
     _C.WSSDL.EVAL.PLOTS = True  # write FROC / CorLoc / ROC PNGs next to corloc.json
 
-    # ---- self-training and active annotation (issue #6; tools/self_train.py, tools/simulate_annotation.py) ----
+    # ---- self-training and active annotation (tools/self_train.py, tools/simulate_annotation.py) ----------
     _C.WSSDL.SELFTRAIN = CN()
     _C.WSSDL.SELFTRAIN.ROUNDS = 1  # self-training rounds after the initial model
     # "fraction": the top FRACTION of the class-consistent weak images (paper Table IV); "fraction_per_class":
@@ -111,7 +112,7 @@ def add_wssdl_config(cfg: CfgNode) -> CfgNode:
     # "restart" runs the config's schedule again from iteration 0 (warm-up, BASE_LR, alpha from its start).
     _C.WSSDL.FINETUNE_SCHEDULE = "continue"
 
-    # ---- backbones (backbone issue) -----------------------------------------------------------------------
+    # ---- backbones ----------------------------------------------------------------------------------------
     _C.WSSDL.EFFICIENTNET = CN()
     _C.WSSDL.EFFICIENTNET.VARIANT = "lite0"
     _C.WSSDL.EFFICIENTNET.OUT_FEATURES = ["s8", "s16", "s32"]

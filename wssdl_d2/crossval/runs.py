@@ -22,11 +22,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Callable, Dict, Optional, Sequence, Tuple
 
-from detectron2.config import get_cfg
 from detectron2.data import DatasetCatalog
 from detectron2.utils.env import seed_all_rng
 
-from ..config import add_wssdl_config, resolve_device
+from ..config import merge_config, resolve_device
 from ..data.folds import fold_dataset_name
 from ..utils.atomic import atomic_write_json
 
@@ -71,12 +70,9 @@ def fold_config(spec: RunSpec, data: str, fold: int, opts: Sequence[str], output
     OUTPUT_DIR = ``output_dir``. Raises CrossValError naming the config file for a bad file, override or dataset."""
     if not os.path.isfile(spec.config_file):
         raise CrossValError(f"{spec.config_file}: config file not found")
-    cfg = get_cfg()
-    add_wssdl_config(cfg)
     try:
-        cfg.merge_from_file(spec.config_file)
-        cfg.merge_from_list(list(opts))
-    except (AssertionError, KeyError, ValueError, TypeError) as err:
+        cfg = merge_config(spec.config_file, opts)
+    except ValueError as err:
         raise CrossValError(f"{spec.config_file} with overrides {' '.join(map(str, opts))}: {err}") from None
     try:
         train = tuple(fold_dataset_for(d, data, fold, strong_percent) for d in cfg.DATASETS.TRAIN)

@@ -11,12 +11,13 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
+from ..data.labels import CLASS_COLORS_HEX
+
 #: Bars of :func:`plot_corloc_bars` (metric name, label).
 CORLOC_BARS = (("CorLoc", "any box\nall"), ("CorLoc-benign", "any box\nbenign"),
                ("CorLoc-malignant", "any box\nmalignant"), ("CorLoc_top1", "top-1\nall"),
                ("CorLoc_top1-benign", "top-1\nbenign"), ("CorLoc_top1-malignant", "top-1\nmalignant"))
-CLASS_COLORS = ("#1f77b4", "#d62728")  # benign, malignant
-GT_COLOR = "#2ca02c"
+GT_COLOR = "#17becf"  # cyan: the class colours (green benign, red malignant) are the detections'
 
 
 def _save(fig, path):
@@ -96,7 +97,7 @@ def plot_roc(curves, path, title="ROC, malignant vs benign"):
 
 
 def plot_examples(examples, path, class_names=("benign", "malignant"), columns=4):
-    """A page of images with ground truth (green) and detections (class colour, label and score).
+    """A page of images with ground truth (cyan) and detections (class colour, label and score).
 
     Args:
         examples: list of dicts with ``image`` (H, W) or (H, W, 3) uint8, ``title``, ``gt_boxes`` (K, 4) XYXY,
@@ -115,7 +116,7 @@ def plot_examples(examples, path, class_names=("benign", "malignant"), columns=4
             ax.add_patch(Rectangle((x0, y0), x1 - x0, y1 - y0, fill=False, edgecolor=GT_COLOR, linewidth=2))
         for (x0, y0, x1, y1), score, cls in zip(np.asarray(ex.get("boxes", []), float).reshape(-1, 4),
                                                 ex.get("scores", []), ex.get("classes", [])):
-            color = CLASS_COLORS[int(cls) % len(CLASS_COLORS)]
+            color = CLASS_COLORS_HEX[int(cls) % len(CLASS_COLORS_HEX)]
             ax.add_patch(Rectangle((x0, y0), x1 - x0, y1 - y0, fill=False, edgecolor=color, linewidth=1.5,
                                    linestyle="--"))
             ax.text(x0, y0, f"{class_names[int(cls)]} {float(score):.2f}", color="white", fontsize=7,
