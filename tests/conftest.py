@@ -19,20 +19,41 @@ PHANTOM_COUNTS = (6, 12, 12)  # normal, benign, malignant
 PHANTOM_SIZE = (96, 128)  # height, width
 
 
-@pytest.fixture(scope="session")
-def phantom_root(tmp_path_factory):
+def write_tiny_phantom(base, name, strong_fractions=(0.3,), **prepare_kwargs):
+    """The tiny phantom (PHANTOM_COUNTS images of PHANTOM_SIZE) prepared into ``base/name`` and registered as
+    ``<name>_<split>``; ``prepare_kwargs`` go to ``prepare_pool`` (e.g. ``folds=2``). Returns ``base/name``."""
     from wssdl_d2.data import register_datasets_under
     from wssdl_d2.data.phantom import write_phantom_dataset
     from wssdl_d2.data.prepare import prepare_pool
 
-    base = tmp_path_factory.mktemp("datasets")
-    root = base / "testphantom"
+    root = base / name
     write_phantom_dataset(root / "images", PHANTOM_COUNTS, *PHANTOM_SIZE, seed=0, second_lesion_prob=0.2,
                           duplicate_fraction=0.1)
-    prepare_pool(root / "images", root, strong_fractions=(0.3,), val_fraction=0.25, seed=0,
-                 name="testphantom", progress=False, log=lambda *a: None)
+    prepare_pool(root / "images", root, strong_fractions=strong_fractions, val_fraction=0.25, seed=0, name=name,
+                 progress=False, log=lambda *a: None, **prepare_kwargs)
     register_datasets_under(str(base))
     return root
+
+
+def read_rows_grouped_on_one_side(csv_path, column, report):
+    """The rows of a prepared pool's ``meta/*.csv``, after asserting that every near-duplicate group has one value
+    of ``column`` ("split", "fold") and that the pool's near-duplicates were grouped at all."""
+    import csv
+    from collections import defaultdict
+
+    with open(csv_path) as f:
+        rows = list(csv.DictReader(f))
+    values_of_group = defaultdict(set)
+    for row in rows:
+        values_of_group[row["group"]].add(row[column])
+    assert all(len(v) == 1 for v in values_of_group.values()), f"a near-duplicate group straddles {column}s"
+    assert report["groups"] < report["images"], "the generated near-duplicates were grouped"
+    return rows
+
+
+@pytest.fixture(scope="session")
+def phantom_root(tmp_path_factory):
+    return write_tiny_phantom(tmp_path_factory.mktemp("datasets"), "testphantom")
 
 
 TINY_OPTS = [

@@ -134,19 +134,10 @@ def test_dataset_names_map_to_the_fold_of_the_same_kind():
 
 @pytest.fixture(scope="module")
 def fold_data(tmp_path_factory):
-    from conftest import PHANTOM_COUNTS, PHANTOM_SIZE
-
-    from wssdl_d2.data import register_datasets_under
-    from wssdl_d2.data.phantom import write_phantom_dataset
-    from wssdl_d2.data.prepare import prepare_pool
+    from conftest import write_tiny_phantom
 
     base = tmp_path_factory.mktemp("cvdata")
-    root = base / "cvphantom"
-    write_phantom_dataset(root / "images", PHANTOM_COUNTS, *PHANTOM_SIZE, seed=0, second_lesion_prob=0.2,
-                          duplicate_fraction=0.1)
-    prepare_pool(root / "images", root, strong_fractions=(0.2,), val_fraction=0.25, seed=0, name="cvphantom",
-                 progress=False, log=lambda *a: None, folds=2)
-    register_datasets_under(str(base))
+    write_tiny_phantom(base, "cvphantom", strong_fractions=(0.2,), folds=2)
     return base
 
 

@@ -1,13 +1,13 @@
 """K-fold cross-validation datasets (prepare_pool(folds=K), tools/make_phantom.py --folds): folds are disjoint and
 cover the usable pool, keep near-duplicate groups whole, are stratified by label, nest their strong subsets inside
 their training part, and are registered as <name>_fold<k>_<split>."""
-import csv
 import json
 import os
-from collections import Counter, defaultdict
+from collections import Counter
 
 import numpy as np
 import pytest
+from conftest import read_rows_grouped_on_one_side
 from detectron2.data import DatasetCatalog
 
 from wssdl_d2.data import register_datasets_under
@@ -62,13 +62,7 @@ def test_folds_are_disjoint_cover_the_pool_and_keep_groups(prepared):
     for k in range(K):
         train = _files(out / f"fold{k}" / "train_all.json")
         assert not train & vals[k] and train | vals[k] == usable
-    with open(out / "meta" / "folds.csv") as f:
-        rows = list(csv.DictReader(f))
-    folds_of_group = defaultdict(set)
-    for row in rows:
-        folds_of_group[row["group"]].add(row["fold"])
-    assert all(len(s) == 1 for s in folds_of_group.values())
-    assert report["groups"] < report["images"], "the generated near-duplicates were grouped"
+    rows = read_rows_grouped_on_one_side(out / "meta" / "folds.csv", "fold", report)
     excluded = {f for g in report["conflicting_groups"] for f in g}
     assert excluded and {r["file_name"] for r in rows if r["fold"] == "-1"} == excluded
     assert report["folds"]["num_folds"] == K

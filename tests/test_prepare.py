@@ -1,9 +1,8 @@
 """prepare_pool on a generated BUSI-layout tree: splits, near-duplicates, conflicts, nested strong subsets."""
-import csv
 import json
-from collections import defaultdict
 
 import pytest
+from conftest import read_rows_grouped_on_one_side
 
 from wssdl_d2.data.phantom import write_phantom_dataset
 from wssdl_d2.data.prepare import prepare_pool
@@ -26,13 +25,7 @@ def _prepare(pool, out, **kwargs):
 
 def test_splits_keep_near_duplicates_together(pool, tmp_path):
     report = _prepare(pool, tmp_path)
-    with open(tmp_path / "meta" / "groups.csv") as f:
-        rows = list(csv.DictReader(f))
-    splits_of_group = defaultdict(set)
-    for row in rows:
-        splits_of_group[row["group"]].add(row["split"])
-    assert all(len(s) == 1 for s in splits_of_group.values())
-    assert report["groups"] < report["images"], "the generated near-duplicates were grouped"
+    read_rows_grouped_on_one_side(tmp_path / "meta" / "groups.csv", "split", report)
     # the two benign images copied into the malignant folder make two conflicting groups, excluded
     assert len(report["conflicting_groups"]) == 2
     excluded = sum(len(group) for group in report["conflicting_groups"])
