@@ -17,7 +17,7 @@ import csv
 import io
 import logging
 import os
-from typing import Sequence
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence
 
 import numpy as np
 from detectron2.data import DatasetCatalog
@@ -32,6 +32,9 @@ from ..selftrain.rounds import (RunState, check_finetune_schedule, corloc_summar
 from ..utils.atomic import atomic_open
 from .scoring import ACQUISITIONS, acquisition_scores
 
+if TYPE_CHECKING:
+    from ..inference import WSSDLPredictor
+
 logger = logging.getLogger(__name__)
 STATE_FILE = "simulation_state.json"
 STRATEGIES = ("active", "random")
@@ -43,7 +46,9 @@ def _boxes(records):
     return sum(len(r.get("annotations") or []) for r in records)
 
 
-def choose_queries(strategy, pool, per_step, predictor=None, acquisition="combined", seed=0, step=1):
+def choose_queries(strategy: str, pool: Sequence[Dict[str, Any]], per_step: int,
+                   predictor: Optional["WSSDLPredictor"] = None, acquisition: str = "combined", seed: int = 0,
+                   step: int = 1) -> List[str]:
     """File names of the ``per_step`` pool images (mass-labelled dataset dicts) a strategy queries."""
     if strategy == "random":
         rng = np.random.default_rng([seed, step])
@@ -91,7 +96,7 @@ class AnnotationSimulation:
         self.state = RunState.open(self.out, STATE_FILE, settings, resume, overwrite)
         self.prefix = unique_prefix(self.out, "annotsim")
 
-    def run(self):
+    def run(self) -> List[Dict[str, Any]]:
         """Run (or continue) every step of every strategy; write the curve CSV / PNG. Returns the curve rows."""
         self._initial()
         for k in range(1, self.steps + 1):
@@ -156,7 +161,7 @@ class AnnotationSimulation:
         weights = train_step(step_config(self.cfg, folder, names, start, self.step_iters, finetune=True), resume)
         self.state.update(key, status="done", weights=weights, corloc=corloc_summary(folder))
 
-    def curve_rows(self):
+    def curve_rows(self) -> List[Dict[str, Any]]:
         """Rows of the curve: the initial point once per strategy, then every finished step."""
         rows = []
         for strategy in self.strategies:
@@ -170,7 +175,7 @@ class AnnotationSimulation:
                              "corloc_lo": c["CorLoc_lo"], "corloc_hi": c["CorLoc_hi"], "weights": step["weights"]})
         return rows
 
-    def write_curve(self):
+    def write_curve(self) -> List[Dict[str, Any]]:
         """Write ``annotation_curve.csv`` and ``annotation_curve.png``. Returns the rows."""
         rows = self.curve_rows()
         buffer = io.StringIO()

@@ -4,6 +4,7 @@ candidates instead (``pseudo_candidate`` column)."""
 import csv
 import io
 import os
+from typing import TYPE_CHECKING, Any, Dict, List, Sequence, Tuple
 
 from ..inference.analysis import analyze_records
 from ..selftrain.selection import Candidate, select_from_config
@@ -11,11 +12,15 @@ from ..utils.atomic import atomic_open
 from .contact_sheet import contact_sheet, write_png
 from .scoring import rank_images
 
+if TYPE_CHECKING:
+    from ..inference import WSSDLPredictor
+
 CSV_COLUMNS = ("rank", "file_name", "image_label", "score", "moi_uncertainty", "moi_entropy", "label_disagreement",
                "top_class", "top_score", "top_box", "moi_box", "pseudo_candidate")
 
 
-def suggest(predictor, records, method="combined", seed=0):
+def suggest(predictor: "WSSDLPredictor", records: Sequence[Dict[str, Any]], method: str = "combined",
+            seed: int = 0) -> List[Dict[str, Any]]:
     """Ranked rows (see :func:`wssdl_d2.active.scoring.rank_images`) of the mass-labelled ``records`` (dataset
     dicts), with the pseudo-label candidates of ``predictor.cfg.WSSDL.SELFTRAIN`` marked."""
     analyses = analyze_records(predictor, records)
@@ -23,7 +28,8 @@ def suggest(predictor, records, method="combined", seed=0):
     return rank_images(analyses, method, seed, pseudo_keys=[c.key for c in selected])
 
 
-def write_suggestions(folder, rows, top=24, columns=6, overwrite=False):
+def write_suggestions(folder: str, rows: Sequence[Dict[str, Any]], top: int = 24, columns: int = 6,
+                      overwrite: bool = False) -> Tuple[str, str]:
     """Write ``suggestions.csv`` (every row) and ``contact_sheet.png`` (the first ``top`` rows) into ``folder``;
     existing files are refused unless ``overwrite``. Returns the two paths."""
     csv_path, png_path = os.path.join(folder, "suggestions.csv"), os.path.join(folder, "contact_sheet.png")

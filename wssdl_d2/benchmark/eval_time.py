@@ -6,8 +6,10 @@ import gc
 import logging
 import tempfile
 import time
+from typing import Any, Dict
 
 import torch
+from detectron2.config import CfgNode
 from detectron2.data import DatasetCatalog
 
 from .timing import synchronize
@@ -26,7 +28,7 @@ def _quiet(name):
         log.propagate = propagate
 
 
-def evaluation_time(cfg, model, dataset, max_images=0):
+def evaluation_time(cfg: CfgNode, model: torch.nn.Module, dataset: str, max_images: int = 0) -> Dict[str, Any]:
     """Evaluate ``model`` on ``dataset`` (all images, or the first ``max_images`` when > 0) and time its parts.
 
     Returns {"dataset", "images", "split_images", "capped", "data_s" (waiting for the loader), "inference_s"

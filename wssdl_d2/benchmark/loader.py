@@ -2,14 +2,18 @@
 configured mappers, augmentations and ``DATALOADER.NUM_WORKERS``."""
 import gc
 import time
+from typing import TYPE_CHECKING, Any, Dict, List, Union
+
+if TYPE_CHECKING:
+    from detectron2.config import CfgNode
 
 
-def batch_images(batch):
+def batch_images(batch: Union[List[Dict[str, Any]], Dict[str, List[Dict[str, Any]]]]) -> int:
     """Number of images in a batch of either mode (a list, or {"strong": [...], "weak": [...]})."""
     return sum(len(v) for v in batch.values()) if isinstance(batch, dict) else len(batch)
 
 
-def loader_throughput(cfg, batches=10, warmup=1):
+def loader_throughput(cfg: "CfgNode", batches: int = 10, warmup: int = 1) -> Dict[str, Any]:
     """Draw ``warmup`` + ``batches`` batches from ``WSSDLTrainer.build_train_loader(cfg)`` (alone: no training
     runs meanwhile). Returns {"images_per_s", "images", "batches", "seconds", "first_batches_s" (the warm-up
     batches, worker start-up included), "build_s" (building the loader, data checks included), "num_workers"}."""

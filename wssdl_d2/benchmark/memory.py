@@ -23,6 +23,11 @@ import os
 import resource
 import subprocess
 import sys
+from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Sequence, Union
+
+if TYPE_CHECKING:
+    import torch
+    from detectron2.config import CfgNode
 
 METHODS = {
     "cpu": "peak RSS (VmHWM) of a fresh process per model and phase, the peak reset to the current RSS once the "
@@ -33,7 +38,7 @@ METHODS = {
 PHASES = ("train", "infer")
 
 
-def method(device):
+def method(device: Union[str, "torch.device"]) -> str:
     """How memory is measured on ``device``, in words."""
     return METHODS["cuda" if str(device).startswith("cuda") else "cpu"]
 
@@ -50,7 +55,7 @@ def _proc_status_bytes(field):
     return None
 
 
-def peak_rss_bytes():
+def peak_rss_bytes() -> int:
     """This process's peak resident set size in bytes: ``VmHWM`` on Linux (which the reset of
     :func:`reset_peak_rss` lowers), else ``ru_maxrss`` (KiB on Linux, bytes on macOS). On Linux ru_maxrss is not
     used: it also keeps the peak of the pre-exec image, i.e. the RSS of the parent that forked this process."""
@@ -61,13 +66,13 @@ def peak_rss_bytes():
     return peak if sys.platform == "darwin" else peak * 1024
 
 
-def current_rss_bytes():
+def current_rss_bytes() -> int:
     """This process's resident set size now, in bytes (Linux /proc; elsewhere the peak so far)."""
     rss = _proc_status_bytes("VmRSS")
     return peak_rss_bytes() if rss is None else rss
 
 
-def reset_peak_rss():
+def reset_peak_rss() -> bool:
     """Reset this process's peak RSS to its current RSS (Linux >= 4.0); returns whether it could."""
     try:
         with open("/proc/self/clear_refs", "w") as f:
@@ -77,7 +82,8 @@ def reset_peak_rss():
         return False
 
 
-def write_payload(folder, cfg, state_dict, batches, images):
+def write_payload(folder: str, cfg: "CfgNode", state_dict: Mapping[str, "torch.Tensor"],
+                  batches: Mapping[str, Any], images: Sequence[Dict[str, Any]]) -> None:
     """Write what a measuring process needs into ``folder``: ``config.yaml`` (the joint model's config),
     ``weights.pth`` (``state_dict``), ``inputs.pth`` (the packed training ``batches`` and test ``images``)."""
     import torch
@@ -92,7 +98,7 @@ def write_payload(folder, cfg, state_dict, batches, images):
                os.path.join(folder, "inputs.pth"))
 
 
-def measure(folder, model_name, phase, steps=2, threads=0):
+def measure(folder: str, model_name: str, phase: str, steps: int = 2, threads: int = 0) -> Dict[str, Any]:
     """Run one measuring process (see the module docstring) and return its JSON result:
     {"model", "phase", "device", "steps", "warmup", "peak_bytes", "before_bytes", "growth_bytes", "peak_reset"}."""
     env = dict(os.environ)
@@ -107,7 +113,7 @@ def measure(folder, model_name, phase, steps=2, threads=0):
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def measure_all(folder, steps=2, threads=0, jobs=1):
+def measure_all(folder: str, steps: int = 2, threads: int = 0, jobs: int = 1) -> Dict[str, Dict[str, Dict[str, Any]]]:
     """{phase: {model: result}} for both models and phases; ``jobs`` > 1 runs that many measuring processes
     at once (their memory does not interfere, only their speed)."""
     tasks = [(m, p) for p in PHASES for m in ("joint", "plain")]
@@ -182,7 +188,7 @@ def _run_phase(folder, model_name, phase, steps, warmup=0):
             "peak_bytes": peak, "before_bytes": before, "growth_bytes": max(peak - before, 0), "peak_reset": reset}
 
 
-def main(argv=None):
+def main(argv: Optional[List[str]] = None) -> None:
     parser = argparse.ArgumentParser(description="Peak memory of one phase of one model (see the module doc).")
     parser.add_argument("folder", help="payload folder written by write_payload")
     parser.add_argument("model", choices=("joint", "plain"))

@@ -4,6 +4,8 @@ The joint model is the config's (``WSSDLRCNN`` + ``StrongOnlyRPN`` + ``MILROIHea
 configs); the plain one is Detectron2's Faster R-CNN (``GeneralizedRCNN`` + ``RPN`` + ``StandardROIHeads``) from
 the same config, so backbone, heads and weights are identical and only the method's code differs.
 """
+from typing import Any, Dict, List, Sequence
+
 import torch
 from detectron2.config import CfgNode
 from detectron2.data import DatasetCatalog, DatasetMapper
@@ -25,7 +27,7 @@ def load_cfg(config_file: str, opts=(), device: str = "") -> CfgNode:
     return merge_config(config_file, opts, device=device or None)
 
 
-def plain_cfg(cfg):
+def plain_cfg(cfg: CfgNode) -> CfgNode:
     """A copy of ``cfg`` building Detectron2's plain Faster R-CNN."""
     plain = cfg.clone()
     plain.defrost()
@@ -33,7 +35,7 @@ def plain_cfg(cfg):
     return plain
 
 
-def load_weights(model, cfg):
+def load_weights(model: torch.nn.Module, cfg: CfgNode) -> torch.nn.Module:
     """Load ``cfg.MODEL.WEIGHTS`` (if set) into ``model`` through the project's weights-only checkpointer."""
     if cfg.MODEL.WEIGHTS:
         from ..model_zoo import load_model_weights
@@ -42,7 +44,7 @@ def load_weights(model, cfg):
     return model
 
 
-def build_pair(cfg):
+def build_pair(cfg: CfgNode) -> Dict[str, torch.nn.Module]:
     """{"joint": model, "plain": model}: both on ``cfg.MODEL.DEVICE`` with the same weights (the joint model's
     initialisation, or ``MODEL.WEIGHTS``). The joint model's MIL weight alpha is fixed at 1 so every weak image
     costs its full MIL pass."""
@@ -54,13 +56,13 @@ def build_pair(cfg):
     return {"joint": joint, "plain": plain}
 
 
-def set_full_mil(model):
+def set_full_mil(model: torch.nn.Module) -> None:
     """Fix a MIL model's alpha at 1 (no-op for models without MIL heads)."""
     if hasattr(model.roi_heads, "mil_alpha"):
         model.roi_heads.mil_alpha = 1.0
 
 
-def build_optimizer(cfg, model):
+def build_optimizer(cfg: CfgNode, model: torch.nn.Module) -> torch.optim.Optimizer:
     """The config's optimizer (type, momentum, weight decay, gradient clipping) at learning rate ``TIMING_LR``."""
     from ..engine.trainer import WSSDLTrainer
 
@@ -70,7 +72,7 @@ def build_optimizer(cfg, model):
     return WSSDLTrainer.build_optimizer(cfg, model)
 
 
-def training_batches(cfg, dataset):
+def training_batches(cfg: CfgNode, dataset: str) -> Dict[str, List[Dict[str, Any]]]:
     """{"joint": batch, "plain": batch}: the same ``STRONG_PER_BATCH + WEAK_PER_BATCH`` images of ``dataset``
     (the first with boxes), mapped for training. The plain batch keeps every image's boxes; in the joint batch
     the last ``WEAK_PER_BATCH`` images are weak (boxes removed, image label kept)."""
@@ -88,7 +90,7 @@ def training_batches(cfg, dataset):
     return {"joint": joint, "plain": plain}
 
 
-def test_images(cfg, dataset, count):
+def test_images(cfg: CfgNode, dataset: str, count: int) -> List[Dict[str, Any]]:
     """The first ``count`` images of ``dataset`` mapped for inference (DatasetMapper(cfg, False), as the
     evaluation loader): dicts with ``image``, ``height`` and ``width``."""
     mapper = DatasetMapper(cfg, is_train=False)
@@ -98,7 +100,7 @@ def test_images(cfg, dataset, count):
     return [{k: v for k, v in mapper(d).items() if k in ("image", "height", "width")} for d in dicts]
 
 
-def pack_batch(batch):
+def pack_batch(batch: Sequence[Dict[str, Any]]) -> List[Dict[str, Any]]:
     """``batch`` (mapped training dicts) as plain tensors and numbers, loadable with ``torch.load(...,
     weights_only=True)``; :func:`unpack_batch` rebuilds it."""
     packed = []
@@ -111,7 +113,7 @@ def pack_batch(batch):
     return packed
 
 
-def unpack_batch(packed):
+def unpack_batch(packed: Sequence[Dict[str, Any]]) -> List[Dict[str, Any]]:
     """Inverse of :func:`pack_batch`."""
     batch = []
     for item in packed:

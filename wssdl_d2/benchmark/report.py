@@ -1,4 +1,5 @@
 """The Markdown table of a benchmark result (see :mod:`.run`): one row per measure, plain | joint | joint / plain."""
+from typing import Any, Dict
 
 MIB = 2 ** 20
 
@@ -60,7 +61,7 @@ def _joint_only_rows(result):
     return rows
 
 
-def markdown(result):
+def markdown(result: Dict[str, Any]) -> str:
     """The result as a Markdown table with a header line (config, device, threads, load average)."""
     s = result["settings"]
     load = result["load_average_start"]

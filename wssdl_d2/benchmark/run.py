@@ -19,13 +19,14 @@ import platform
 import sys
 import tempfile
 import time
+from typing import Any, Dict, List, Optional
 
 import torch
 
 PARTS = ("train", "infer", "memory", "loader", "eval")
 
 
-def parse_args(argv=None):
+def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="Speed and memory of the joint method against Detectron2's "
                                      "plain Faster R-CNN, side by side (see wssdl_d2/benchmark/run.py).")
     parser.add_argument("--config-file", default="configs/Phantom/wssdl.yaml")
@@ -129,7 +130,7 @@ _RUNNERS = {"train": ("train_step", _train), "infer": ("inference", _infer), "lo
             "eval": ("evaluation", _eval), "memory": ("memory", _memory)}
 
 
-def run_benchmark(args):
+def run_benchmark(args: argparse.Namespace) -> Dict[str, Any]:
     """Run the parts ``args.parts`` (from :func:`parse_args`); returns the JSON-ready result dict, with the
     wall seconds of each part under ``part_wall_s``."""
     from ..data import default_dataset_root, register_datasets_under
@@ -159,7 +160,7 @@ def run_benchmark(args):
     return result
 
 
-def main(argv=None):
+def main(argv: Optional[List[str]] = None) -> Dict[str, Any]:
     """Parse ``argv``, run, print the Markdown table, write ``--out``; returns the result."""
     from .report import markdown
 

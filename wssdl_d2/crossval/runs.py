@@ -22,6 +22,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Callable, Dict, Optional, Sequence, Tuple
 
+from detectron2.config import CfgNode
 from detectron2.data import DatasetCatalog
 from detectron2.utils.env import seed_all_rng
 
@@ -140,7 +141,7 @@ def run_log(run_dir: str):
         handler.close()
 
 
-def training_config(cfg):
+def training_config(cfg: CfgNode) -> CfgNode:
     """The config training runs with: without periodic evaluation (TEST.EVAL_PERIOD 0) DATASETS.TEST is emptied,
     since Detectron2's trainer would evaluate the final model once more before :func:`run_fold` does."""
     if cfg.TEST.EVAL_PERIOD > 0:

@@ -1,4 +1,6 @@
 """Datasets (BUSI, VOC-style, COCO JSON with supervision), splits, and the synthetic phantom."""
+from typing import List
+
 from .errors import DatasetError
 from .folds import fold_dataset_name, register_fold_datasets_under
 from .mapper import WSSDLDatasetMapper
@@ -15,7 +17,7 @@ from .wssdl_json import (
 from .wssdl_json import register_datasets_under as _register_split_datasets_under
 
 
-def register_datasets_under(root):
+def register_datasets_under(root: str) -> List[str]:
     """Register every prepared dataset under ``root``: ``<root>/<name>/<split>.json`` as ``<name>_<split>`` and the
     cross-validation folds ``<root>/<name>/fold<k>/<split>.json`` as ``<name>_fold<k>_<split>`` (names already
     registered are left alone). Returns the names registered now."""

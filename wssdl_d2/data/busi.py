@@ -8,7 +8,7 @@ reported together in one :class:`DatasetError`.
 import os
 import re
 from dataclasses import dataclass, field
-from typing import Dict, List, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import cv2
 from tqdm import tqdm
@@ -35,7 +35,7 @@ class ImageRecord:
     boxes: list = field(default_factory=list)  # [[x0, y0, x1, y1], ...]
 
     @property
-    def category_id(self):
+    def category_id(self) -> Optional[int]:
         """COCO category of its boxes: 1 benign, 2 malignant (None for normal)."""
         return self.image_label if self.image_label != NORMAL else None
 

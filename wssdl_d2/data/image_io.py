@@ -24,6 +24,7 @@ can read, a frame that does not exist, absurd sizes) raises :class:`DatasetError
 import os
 import warnings
 from dataclasses import dataclass
+from typing import Union
 
 import numpy as np
 from PIL import Image, ImageOps
@@ -52,7 +53,7 @@ class LoadedImage:
     photometric: str
 
 
-def is_dicom(path):
+def is_dicom(path: Union[str, os.PathLike]) -> bool:
     """True when ``path`` has a DICOM extension or the ``DICM`` marker of a DICOM file at byte 128."""
     if os.path.splitext(os.fspath(path))[1].lower() in DICOM_EXTENSIONS:
         return True
@@ -64,13 +65,13 @@ def is_dicom(path):
     return header[128:132] == b"DICM"
 
 
-def read_image(path, format="BGR", frame=0):
+def read_image(path: Union[str, os.PathLike], format: str = "BGR", frame: int = 0) -> np.ndarray:
     """The image at ``path`` as an (H, W, 3) uint8 array in ``format`` ("BGR" or "RGB"). See the module
     docstring for frames, photometric interpretations and bit depths. Raises DatasetError."""
     return load_image(path, format, frame).pixels
 
 
-def load_image(path, format="BGR", frame=0):
+def load_image(path: Union[str, os.PathLike], format: str = "BGR", frame: int = 0) -> LoadedImage:
     """Like :func:`read_image`, but returns a :class:`LoadedImage` that also says which frame was used."""
     if format not in ("BGR", "RGB"):
         raise ValueError(f"format must be 'BGR' or 'RGB', not {format!r}")

@@ -9,7 +9,10 @@ augmentations are also correct on images that have boxes.
 
 Mapped dicts keep ``supervision`` and ``image_label``; weak images get an empty ``instances``.
 """
+from typing import List
+
 import numpy as np
+from detectron2.config import CfgNode
 from detectron2.data import DatasetMapper
 from detectron2.data import transforms as T
 from fvcore.transforms.transform import Transform
@@ -66,7 +69,7 @@ class RandomCropMargin(T.Augmentation):
         return T.CropTransform(left, top, w - left - right, h - top - bottom, orig_w=w, orig_h=h)
 
 
-def build_stream_augmentations(cfg, weak):
+def build_stream_augmentations(cfg: CfgNode, weak: bool) -> List[T.Augmentation]:
     """The list of Augmentations for training images of one stream (``weak`` True: the weak stream)."""
     aug = cfg.WSSDL.AUG
     augs = []

@@ -5,13 +5,16 @@ lesion falls into several connected components (a lesion cut by a shadow, or str
 one box around the components that are not specks: components smaller than ``min_component_fraction`` of
 the largest one are ignored as annotation noise. ``mode="separate"`` instead gives one box per component.
 """
+import os
+from typing import Optional, Sequence, Union
+
 import cv2
 import numpy as np
 
 from .errors import DatasetError
 
 
-def read_mask(path, expected_hw=None):
+def read_mask(path: Union[str, os.PathLike], expected_hw: Optional[Sequence[int]] = None) -> np.ndarray:
     """Read a mask image as a boolean array (H, W); nonzero = lesion. Raises DatasetError naming the file."""
     mask = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
     if mask is None:
@@ -25,7 +28,7 @@ def read_mask(path, expected_hw=None):
     return mask > 0
 
 
-def boxes_from_mask(mask, mode="union", min_component_fraction=0.05):
+def boxes_from_mask(mask: np.ndarray, mode: str = "union", min_component_fraction: float = 0.05) -> np.ndarray:
     """Boxes (XYXY_ABS, pixel edges: a single pixel at (x, y) is [x, y, x+1, y+1]) of the lesion in ``mask``.
 
     Args:

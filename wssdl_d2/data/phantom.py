@@ -15,6 +15,7 @@ Each image is built as echogenicity x speckle x depth attenuation, then log-comp
 """
 import os
 from dataclasses import dataclass
+from typing import Sequence
 
 import cv2
 import numpy as np
@@ -126,7 +127,8 @@ def _add_mass(rng, echo, label, layer, ambiguity=0.0):
     return echo.astype(np.float32), mask
 
 
-def generate_image(rng, image_label, height=256, width=320, second_lesion_prob=0.0, ambiguity=0.0):
+def generate_image(rng: np.random.Generator, image_label: int, height: int = 256, width: int = 320,
+                   second_lesion_prob: float = 0.0, ambiguity: float = 0.0) -> PhantomImage:
     """One phantom image of the given label (0 normal, 1 benign, 2 malignant). Returns a :class:`PhantomImage`.
 
     ``ambiguity`` in [0, 1]: 0 gives textbook signs; larger values make masses fainter, mix the two classes'
@@ -157,8 +159,9 @@ def generate_image(rng, image_label, height=256, width=320, second_lesion_prob=0
     return PhantomImage(image=image, masks=masks, image_label=image_label)
 
 
-def write_phantom_dataset(root, counts=(20, 40, 40), height=256, width=320, seed=0, second_lesion_prob=0.1,
-                          duplicate_fraction=0.0, conflicting_duplicates=0, ambiguity=0.0):
+def write_phantom_dataset(root: str, counts: Sequence[int] = (20, 40, 40), height: int = 256, width: int = 320,
+                          seed: int = 0, second_lesion_prob: float = 0.1, duplicate_fraction: float = 0.0,
+                          conflicting_duplicates: int = 0, ambiguity: float = 0.0) -> int:
     """Write a phantom dataset in BUSI's layout. Returns the number of image files written.
 
     Args:

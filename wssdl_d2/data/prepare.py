@@ -14,6 +14,7 @@ All files are written atomically.
 import csv
 import io
 import os
+from typing import Any, Callable, Dict, Sequence
 
 import numpy as np
 
@@ -37,9 +38,11 @@ def _write_lines(path, lines):
         f.writelines(line + "\n" for line in lines)
 
 
-def prepare_pool(root, out, strong_fractions=(0.2,), val_fraction=0.2, test_fraction=0.0, seed=0,
-                 max_hash_distance=6, keep_conflicting=False, name="dataset", progress=True, log=print,
-                 strong_labels=IMAGE_LABEL_NAMES, folds=0, overwrite=False):
+def prepare_pool(root: str, out: str, strong_fractions: Sequence[float] = (0.2,), val_fraction: float = 0.2,
+                 test_fraction: float = 0.0, seed: int = 0, max_hash_distance: int = 6, keep_conflicting: bool = False,
+                 name: str = "dataset", progress: bool = True, log: Callable[[str], Any] = print,
+                 strong_labels: Sequence[str] = IMAGE_LABEL_NAMES, folds: int = 0,
+                 overwrite: bool = False) -> Dict[str, Any]:
     """Read the BUSI-layout tree ``root`` and write the dataset files into ``out``. Returns the report dict.
 
     ``strong_labels``: the image labels (names of ``IMAGE_LABEL_NAMES``) whose images may keep their boxes in the

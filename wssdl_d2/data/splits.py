@@ -8,11 +8,13 @@
 """
 import math
 from collections import defaultdict
+from typing import Iterable, List, Set
 
 import numpy as np
+import numpy.typing as npt
 
 
-def conflicting_groups(labels, group_ids):
+def conflicting_groups(labels: npt.ArrayLike, group_ids: npt.ArrayLike) -> Set[int]:
     """Set of group ids whose images do not all carry the same label."""
     seen = defaultdict(set)
     for label, group in zip(labels, group_ids):
@@ -20,7 +22,8 @@ def conflicting_groups(labels, group_ids):
     return {g for g, s in seen.items() if len(s) > 1}
 
 
-def split_by_groups(labels, group_ids, val_fraction=0.2, test_fraction=0.0, seed=0, exclude=()):
+def split_by_groups(labels: npt.ArrayLike, group_ids: npt.ArrayLike, val_fraction: float = 0.2,
+                    test_fraction: float = 0.0, seed: int = 0, exclude: Iterable[int] = ()) -> List[str]:
     """Assign each image to "train", "val", "test" or "excluded".
 
     Args:
@@ -54,7 +57,7 @@ def split_by_groups(labels, group_ids, val_fraction=0.2, test_fraction=0.0, seed
     return [split_of_group[int(g)] for g in group_ids]
 
 
-def strong_subset(labels, fraction, seed=0):
+def strong_subset(labels: npt.ArrayLike, fraction: float, seed: int = 0) -> np.ndarray:
     """Boolean mask (N,) of the images chosen as strong: per label, the first ceil(fraction * n) of a seeded
     permutation. Nested: for one seed, a smaller fraction selects a subset of a larger one."""
     if not 0 <= fraction <= 1:
@@ -69,7 +72,8 @@ def strong_subset(labels, fraction, seed=0):
     return chosen
 
 
-def assign_folds(labels, group_ids, num_folds, seed=0, exclude=()):
+def assign_folds(labels: npt.ArrayLike, group_ids: npt.ArrayLike, num_folds: int, seed: int = 0,
+                 exclude: Iterable[int] = ()) -> np.ndarray:
     """Assign each image to one of ``num_folds`` cross-validation folds, by near-duplicate group, stratified by
     label.
 

@@ -9,7 +9,9 @@ use the same code. ``supervision`` "strong" and "pseudo" go to the strong stream
 ``{"strong": [...], "weak": [...]}`` for a strong step and a weak step.
 """
 import logging
+from typing import Any, Callable, Dict, Iterable, List, Tuple
 
+from detectron2.config import CfgNode
 from detectron2.data import build_detection_train_loader
 from detectron2.data.samplers import TrainingSampler
 from detectron2.utils import comm
@@ -19,14 +21,14 @@ BATCH_MODES = ("combined", "alternating")
 logger = logging.getLogger(__name__)
 
 
-def split_by_supervision(dicts):
+def split_by_supervision(dicts: Iterable[Dict[str, Any]]) -> Tuple[List[Dict[str, Any]], List[Dict[str, Any]]]:
     """(strong dicts, weak dicts): ``supervision: weak`` goes to the second list, everything else to the first."""
     weak = [d for d in dicts if d.get("supervision") == "weak"]
     strong = [d for d in dicts if d.get("supervision") != "weak"]
     return strong, weak
 
 
-def stream_sizes(cfg, num_strong, num_weak):
+def stream_sizes(cfg: CfgNode, num_strong: int, num_weak: int) -> Tuple[int, int]:
     """Per-process batch size of the strong and the weak stream (0 for an empty stream); raises ValueError
     when a non-empty stream has a batch size of 0 or no stream is left."""
     sizes = {"strong": int(cfg.WSSDL.STRONG_PER_BATCH), "weak": int(cfg.WSSDL.WEAK_PER_BATCH)}
@@ -83,7 +85,8 @@ class StreamBatches:
             yield strong + weak if self.mode == "combined" else {"strong": strong, "weak": weak}
 
 
-def build_stream_loader(cfg, dicts, mapper):
+def build_stream_loader(cfg: CfgNode, dicts: Iterable[Dict[str, Any]],
+                        mapper: Callable[[Dict[str, Any]], Any]) -> "StreamBatches":
     """A :class:`StreamBatches` over ``dicts`` (Detectron2 dicts with ``supervision``) for ``cfg.WSSDL``.
 
     The strong stream is shuffled with seed ``SEED`` and the weak one with ``SEED + 1`` (both from

@@ -10,7 +10,7 @@ Supervision follows the split name unless given: ``s_*`` strong, ``ws_*`` weak, 
 import math
 import os
 import xml.etree.ElementTree as ET
-from typing import List, Optional, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 from detectron2.data import DatasetCatalog, MetadataCatalog
 from detectron2.structures import BoxMode
@@ -137,7 +137,8 @@ def register_voc_wssdl(name: str, root: str, split: str, supervision: Optional[s
                                   evaluator_type="wssdl", dirname=root, split=split)
 
 
-def write_voc_annotation(xml_path, image_id, width, height, image_label, boxes, no_mass_regions=()):
+def write_voc_annotation(xml_path: str, image_id: str, width: int, height: int, image_label: int,
+                         boxes: Sequence[Sequence[float]], no_mass_regions: Sequence[Sequence[float]] = ()) -> None:
     """Write one XML in the authors' format. ``boxes``: XYXY_ABS pixel edges; class from ``image_label``."""
     root = ET.Element("annotation")
     ET.SubElement(root, "filename").text = image_id + ".tif"

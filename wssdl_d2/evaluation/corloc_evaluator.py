@@ -18,6 +18,7 @@ import logging
 import os
 import time
 from collections import OrderedDict
+from typing import Any, Dict, List, Sequence, Tuple
 
 import numpy as np
 from detectron2.data import DatasetCatalog
@@ -34,7 +35,7 @@ from .tables import confusion_table, corloc_table, diagnosis_table
 logger = logging.getLogger(__name__)
 
 
-def ground_truth(record):
+def ground_truth(record: Dict[str, Any]) -> Tuple[np.ndarray, np.ndarray]:
     """(K, 4) XYXY_ABS boxes and (K,) classes of a dataset dict's non-crowd annotations."""
     boxes, classes = [], []
     for ann in record.get("annotations") or []:
@@ -121,7 +122,7 @@ class CorLocEvaluator(DatasetEvaluator):
                                f"({self._samples} bootstrap resamples)")
         return OrderedDict(corloc=flat)
 
-    def score(self, predictions):
+    def score(self, predictions: Sequence[Dict[str, Any]]) -> Tuple[OutcomeTable, List[Dict[str, Any]]]:
         """Per-image outcomes of ``predictions`` (list of {image_id, boxes, scores, classes}) against the
         dataset. Returns the :class:`OutcomeTable` and the per-image entries of ``corloc_detections.json``."""
         records = DatasetCatalog.get(self._dataset_name)

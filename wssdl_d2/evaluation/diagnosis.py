@@ -6,12 +6,16 @@ higher than a random negative, ties counting one half:
 With w = 1 this is the Mann-Whitney U statistic divided by |P| |Q|; with w = bootstrap multiplicities it is the
 AUC of a resample, so all B resamples are computed at once in O(B N) after one sort.
 """
+from typing import Optional, Tuple, Union
+
 import numpy as np
+import numpy.typing as npt
 
 from .bootstrap import safe_divide
 
 
-def weighted_auc(scores, positive, negative, weights=None):
+def weighted_auc(scores: npt.ArrayLike, positive: npt.ArrayLike, negative: npt.ArrayLike,
+                 weights: Optional[npt.ArrayLike] = None) -> Union[float, np.ndarray]:
     """ROC AUC of ``scores`` for ``positive`` vs ``negative`` images.
 
     Args:
@@ -45,7 +49,8 @@ def weighted_auc(scores, positive, negative, weights=None):
     return float(auc[0]) if single else auc
 
 
-def roc_curve(scores, positive, negative):
+def roc_curve(scores: npt.ArrayLike, positive: npt.ArrayLike,
+              negative: npt.ArrayLike) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
     """ROC points over all thresholds (an image is called positive when its score >= threshold).
 
     Returns (fpr, tpr, thresholds), each (T + 1,), starting at (0, 0) with threshold +inf; NaN-free only when
@@ -64,7 +69,7 @@ def roc_curve(scores, positive, negative):
     return fpr.astype(np.float64), tpr.astype(np.float64), thresholds
 
 
-def confusion_matrix(true_labels, predicted_labels, num_labels=3):
+def confusion_matrix(true_labels: npt.ArrayLike, predicted_labels: npt.ArrayLike, num_labels: int = 3) -> np.ndarray:
     """(num_labels, num_labels) int64 counts: rows the true label, columns the predicted one."""
     true_labels = np.asarray(true_labels, dtype=np.int64)
     predicted_labels = np.asarray(predicted_labels, dtype=np.int64)

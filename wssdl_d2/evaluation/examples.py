@@ -1,7 +1,7 @@
 """Pick and draw example test images for a report: hits and misses of each class, normals with and without
 false positives, with ground truth and the detections that count (score >= tau)."""
 import os
-from typing import Callable, List, Optional, Sequence
+from typing import Callable, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -70,7 +70,9 @@ def example_entry(detection_entry: dict, outcome: dict, tau: float, max_boxes: i
             "boxes": boxes[keep], "scores": scores[keep], "classes": classes[keep]}
 
 
-def write_examples_page(path, detections, outcomes, tau, count=12, indices=None, read_image=None):
+def write_examples_page(path: str, detections: Sequence[dict], outcomes: Sequence[dict], tau: float, count: int = 12,
+                        indices: Optional[Sequence[int]] = None,
+                        read_image: Optional[Callable[[str], np.ndarray]] = None) -> Tuple[str, List[int]]:
     """Draw ``count`` selected images (or the given ``indices``) into one PNG. Returns (path, indices)."""
     if len(detections) != len(outcomes):
         raise ValueError(f"{len(detections)} detection entries but {len(outcomes)} outcomes")

@@ -6,13 +6,16 @@ score >= t that overlaps no ground-truth box of its class is a false positive (s
 ``sensitivity(t) = #{lesion_score >= t} / #lesions`` and ``fppi(t) = #{fp_score >= t} / #images`` (all test
 images, normal ones included).
 """
+from typing import Dict, List, Mapping, Sequence, Tuple
+
 import numpy as np
+import numpy.typing as npt
 
 #: False-positive rates at which sensitivity is summarised (the usual FROC operating points).
 FPPI_POINTS = (0.125, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0)
 
 
-def froc_curve(lesion_scores, fp_scores, num_images):
+def froc_curve(lesion_scores: npt.ArrayLike, fp_scores: npt.ArrayLike, num_images: int) -> Dict[str, np.ndarray]:
     """FROC points, one per distinct detection score (threshold descending).
 
     Args:
@@ -35,7 +38,7 @@ def froc_curve(lesion_scores, fp_scores, num_images):
             "sensitivity": np.asarray(sensitivity, dtype=np.float64)}
 
 
-def sensitivity_at(curve, fppi_points=FPPI_POINTS):
+def sensitivity_at(curve: Mapping[str, np.ndarray], fppi_points: Sequence[float] = FPPI_POINTS) -> List[float]:
     """Best sensitivity with at most ``x`` false positives per image, for each x of ``fppi_points``.
 
     0 when no threshold is that strict (every point of the curve has more false positives). Returns a list.
@@ -48,7 +51,8 @@ def sensitivity_at(curve, fppi_points=FPPI_POINTS):
     return out
 
 
-def operating_point(lesion_scores, fp_scores, num_images, threshold):
+def operating_point(lesion_scores: npt.ArrayLike, fp_scores: npt.ArrayLike, num_images: int,
+                    threshold: float) -> Tuple[float, float]:
     """(sensitivity, fppi) at one score threshold (e.g. tau)."""
     lesions = np.asarray(lesion_scores, dtype=np.float64)
     fps = np.asarray(fp_scores, dtype=np.float64)

@@ -24,7 +24,7 @@ Definitions (``tau`` = score threshold, ``iou_thresh`` = IoU threshold, a hit ne
 Images with a benign / malignant label but no box (weak images) cannot be scored for localization: they are
 left out of CorLoc and FROC sensitivity (``has_mass`` False) but kept for diagnosis and false positives.
 """
-from typing import Dict, List, Tuple
+from typing import Dict, List, Tuple, Union
 
 import numpy as np
 import torch
@@ -143,8 +143,9 @@ class OutcomeTable:
         self._lesions, self._fps = [], []
         self._columns = None
 
-    def add(self, image_id, file_name, image_label, gt_boxes, gt_classes, det_boxes, det_scores, det_classes,
-            tau=0.5, iou_thresh=0.5):
+    def add(self, image_id: Union[int, str], file_name: str, image_label: int, gt_boxes: np.ndarray,
+            gt_classes: np.ndarray, det_boxes: np.ndarray, det_scores: np.ndarray, det_classes: np.ndarray,
+            tau: float = 0.5, iou_thresh: float = 0.5) -> Dict[str, object]:
         """Score one image (arguments as in :func:`image_outcome`) and append its row. Returns the row."""
         outcome, lesions, fps = image_outcome(image_label, gt_boxes, gt_classes, det_boxes, det_scores,
                                               det_classes, tau, iou_thresh)

@@ -6,6 +6,7 @@ A - B with its percentile interval and two-sided bootstrap p-value, and for the 
 (CorLoc variants, accuracy) McNemar's exact test on the discordant images.
 """
 from collections import OrderedDict
+from typing import Any, Dict, Mapping, Tuple
 
 import numpy as np
 
@@ -23,7 +24,8 @@ def _list(names, limit=5):
     return ", ".join(names[:limit]) + more
 
 
-def align_runs(columns_a, columns_b, name_a="A", name_b="B"):
+def align_runs(columns_a: Mapping[str, np.ndarray], columns_b: Mapping[str, np.ndarray], name_a: str = "A",
+               name_b: str = "B") -> Tuple[Mapping[str, np.ndarray], Dict[str, np.ndarray]]:
     """Reorder run B's per-image columns to run A's image order, after checking both hold the same images with
     the same ground truth. Raises ResultsError naming the images that differ. Returns (columns_a, columns_b)."""
     files_a, files_b = list(columns_a["file_name"]), list(columns_b["file_name"])
@@ -47,7 +49,9 @@ def align_runs(columns_a, columns_b, name_a="A", name_b="B"):
     return columns_a, columns_b
 
 
-def compare_runs(columns_a, columns_b, num_samples=2000, seed=0, level=0.95, name_a="A", name_b="B"):
+def compare_runs(columns_a: Mapping[str, np.ndarray], columns_b: Mapping[str, np.ndarray], num_samples: int = 2000,
+                 seed: int = 0, level: float = 0.95, name_a: str = "A",
+                 name_b: str = "B") -> "OrderedDict[str, Dict[str, Any]]":
     """Paired comparison of two runs (columns as from ``results_io.read_per_image``).
 
     Returns an OrderedDict metric -> {a, b, diff, ci (lo, hi), p_value, mcnemar (dict or None), n} where

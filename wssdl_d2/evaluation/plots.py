@@ -4,7 +4,7 @@ Matplotlib through its Agg canvas (``Figure`` + ``FigureCanvasAgg``): no display
 state is not touched. Every function takes the data of one or several runs (name -> data) and writes one PNG.
 """
 import os
-from typing import List, Mapping, Sequence
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -27,7 +27,7 @@ def _save(fig, path):
     return path
 
 
-def plot_froc(curves, path, title="FROC"):
+def plot_froc(curves: Mapping[str, Tuple[np.ndarray, np.ndarray]], path: str, title: str = "FROC") -> str:
     """FROC curves: ``curves`` name -> (fppi (T,), sensitivity (T,)); log-scaled FP axis from 1/8 to 8."""
     fig = Figure(figsize=(5.5, 4.2), dpi=110, layout="constrained")
     ax = fig.add_subplot()
@@ -48,7 +48,9 @@ def plot_froc(curves, path, title="FROC"):
     return _save(fig, path)
 
 
-def plot_corloc_bars(runs, path, bars=CORLOC_BARS, title="CorLoc with confidence intervals"):
+def plot_corloc_bars(runs: Mapping[str, Mapping[str, Dict[str, Any]]], path: str,
+                     bars: Sequence[Tuple[str, str]] = CORLOC_BARS,
+                     title: str = "CorLoc with confidence intervals") -> str:
     """Grouped bars, one group per metric and one bar per run: ``runs`` name -> report ``metrics``
     (metric name -> {value, lo, hi}); undefined metrics are left out of the figure."""
     bars = [(m, label) for m, label in bars
@@ -78,7 +80,8 @@ def _num(value):
     return float("nan") if value is None else float(value)
 
 
-def plot_roc(curves, path, title="ROC, malignant vs benign"):
+def plot_roc(curves: Mapping[str, Tuple[np.ndarray, np.ndarray, Optional[float]]], path: str,
+             title: str = "ROC, malignant vs benign") -> str:
     """ROC curves: ``curves`` name -> (fpr, tpr, auc); the chance diagonal for reference."""
     fig = Figure(figsize=(4.6, 4.4), dpi=110, layout="constrained")
     ax = fig.add_subplot()
@@ -96,7 +99,8 @@ def plot_roc(curves, path, title="ROC, malignant vs benign"):
     return _save(fig, path)
 
 
-def plot_examples(examples, path, class_names=("benign", "malignant"), columns=4):
+def plot_examples(examples: Sequence[Dict[str, Any]], path: str, class_names: Sequence[str] = ("benign", "malignant"),
+                  columns: int = 4) -> str:
     """A page of images with ground truth (cyan) and detections (class colour, label and score).
 
     Args:

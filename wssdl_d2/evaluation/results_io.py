@@ -9,6 +9,7 @@ import csv
 import json
 import math
 import os
+from typing import Any, Dict, Iterable, List, Mapping
 
 import numpy as np
 
@@ -28,7 +29,7 @@ class ResultsError(ValueError):
     """A results file or folder that cannot be used; the message names it and the problem."""
 
 
-def json_safe(obj):
+def json_safe(obj: Any) -> Any:
     """A copy of ``obj`` with numpy scalars / arrays as Python values and NaN / inf floats as None."""
     if isinstance(obj, dict):
         return {str(k): json_safe(v) for k, v in obj.items()}
@@ -45,14 +46,14 @@ def json_safe(obj):
     return obj
 
 
-def write_report(folder, report):
+def write_report(folder: str, report: Mapping[str, Any]) -> str:
     """Write ``corloc.json`` into ``folder``. Returns its path."""
     path = os.path.join(folder, REPORT_FILE)
     atomic_write_json(path, json_safe(report), indent=1)
     return path
 
 
-def write_per_image(folder, rows):
+def write_per_image(folder: str, rows: Iterable[Mapping[str, Any]]) -> str:
     """Write ``corloc_per_image.csv`` (rows: dicts with the outcome columns). Returns its path."""
     path = os.path.join(folder, PER_IMAGE_FILE)
     with atomic_open(path, "w", newline="") as f:
@@ -71,7 +72,7 @@ def _csv_value(value):
     return value
 
 
-def write_detections(folder, images):
+def write_detections(folder: str, images: List[Dict[str, Any]]) -> str:
     """Write ``corloc_detections.json``: a list of per-image dicts with image_id, file_name, image_label,
     gt_boxes (K, 4) / gt_classes (K,) and the detections boxes (D, 4) XYXY, scores (D,), classes (D,)."""
     path = os.path.join(folder, DETECTIONS_FILE)
@@ -79,7 +80,7 @@ def write_detections(folder, images):
     return path
 
 
-def resolve_results_dir(path):
+def resolve_results_dir(path: str) -> str:
     """The folder holding ``corloc.json`` for a run folder, its ``inference/`` folder or a file in it."""
     if os.path.isfile(path):
         path = os.path.dirname(os.path.abspath(path))
@@ -102,7 +103,7 @@ def _read_json(path):
         raise ResultsError(f"{path}: not valid JSON ({err})") from None
 
 
-def read_report(folder):
+def read_report(folder: str) -> Dict[str, Any]:
     """``corloc.json`` of a results folder as a dict."""
     path = os.path.join(folder, REPORT_FILE)
     report = _read_json(path)
@@ -111,7 +112,7 @@ def read_report(folder):
     return report
 
 
-def read_per_image(folder):
+def read_per_image(folder: str) -> Dict[str, np.ndarray]:
     """``corloc_per_image.csv`` of a results folder as columns: name -> numpy array (N,)."""
     path = os.path.join(folder, PER_IMAGE_FILE)
     try:
@@ -142,7 +143,7 @@ def read_per_image(folder):
     return columns
 
 
-def read_detections(folder):
+def read_detections(folder: str) -> List[Dict[str, Any]]:
     """``corloc_detections.json`` of a results folder as a list of per-image dicts."""
     path = os.path.join(folder, DETECTIONS_FILE)
     images = _read_json(path)

@@ -1,7 +1,7 @@
 """Text tables of evaluation reports and of comparisons between runs, in Detectron2's style (tabulate, pipe
 format)."""
 import math
-from typing import Any, Dict, Optional, Sequence
+from typing import Any, Dict, Mapping, Optional, Sequence
 
 from tabulate import tabulate
 
@@ -20,7 +20,7 @@ def _cell(metrics, name, digits=2):
     return format_ci(m["value"], m["lo"], m["hi"], digits) if m else "-"
 
 
-def corloc_table(report):
+def corloc_table(report: Mapping[str, Any]) -> str:
     """CorLoc (percent, with CI) per definition (rows) and class (columns)."""
     s, m, c = report["settings"], report["metrics"], report["counts"]
     rows = []
@@ -32,7 +32,7 @@ def corloc_table(report):
     return tabulate(rows, headers=headers, tablefmt="pipe", stralign="left")
 
 
-def diagnosis_table(report):
+def diagnosis_table(report: Mapping[str, Any]) -> str:
     """False positives, FROC summary, AUCs and accuracy, with CIs where there are some."""
     m, f, c, s = report["metrics"], report["froc"], report["counts"], report["settings"]
     rows = [
@@ -48,7 +48,7 @@ def diagnosis_table(report):
                     stralign="left")
 
 
-def confusion_table(report):
+def confusion_table(report: Mapping[str, Any]) -> str:
     """The N/B/M confusion matrix (rows true, columns predicted)."""
     d = report["diagnosis"]
     rows = [[f"true {name}", *counts] for name, counts in zip(d["labels"], d["confusion_matrix"])]

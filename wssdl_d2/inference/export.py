@@ -21,8 +21,11 @@ import json
 import logging
 import os
 import warnings
+from typing import Any, Dict
 
+import numpy as np
 import torch
+from detectron2.config import CfgNode
 from detectron2.export import TracingAdapter
 from detectron2.modeling.postprocessing import detector_postprocess
 from detectron2.structures import Boxes, Instances
@@ -59,7 +62,7 @@ def _quiet_jit():
         yield
 
 
-def trace_model(model, image):
+def trace_model(model: torch.nn.Module, image: torch.Tensor) -> torch.jit.ScriptModule:
     """A ``torch.jit.ScriptModule`` tracing ``model`` (eval mode) on ``image`` ((3, h, w) float32)."""
     model.eval()
     adapter = TracingAdapter(model, [{"image": image}], _inference)
@@ -95,7 +98,7 @@ class TorchScriptPredictor:
         return prediction_from_instances(instances, self.meta["diagnosis_threshold"])
 
 
-def export_torchscript(cfg, sample_image_bgr, output_path):
+def export_torchscript(cfg: CfgNode, sample_image_bgr: np.ndarray, output_path: str) -> Dict[str, Any]:
     """Trace the model of ``cfg`` (weights from ``MODEL.WEIGHTS``) on ``sample_image_bgr`` and write
     ``output_path`` (``.ts``) and its ``.json`` contract. Returns the contract dict, with ``max_box_difference``
     and ``max_score_difference`` between the traced and the Python model on the sample image."""

@@ -2,6 +2,7 @@
 import glob
 import os
 import re
+from typing import Iterable, List
 
 from ..data.image_io import SUPPORTED_EXTENSIONS, is_dicom
 
@@ -26,7 +27,7 @@ def _folder_images(folder):
     return found
 
 
-def expand_inputs(inputs):
+def expand_inputs(inputs: Iterable[str]) -> List[str]:
     """Image files named by ``inputs``, in order, without repeats.
 
     A file is taken as it is (whatever its extension: reading it tells whether it is an image); a folder gives

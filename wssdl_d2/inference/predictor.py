@@ -13,6 +13,7 @@ from typing import Any, Dict
 import numpy as np
 import torch
 from detectron2.data import transforms as T
+from detectron2.structures import Instances
 
 from ..model_zoo.safe_load import build_trained_model
 from .diagnosis import Diagnosis, diagnose
@@ -31,7 +32,7 @@ class Prediction:
     height: int
     width: int
 
-    def above(self, threshold):
+    def above(self, threshold: float) -> np.ndarray:
         """Indices of the detections whose score is >= ``threshold``."""
         return np.flatnonzero(self.scores >= threshold)
 
@@ -62,7 +63,7 @@ class WSSDLPredictor:
         return prediction_from_instances(instances, self.tau)
 
 
-def preprocess(image_bgr, min_size, max_size, input_format="BGR"):
+def preprocess(image_bgr: np.ndarray, min_size: int, max_size: int, input_format: str = "BGR") -> torch.Tensor:
     """The model's (3, h, w) float32 image tensor (0..255, channels in ``input_format`` order) for an (H, W, 3)
     uint8 BGR image: short side resized to ``min_size``, long side at most ``max_size`` (as in evaluation).
     ValueError for anything but an (H, W, 3) uint8 array, or an image too elongated to resize."""
@@ -84,7 +85,7 @@ def model_inputs(cfg, image_bgr) -> Dict[str, Any]:
     return {"image": image, "height": height, "width": width}
 
 
-def check_input_size(height, width, min_size, max_size):
+def check_input_size(height: int, width: int, min_size: int, max_size: int) -> None:
     """Raise ValueError for an image the test-time resize (short side ``min_size``, long side <= ``max_size``)
     would shrink to less than one pixel across (an absurdly elongated image)."""
     new_h, new_w = T.ResizeShortestEdge.get_output_shape(height, width, min_size, max_size)
@@ -93,7 +94,7 @@ def check_input_size(height, width, min_size, max_size):
                          f"of {min_size} and a long side of at most {max_size} it would be {new_w}x{new_h}")
 
 
-def prediction_from_instances(instances, tau):
+def prediction_from_instances(instances: Instances, tau: float) -> Prediction:
     """A :class:`Prediction` from Detectron2 ``Instances`` (pred_boxes, scores, pred_classes) in the original
     image's pixels; ``tau`` is the diagnosis threshold."""
     instances = instances.to("cpu")

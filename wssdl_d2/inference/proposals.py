@@ -8,7 +8,9 @@ reads the top detection, active annotation the mass of interest's class distribu
 ``torch.no_grad()`` unless gradients are wanted.
 """
 from dataclasses import dataclass
+from typing import Any, Dict, Union
 
+import numpy as np
 import torch
 from detectron2.modeling.postprocessing import detector_postprocess
 
@@ -35,7 +37,7 @@ class ProposalForward:
     padded_size: tuple
     image_size: tuple
 
-    def to_original(self, boxes):
+    def to_original(self, boxes: Union[torch.Tensor, np.ndarray]) -> np.ndarray:
         """(N, 4) XYXY boxes of the resized input as a float32 numpy array in the original image's pixels."""
         boxes = torch.as_tensor(boxes).detach().to("cpu", torch.float32).reshape(-1, 4).numpy().copy()
         (h, w), (height, width) = self.input_size, self.image_size
@@ -44,7 +46,7 @@ class ProposalForward:
         return boxes
 
 
-def forward_with_proposals(model, inputs):
+def forward_with_proposals(model: torch.nn.Module, inputs: Dict[str, Any]) -> ProposalForward:
     """Run ``model`` (a GeneralizedRCNN in eval mode, e.g. ``WSSDLPredictor.model``) on one input dict of
     :func:`model_inputs`. Returns a :class:`ProposalForward`. Gradients flow when enabled by the caller."""
     images = model.preprocess_image([inputs])

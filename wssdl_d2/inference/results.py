@@ -9,15 +9,21 @@ Both files are written atomically.
 import csv
 import io
 import os
+from typing import TYPE_CHECKING, Any, Dict, Iterable, Mapping, Optional, Sequence, Tuple, Union
 
 from ..data.labels import IMAGE_LABEL_NAMES, THING_CLASSES
 from ..utils.atomic import atomic_open, atomic_write_json
+
+if TYPE_CHECKING:
+    from ..data.image_io import LoadedImage
+    from .predictor import Prediction
 
 CSV_COLUMNS = ("file", "frame", "width", "height", "diagnosis", "probability", "score_normal", "score_benign",
                "score_malignant", "num_detections", "top_box", "top_class", "top_score", "visualization")
 
 
-def prediction_record(file, loaded, prediction, threshold, visualization=None):
+def prediction_record(file: Union[str, os.PathLike], loaded: "LoadedImage", prediction: "Prediction", threshold: float,
+                      visualization: Optional[str] = None) -> Dict[str, Any]:
     """The JSON record of one image (see the module docstring). ``loaded``: its
     :class:`~wssdl_d2.data.image_io.LoadedImage`."""
     detections = [{"box": [round(float(v), 2) for v in prediction.boxes[i]], "class": int(prediction.classes[i]),
@@ -42,7 +48,8 @@ def _csv_row(record):
             "visualization": record["visualization"] or ""}
 
 
-def write_predictions(output_dir, records, errors=(), info=None):
+def write_predictions(output_dir: str, records: Sequence[Dict[str, Any]], errors: Iterable[Dict[str, str]] = (),
+                      info: Optional[Mapping[str, Any]] = None) -> Tuple[str, str]:
     """Write ``predictions.json`` and ``predictions.csv`` into ``output_dir``. Returns their two paths."""
     json_path = os.path.join(output_dir, "predictions.json")
     csv_path = os.path.join(output_dir, "predictions.csv")

@@ -6,12 +6,15 @@ reason in the ``errors`` list and the run goes on.
 """
 import os
 import time
+from typing import Any, Callable, Dict, Optional, Sequence, Union
 
+import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
 from ..data.errors import DatasetError
 from ..data.image_io import load_image
+from .predictor import Prediction
 from .results import prediction_record, write_predictions
 from .visualize import draw_prediction
 
@@ -30,8 +33,9 @@ def _unique_names(files):
     return names
 
 
-def predict_files(predictor, files, output_dir=None, threshold=0.5, frame=0, visualize=True, progress=True,
-                  log=print):
+def predict_files(predictor: Callable[[np.ndarray], Prediction], files: Sequence[Union[str, os.PathLike]],
+                  output_dir: Optional[str] = None, threshold: float = 0.5, frame: int = 0, visualize: bool = True,
+                  progress: bool = True, log: Callable[[str], Any] = print) -> Dict[str, Any]:
     """Predict every file; write the drawings and result files into ``output_dir`` (None: write nothing).
 
     Args:

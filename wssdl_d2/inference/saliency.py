@@ -73,7 +73,7 @@ class _FeatureTap:
         self.value = outputs[self.name]
         self.value.retain_grad()
 
-    def remove(self):
+    def remove(self) -> None:
         self.handle.remove()
 
 

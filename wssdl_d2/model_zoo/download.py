@@ -12,6 +12,7 @@ import logging
 import os
 import urllib.error
 import urllib.request
+from typing import Optional, Union
 
 from ..utils.atomic import atomic_open
 
@@ -27,12 +28,12 @@ class ChecksumError(DownloadError):
     """A downloaded or cached file does not have the sha256 the checkpoint index promises."""
 
 
-def default_cache_dir():
+def default_cache_dir() -> str:
     """``$WSSDL_CACHE`` or ``~/.cache/wssdl_d2``."""
     return os.path.expanduser(os.environ.get("WSSDL_CACHE") or os.path.join("~", ".cache", "wssdl_d2"))
 
 
-def file_sha256(path):
+def file_sha256(path: Union[str, os.PathLike]) -> str:
     """Hex sha256 of a file's bytes."""
     digest = hashlib.sha256()
     with open(path, "rb") as f:
@@ -41,7 +42,8 @@ def file_sha256(path):
     return digest.hexdigest()
 
 
-def cached_download(url, sha256, relative_path, cache_dir=None, timeout=60):
+def cached_download(url: str, sha256: str, relative_path: str, cache_dir: Optional[str] = None,
+                    timeout: float = 60) -> str:
     """Local path of ``url``'s file under ``<cache>/checkpoints/<relative_path>``, downloaded if not cached.
 
     Args:

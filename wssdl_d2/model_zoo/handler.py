@@ -4,6 +4,8 @@ of configs/BUSI/wssdl.yaml", downloaded once into the cache and verified by its 
 The handler is registered in Detectron2's ``PathManager`` when ``wssdl_d2`` is imported, so every Detectron2
 checkpointer (``tools/train_net.py``, ``DefaultPredictor``) resolves such paths.
 """
+from typing import Optional
+
 from iopath.common.file_io import PathHandler
 
 from .download import cached_download
@@ -12,7 +14,7 @@ from .index import checkpoint_entry
 PREFIX = "wssdl_d2://"
 
 
-def resolve_zoo_path(path, cache_dir=None):
+def resolve_zoo_path(path: str, cache_dir: Optional[str] = None) -> str:
     """Local file of a ``wssdl_d2://<config name or published file>`` path (downloaded and verified if needed)."""
     if not path.startswith(PREFIX):
         raise ValueError(f"{path!r} is not a {PREFIX} path")
@@ -51,7 +53,7 @@ class WSSDLZooHandler(PathHandler):
 _registered = []
 
 
-def register_handler():
+def register_handler() -> None:
     """Register :class:`WSSDLZooHandler` in Detectron2's PathManager (once per process)."""
     from detectron2.utils.file_io import PathManager
 

@@ -16,6 +16,7 @@ over, the packaged ones: a lab can share checkpoints without editing the install
 """
 import json
 import os
+from typing import Any, Dict, List
 
 PACKAGED_INDEX = os.path.join(os.path.dirname(os.path.abspath(__file__)), "checkpoints.json")
 INDEX_FORMAT = 1
@@ -26,11 +27,11 @@ class CheckpointNotPublished(LookupError):
     """No usable index entry for a config; the message says which names are published."""
 
 
-def empty_index():
+def empty_index() -> Dict[str, Any]:
     return {"format": INDEX_FORMAT, "models": {}}
 
 
-def read_index(path):
+def read_index(path: str) -> Dict[str, Any]:
     """Read and check one index file. A missing file is an empty index; bad content is a ValueError naming it."""
     if not os.path.exists(path):
         return empty_index()
@@ -51,7 +52,7 @@ def read_index(path):
     return index
 
 
-def index_paths():
+def index_paths() -> List[str]:
     """The index files in force, lowest precedence first: the packaged one, then ``$WSSDL_MODEL_INDEX``."""
     paths = [PACKAGED_INDEX]
     if os.environ.get("WSSDL_MODEL_INDEX"):
@@ -59,7 +60,7 @@ def index_paths():
     return paths
 
 
-def published_models():
+def published_models() -> Dict[str, Dict[str, Any]]:
     """Config name -> index entry, over all index files in force."""
     models = {}
     for path in index_paths():
@@ -67,7 +68,7 @@ def published_models():
     return models
 
 
-def checkpoint_entry(config_name):
+def checkpoint_entry(config_name: str) -> Dict[str, Any]:
     """The index entry of ``config_name`` (a zoo config such as ``"BUSI/wssdl.yaml"``, or its published file
     name); CheckpointNotPublished listing what is published otherwise."""
     models = published_models()

@@ -15,8 +15,10 @@ import io
 import os
 import re
 from pathlib import Path
+from typing import Any, Dict, Mapping, Optional, Sequence, Tuple
 
 import torch
+from detectron2.config import CfgNode
 
 from ..evaluation.results_io import read_report, resolve_results_dir
 from ..utils.atomic import atomic_open, atomic_write_json
@@ -29,7 +31,7 @@ TABLE_HEADER = ("| config | trained on | evaluated on | CorLoc % (CI) | CorLoc t
                 "|---|---|---|---|---|---|---|---|")
 
 
-def zoo_config_name(config):
+def zoo_config_name(config: str) -> str:
     """The index key of a config given as a zoo name (``BUSI/wssdl.yaml``) or a file inside ``configs/``."""
     if os.path.isfile(config):
         real = os.path.realpath(config)
@@ -42,7 +44,7 @@ def zoo_config_name(config):
     return config.replace("\\", "/")
 
 
-def summarize_metrics(metrics_path):
+def summarize_metrics(metrics_path: str) -> Dict[str, Any]:
     """The index's ``metrics`` from a CorLoc report (``corloc.json``, or a run / inference folder holding it)."""
     report = read_report(resolve_results_dir(metrics_path))
     if "CorLoc" not in report["metrics"]:
@@ -55,7 +57,7 @@ def summarize_metrics(metrics_path):
     return summary
 
 
-def check_weights_fit(weights, cfg, checkpoint):
+def check_weights_fit(weights: Mapping[str, torch.Tensor], cfg: CfgNode, checkpoint: str) -> None:
     """Build the config's model and compare parameter names / shapes with ``weights``; ValueError if they differ."""
     from detectron2.modeling import build_model
 
@@ -70,7 +72,7 @@ def check_weights_fit(weights, cfg, checkpoint):
                          f"unexpected {extra[:5]}, other shapes {shapes[:5]} (wrong --config or --opts?)")
 
 
-def write_weights(weights, folder):
+def write_weights(weights: Mapping[str, torch.Tensor], folder: str) -> Tuple[str, str, int]:
     """Save ``{"model": weights}`` atomically as ``folder/model_final_<sha8>.pth``. Returns (path, sha256, size)."""
     buffer = io.BytesIO()
     torch.save({"model": weights}, buffer)
@@ -82,7 +84,7 @@ def write_weights(weights, folder):
     return path, digest, len(data)
 
 
-def format_ci(metric):
+def format_ci(metric: Optional[Mapping[str, Any]]) -> str:
     if not metric or metric.get("value") is None:
         return "-"
     lo, hi = metric.get("lo"), metric.get("hi")
@@ -90,7 +92,7 @@ def format_ci(metric):
     return f"{metric['value']:.1f}{interval}"
 
 
-def zoo_row(name, entry):
+def zoo_row(name: str, entry: Mapping[str, Any]) -> str:
     """MODEL_ZOO.md table row of an index entry."""
     metrics = entry.get("metrics", {})
     cells = [f"[{name}](configs/{name})", entry.get("trained_on", "-"), str(metrics.get("dataset") or "-"),
@@ -100,7 +102,7 @@ def zoo_row(name, entry):
     return "| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |"
 
 
-def update_zoo_table(md_path, name, entry):
+def update_zoo_table(md_path: str, name: str, entry: Mapping[str, Any]) -> None:
     """Insert or replace ``name``'s row in the table of ``md_path`` (created with the table if missing)."""
     text = Path(md_path).read_text() if os.path.exists(md_path) else f"# Model zoo\n\n{TABLE_START}\n{TABLE_END}\n"
     if TABLE_START not in text or TABLE_END not in text:
@@ -114,8 +116,10 @@ def update_zoo_table(md_path, name, entry):
         f.write(head + TABLE_START + "\n" + TABLE_HEADER + "\n" + "".join(r + "\n" for r in rows) + TABLE_END + tail)
 
 
-def publish_checkpoint(checkpoint, config, metrics, out_dir, index_path=PACKAGED_INDEX, base_url=None,
-                       zoo_md=None, trained_on=None, command=None, config_overrides=(), allow_pickle=False):
+def publish_checkpoint(checkpoint: str, config: str, metrics: str, out_dir: str, index_path: str = PACKAGED_INDEX,
+                       base_url: Optional[str] = None, zoo_md: Optional[str] = None, trained_on: Optional[str] = None,
+                       command: Optional[str] = None, config_overrides: Sequence[str] = (),
+                       allow_pickle: bool = False) -> Tuple[str, Dict[str, Any]]:
     """Publish ``checkpoint`` (a training checkpoint) for zoo config ``config``; see the module docstring.
 
     Args:

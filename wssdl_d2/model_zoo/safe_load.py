@@ -12,9 +12,10 @@ read, so a Detectron2 ``.pkl`` (or pycls ``.pyth``) from elsewhere is only read 
 ``allow_pickle=True``, and a ``.pth`` that holds Python objects besides tensors is refused with
 :class:`UnsafeCheckpointError`.
 """
+import os
 import pickle
 import re
-from typing import Any, Dict, Optional
+from typing import Any, Dict, Mapping, Optional, Union
 
 import numpy as np
 import torch
@@ -27,7 +28,7 @@ class UnsafeCheckpointError(ValueError, RuntimeError):
     """A checkpoint that could run code when loaded, refused (a bad input: tools report it like other bad files)."""
 
 
-def check_pickle_allowed(path, allow_pickle):
+def check_pickle_allowed(path: Union[str, os.PathLike], allow_pickle: bool) -> None:
     """Raise UnsafeCheckpointError for a pickle file (``.pkl`` / ``.pyth``) unless ``allow_pickle``."""
     if str(path).endswith(PICKLE_SUFFIXES) and not allow_pickle:
         raise UnsafeCheckpointError(
@@ -37,7 +38,7 @@ def check_pickle_allowed(path, allow_pickle):
             f"allow_pickle=True)")
 
 
-def load_checkpoint(path, allow_pickle=False):
+def load_checkpoint(path: Union[str, os.PathLike], allow_pickle: bool = False) -> Dict[str, Any]:
     """Read a checkpoint file as a dict holding at least ``"model"`` (name -> tensor).
 
     Args:
@@ -69,7 +70,7 @@ def load_checkpoint(path, allow_pickle=False):
     return data if "model" in data else {"model": data}
 
 
-def model_weights(checkpoint, path="checkpoint"):
+def model_weights(checkpoint: Mapping[str, Any], path: str = "checkpoint") -> Dict[str, torch.Tensor]:
     """The ``"model"`` state dict of a loaded checkpoint as CPU tensors (numpy arrays converted); ValueError
     naming ``path`` for anything that is not an array."""
     weights = checkpoint.get("model")

@@ -6,6 +6,8 @@ Training inputs are the mapped dicts of :class:`wssdl_d2.data.WSSDLDatasetMapper
 Fast R-CNN's from strong images and ``loss_mil`` from weak images (:class:`MILROIHeads`).
 Inference is GeneralizedRCNN's, untouched: no cost at test time.
 """
+from typing import Any, Dict
+
 from detectron2.config import configurable
 from detectron2.modeling import META_ARCH_REGISTRY, GeneralizedRCNN
 from detectron2.utils.events import get_event_storage
@@ -15,7 +17,7 @@ from .roi_heads import MILROIHeads
 from .rpn import StrongOnlyRPN
 
 
-def is_strong(dataset_dict):
+def is_strong(dataset_dict: Dict[str, Any]) -> bool:
     """True unless the dict is marked ``supervision: weak`` (pseudo-labelled images count as strong)."""
     return dataset_dict.get("supervision", "strong") != "weak"
 

@@ -26,7 +26,9 @@ training continues from its last checkpoint. Runs in one process (one GPU or the
 import json
 import logging
 import os
+from typing import Any, Dict, Optional
 
+from detectron2.config import CfgNode
 from detectron2.data import DatasetCatalog
 
 from ..data.streams import split_by_supervision
@@ -41,11 +43,11 @@ logger = logging.getLogger(__name__)
 STATE_FILE = "selftrain_state.json"
 
 
-def round_dir(output_dir, k):
+def round_dir(output_dir: str, k: int) -> str:
     return os.path.join(output_dir, f"round_{k}")
 
 
-def settings_of(cfg, initial_weights):
+def settings_of(cfg: CfgNode, initial_weights: Optional[str]) -> Dict[str, Any]:
     """What a resumed run must share with the run it continues."""
     st = cfg.WSSDL.SELFTRAIN
     return {"train": list(cfg.DATASETS.TRAIN), "test": list(cfg.DATASETS.TEST), "model_weights": cfg.MODEL.WEIGHTS,
@@ -107,7 +109,8 @@ def _write_round_datasets(cfg, state, k, strong0, weak0):
     state.update(k, status="datasets", datasets=files, selection=info)
 
 
-def self_train(cfg, rounds=None, initial_weights=None, resume=False, overwrite=False):
+def self_train(cfg: CfgNode, rounds: Optional[int] = None, initial_weights: Optional[str] = None, resume: bool = False,
+               overwrite: bool = False) -> Dict[int, Dict[str, Any]]:
     """Run (or continue) self-training. ``cfg``: a frozen wssdl_d2 config (``OUTPUT_DIR`` is the run folder,
     ``WSSDL.SELFTRAIN.*`` the settings); ``rounds`` defaults to ``SELFTRAIN.ROUNDS``. Returns the state's steps
     {round: {"weights", "corloc", "selection", ...}}."""

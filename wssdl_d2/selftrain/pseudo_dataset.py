@@ -15,11 +15,15 @@ holding all its images; file names are stored relative to it.
 import csv
 import io
 import os
+from typing import TYPE_CHECKING, Any, Dict, Iterable, List, Sequence, Tuple
 
 from detectron2.structures import BoxMode
 
 from ..data.wssdl_json import ANNOTATION_PROVENANCE, write_wssdl_json
 from ..utils.atomic import atomic_open
+
+if TYPE_CHECKING:
+    from .selection import Candidate
 
 _RECORD_ONLY_KEYS = ("file_name", "image_id", "annotations", "id")
 PSEUDO_CSV_COLUMNS = ("file_name", "image_label", "det_class", "score", "x0", "y0", "x1", "y1", "round", "model")
@@ -30,7 +34,7 @@ def _image_root(records):
     return os.path.commonpath(folders) if folders else "."
 
 
-def writer_entry(record, root):
+def writer_entry(record: Dict[str, Any], root: str) -> Dict[str, Any]:
     """The :func:`~wssdl_d2.data.wssdl_json.build_wssdl_json` entry of a loaded dataset dict (XYXY_ABS boxes)."""
     entry = {k: v for k, v in record.items() if k not in _RECORD_ONLY_KEYS}
     entry["file_name"] = os.path.relpath(os.path.abspath(record["file_name"]), root)
@@ -41,7 +45,8 @@ def writer_entry(record, root):
     return entry
 
 
-def pseudo_record(weak_record, candidate, round_index, model):
+def pseudo_record(weak_record: Dict[str, Any], candidate: "Candidate", round_index: int,
+                  model: str) -> Dict[str, Any]:
     """A copy of ``weak_record`` turned into a pseudo-labelled image: the candidate's top detection as its
     only box (class = the image label, which the detection agrees with), with provenance."""
     score = float(candidate.score)
@@ -52,20 +57,22 @@ def pseudo_record(weak_record, candidate, round_index, model):
                              "score": score, "round": int(round_index), "model": str(model)}]}
 
 
-def revealed_record(weak_record, true_record):
+def revealed_record(weak_record: Dict[str, Any], true_record: Dict[str, Any]) -> Dict[str, Any]:
     """A weak image made strong with the boxes of ``true_record`` (the same image in a fully annotated file),
     each marked ``source: "annotator"`` (the simulated annotator revealed it)."""
     anns = [{**a, "source": "annotator"} for a in true_record.get("annotations") or []]
     return {**weak_record, "supervision": "strong", "annotations": anns}
 
 
-def split_records(records, selected_keys):
+def split_records(records: Sequence[Dict[str, Any]],
+                  selected_keys: Iterable[str]) -> Tuple[List[Dict[str, Any]], List[Dict[str, Any]]]:
     """(records whose file_name is in ``selected_keys``, the others), each in input order."""
     keys = set(selected_keys)
     return [r for r in records if r["file_name"] in keys], [r for r in records if r["file_name"] not in keys]
 
 
-def write_records(path, records, description, overwrite=True):
+def write_records(path: str, records: Sequence[Dict[str, Any]], description: str,
+                  overwrite: bool = True) -> Dict[str, Any]:
     """Write dataset dicts to a dataset file (atomic). Refuses to replace an existing file unless ``overwrite``."""
     if os.path.exists(path) and not overwrite:
         raise FileExistsError(f"{path} exists; pass --overwrite to replace it")
@@ -73,7 +80,7 @@ def write_records(path, records, description, overwrite=True):
     return write_wssdl_json(path, [writer_entry(r, root) for r in records], root, description)
 
 
-def write_pseudo_csv(path, selected, round_index, model):
+def write_pseudo_csv(path: str, selected: Iterable["Candidate"], round_index: int, model: str) -> str:
     """``pseudo_labels.csv``: one row per pseudo-labelled image (file, label, class, score, box, round, model)."""
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=PSEUDO_CSV_COLUMNS)

@@ -9,7 +9,9 @@ import hashlib
 import json
 import logging
 import os
+from typing import Any, Dict, Optional, Sequence, Union
 
+from detectron2.config import CfgNode
 from detectron2.data import DatasetCatalog, MetadataCatalog
 
 from ..data.wssdl_json import register_wssdl_json
@@ -37,7 +39,8 @@ class RunState:
         self.data = data
 
     @classmethod
-    def open(cls, folder, name, settings, resume=False, overwrite=False):
+    def open(cls, folder: str, name: str, settings: Dict[str, Any], resume: bool = False,
+             overwrite: bool = False) -> "RunState":
         """The state of ``folder``. An existing state file is continued with ``resume`` (its settings must equal
         ``settings``), replaced with ``overwrite``, and otherwise an error (nothing is overwritten silently)."""
         path = os.path.join(folder, name)
@@ -64,25 +67,25 @@ class RunState:
         state.save()
         return state
 
-    def step(self, k):
+    def step(self, k: Union[int, str]) -> Dict[str, Any]:
         """The record of step ``k`` (a dict, empty when it has not started)."""
         return self.data["steps"].setdefault(str(k), {})
 
-    def update(self, k, **fields):
+    def update(self, k: Union[int, str], **fields: Any) -> None:
         self.step(k).update(fields)
         self.save()
 
-    def save(self):
+    def save(self) -> None:
         atomic_write_json(self.path, self.data, indent=1)
 
 
-def unique_prefix(folder, kind):
+def unique_prefix(folder: str, kind: str) -> str:
     """A dataset-name prefix unique to an output folder (repeated runs in one process do not clash)."""
     digest = hashlib.sha1(os.path.abspath(folder).encode()).hexdigest()[:8]
     return f"{kind}_{digest}"
 
 
-def register_dataset(name, path):
+def register_dataset(name: str, path: str) -> str:
     """Register (again, when the name exists: the file may have been rewritten) a dataset file."""
     if name in DatasetCatalog.list():
         DatasetCatalog.remove(name)
@@ -94,7 +97,7 @@ def register_dataset(name, path):
 FINETUNE_SCHEDULES = ("continue", "restart")
 
 
-def check_finetune_schedule(cfg):
+def check_finetune_schedule(cfg: CfgNode) -> str:
     """Raise ValueError naming ``WSSDL.FINETUNE_SCHEDULE`` unless it is one of :data:`FINETUNE_SCHEDULES`; the
     tools call it before any training, so a typo does not surface only after the initial model."""
     mode = str(cfg.WSSDL.FINETUNE_SCHEDULE)
@@ -103,7 +106,7 @@ def check_finetune_schedule(cfg):
     return mode
 
 
-def continue_schedule(cfg):
+def continue_schedule(cfg: CfgNode) -> CfgNode:
     """Set (in place, ``cfg`` defrosted) the LR and alpha of a fine-tune that continues where ``cfg``'s own
     schedule ends: ``BASE_LR * GAMMA ** n`` (n: the SOLVER.STEPS within SOLVER.MAX_ITER), no further LR step,
     no warm-up (WARMUP_FACTOR 1), and alpha static at its value at the last iteration. Call it before
@@ -119,7 +122,8 @@ def continue_schedule(cfg):
     return cfg
 
 
-def step_config(base_cfg, output_dir, train_names, weights, max_iter=0, finetune=False):
+def step_config(base_cfg: CfgNode, output_dir: str, train_names: Sequence[str], weights: Optional[str],
+                max_iter: int = 0, finetune: bool = False) -> CfgNode:
     """A copy of ``base_cfg`` training ``train_names`` from ``weights`` into ``output_dir`` (``max_iter`` > 0
     replaces SOLVER.MAX_ITER, and LR steps beyond it are dropped), written to ``output_dir/config.yaml``.
     ``finetune``: ``weights`` were trained with ``base_cfg``'s schedule; with ``WSSDL.FINETUNE_SCHEDULE``
@@ -142,7 +146,7 @@ def step_config(base_cfg, output_dir, train_names, weights, max_iter=0, finetune
     return cfg
 
 
-def train_step(cfg, resume=False):
+def train_step(cfg: CfgNode, resume: bool = False) -> str:
     """Train ``cfg`` with WSSDLTrainer (continuing from ``OUTPUT_DIR/last_checkpoint`` when ``resume``); the
     trainer's last evaluation writes ``OUTPUT_DIR/inference/corloc.json``. Returns the final checkpoint's path."""
     from ..engine import WSSDLTrainer
@@ -156,7 +160,8 @@ def train_step(cfg, resume=False):
     return final
 
 
-def initial_step(cfg, state, key, folder, initial_weights=None):
+def initial_step(cfg: CfgNode, state: RunState, key: Union[int, str], folder: str,
+                 initial_weights: Optional[str] = None) -> Dict[str, Any]:
     """Step ``key`` of ``state``: the initial model in ``folder`` - ``initial_weights`` evaluated on
     DATASETS.TEST, or a model trained from the config (continued when a stopped run had begun it). Marks the
     step done with its ``weights`` and ``corloc``; returns the step's record."""
@@ -177,7 +182,7 @@ def initial_step(cfg, state, key, folder, initial_weights=None):
     return state.step(key)
 
 
-def corloc_summary(output_dir):
+def corloc_summary(output_dir: str) -> Dict[str, Any]:
     """{"CorLoc", "CorLoc_lo", "CorLoc_hi", "CorLoc_top1", ...} (percent) from ``output_dir/inference``."""
     folder = os.path.join(output_dir, "inference")
     report = results_io.read_report(folder)

