@@ -142,3 +142,25 @@ def test_bad_results_files_name_the_file(tmp_path):
         f.write("\n".join([lines[0], lines[1].replace(",1,", ",yes,", 1)] + lines[2:]))
     with pytest.raises(results_io.ResultsError, match=r"corloc_per_image.csv: column .* has a bad value"):
         results_io.read_per_image(folder)
+
+
+def test_explain_difference_says_whether_it_could_be_chance():
+    from wssdl_d2.evaluation.paired import explain_difference
+
+    result = {
+        "CorLoc": {"a": 75.7, "b": 43.2, "diff": 32.4, "ci": (16.2, 48.7), "p_value": 0.001, "n": 37,
+                   "mcnemar": {"p_value": 0.0018, "a_only": 13, "b_only": 1}},
+        "CorLoc-benign": {"a": 88.9, "b": 88.9, "diff": 0.0, "ci": (-15.4, 16.7), "p_value": 1.0, "n": 18,
+                          "mcnemar": {"p_value": 1.0, "a_only": 1, "b_only": 1}},
+        "AUC_BvsM": {"a": 0.5, "b": 0.9, "diff": -0.4, "ci": (-0.5, -0.3), "p_value": 0.001, "n": 37, "mcnemar": None},
+    }
+    significant = explain_difference(result, "CorLoc", "joint", "strong-only")
+    assert significant.startswith("CorLoc on 37 images: joint 75.7% vs strong-only 43.2%, a difference of +32.4 points")
+    assert "McNemar's exact test gives p = 0.0018" in significant and significant.endswith("joint is better.")
+    same = explain_difference(result, "CorLoc-benign", "joint", "strong-only")
+    assert "could be chance" in same and "better" not in same
+    auc = explain_difference(result, "AUC_BvsM", "joint", "strong-only")  # no McNemar: the bootstrap's p
+    assert auc.startswith("AUC_BvsM on 37 images: joint 0.500 vs strong-only 0.900, a difference of -0.400 (95% CI")
+    assert "the paired bootstrap gives p = 0.001" in auc and auc.endswith("strong-only is better.")
+    with pytest.raises(ValueError, match="no metric 'Nope'.*CorLoc, CorLoc-benign, AUC_BvsM"):
+        explain_difference(result, "Nope")

@@ -91,20 +91,21 @@ def explain_difference(result, metric: str, name_a: str = "A", name_b: str = "B"
         result: :func:`compare_runs`'s output.
         metric: a key of ``result``, e.g. ``"CorLoc"`` or ``"CorLoc-malignant"``.
     Raises:
-        KeyError naming the metrics there are, for an unknown ``metric``.
+        ValueError naming the metrics there are, for an unknown ``metric``.
     """
     if metric not in result:
-        raise KeyError(f"no metric {metric!r} in the comparison; there are: {', '.join(result)}")
+        raise ValueError(f"no metric {metric!r} in the comparison; there are: {', '.join(result)}")
     r = result[metric]
-    unit = "%" if metric.startswith(BINARY_PREFIXES) else ""
-    points = " points" if unit else ""
+    percent = metric.startswith(BINARY_PREFIXES)
+    unit, points, digits = ("%", " points", 1) if percent else ("", "", 3)
     if r["mcnemar"] is not None:
         p, test = r["mcnemar"]["p_value"], "McNemar's exact test"
     else:
         p, test = r["p_value"], "the paired bootstrap"
-    sentence = (f"{metric} on {r['n']} images: {name_a} {r['a']:.1f}{unit} vs {name_b} {r['b']:.1f}{unit}, "
-                f"a difference of {r['diff']:+.1f}{points} ({round(100 * level)}% CI {r['ci'][0]:+.1f} to "
-                f"{r['ci'][1]:+.1f}); ")
+    a, b = f"{r['a']:.{digits}f}{unit}", f"{r['b']:.{digits}f}{unit}"
+    sentence = (f"{metric} on {r['n']} images: {name_a} {a} vs {name_b} {b}, a difference of "
+                f"{r['diff']:+.{digits}f}{points} ({round(100 * level)}% CI {r['ci'][0]:+.{digits}f} "
+                f"to {r['ci'][1]:+.{digits}f}); ")
     if p < alpha and r["diff"] != 0:
         better = name_a if r["diff"] > 0 else name_b
         return sentence + f"{test} gives p = {p:.2g}, so a gap this large is unlikely to be chance: {better} is better."
