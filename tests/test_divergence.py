@@ -8,7 +8,7 @@ import torch
 from detectron2.modeling import META_ARCH_REGISTRY, GeneralizedRCNN
 from detectron2.utils.events import get_event_storage
 
-from wssdl_d2.config import add_wssdl_config
+from wssdl_d2.config import merge_config
 from wssdl_d2.engine import TrainingDivergedError, WSSDLTrainer
 from wssdl_d2.model_zoo import load_checkpoint
 
@@ -85,10 +85,5 @@ def test_a_clipped_run_is_told_to_clip_harder(tiny_cfg, nan_at, one_thread):
 def test_every_shipped_config_clips_gradients(path):
     """Without clipping, the from-scratch strong-only phantom run diverged (NaN at iteration 70); the base config
     clips every parameter's gradient to norm 1.0, and no shipped config turns that off or changes it."""
-    from detectron2.config import get_cfg
-
-    cfg = get_cfg()
-    add_wssdl_config(cfg)
-    cfg.merge_from_file(path)
-    clip = cfg.SOLVER.CLIP_GRADIENTS
+    clip = merge_config(path).SOLVER.CLIP_GRADIENTS
     assert (clip.ENABLED, clip.CLIP_TYPE, clip.CLIP_VALUE) == (True, "norm", 1.0)

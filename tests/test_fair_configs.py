@@ -1,6 +1,6 @@
 """Fair baselines: the rows of one results table share one optimisation recipe and differ only in what the row is
-about (issue 16). Every shipped BUSI and Phantom config is loaded (Detectron2's get_cfg + add_wssdl_config +
-merge_from_file), flattened to ``KEY -> value``, and two rows of one table may differ only in the keys of
+about (issue 16). Every shipped BUSI and Phantom config is loaded (``wssdl_d2.config.merge_config``: Detectron2's
+defaults, the WSSDL keys, the file), flattened to ``KEY -> value``, and two rows of one table may differ only in the keys of
 ``ALLOWED``. Every config file must belong to a table, so a new config cannot escape the check.
 
 "Strong images per step" is checked on top of the key rule from what the trainer does: a row whose DATASETS.TRAIN
@@ -11,9 +11,9 @@ import glob
 import os
 
 import pytest
-from detectron2.config import CfgNode, get_cfg
+from detectron2.config import CfgNode
 
-from wssdl_d2.config import add_wssdl_config
+from wssdl_d2.config import merge_config
 from wssdl_d2.data.streams import stream_sizes
 
 CONFIGS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "configs")
@@ -49,10 +49,7 @@ ALLOWED = {
 
 
 def load_config(path):
-    cfg = get_cfg()
-    add_wssdl_config(cfg)
-    cfg.merge_from_file(path)
-    return cfg
+    return merge_config(path)
 
 
 def flatten(node, prefix=""):

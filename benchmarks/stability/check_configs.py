@@ -23,14 +23,9 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 
 def train_datasets(config):
     """The config's DATASETS.TRAIN names, resolved through its _BASE_ chain."""
-    from detectron2.config import get_cfg
+    from wssdl_d2.config import merge_config
 
-    from wssdl_d2.config import add_wssdl_config
-
-    cfg = get_cfg()
-    add_wssdl_config(cfg)
-    cfg.merge_from_file(config)
-    return list(cfg.DATASETS.TRAIN)
+    return list(merge_config(config).DATASETS.TRAIN)
 
 
 def swapped(names, data):
