@@ -172,3 +172,15 @@ def test_allow_pickle_weights_is_the_one_opt_in(tiny_cfg, tmp_path):
     with pytest.raises(UnsafeCheckpointError):
         load_model_weights(model, str(write_evil(tmp_path / "evil.pth", marker, "pth")), allow_pickle=True)
     assert not marker.exists()
+
+
+def test_a_missing_weights_file_is_named_not_a_traceback(setup, tmp_path):
+    missing = str(tmp_path / "nothere.pth")
+    proc = subprocess.run([sys.executable, str(ROOT / "tools" / "train_net.py"), "--config-file", setup["strong"],
+                           "--eval-only", "MODEL.WEIGHTS", missing, "OUTPUT_DIR", str(tmp_path / "out")],
+                          capture_output=True, text=True, timeout=300, env=setup["env"], cwd=str(tmp_path))
+    last = proc.stderr.strip().splitlines()[-1]
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert last == f"error: MODEL.WEIGHTS {missing}: checkpoint file not found", proc.stderr[-2000:]
+    with pytest.raises(FileNotFoundError, match="nothere.pth: checkpoint file not found"):
+        load_model_weights(torch.nn.Linear(2, 1), missing)

@@ -7,7 +7,6 @@
     python tools/train_net.py --config-file CFG --num-gpus 4        # one process per GPU (or CPU processes: gloo)
     python tools/train_net.py --config-file CFG --num-machines 2 --machine-rank 0 --dist-url tcp://HOST:PORT
 """
-import sys
 
 from wssdl_d2.config import load_config  # first: importing wssdl_d2 quiets Detectron2's import warnings
 from detectron2.engine import default_argument_parser, default_setup, launch
@@ -15,8 +14,9 @@ from detectron2.evaluation import verify_results
 from detectron2.utils import comm
 from detectron2.utils.logger import setup_logger
 
-from wssdl_d2.engine import TrainingDivergedError, WSSDLTrainer
-from wssdl_d2.model_zoo import UnsafeCheckpointError, load_model_weights
+from wssdl_d2.engine import WSSDLTrainer
+from wssdl_d2.model_zoo import load_model_weights
+from wssdl_d2.utils.cli import run_main
 
 
 def setup(args):
@@ -44,9 +44,7 @@ def main(args):
 if __name__ == "__main__":
     args = default_argument_parser().parse_args()
     print("Command Line Args:", args)
-    try:
-        launch(main, args.num_gpus, num_machines=args.num_machines, machine_rank=args.machine_rank,
-               dist_url=args.dist_url, args=(args,))
-    except (TrainingDivergedError, UnsafeCheckpointError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        sys.exit(2)
+    # launch(main, num_gpus, num_machines, machine_rank, dist_url, args); run_main prints a refused checkpoint or
+    # a diverged run as one error line
+    run_main(launch, main, args.num_gpus, args.num_machines, args.machine_rank, args.dist_url, (args,),
+             errors=(FileNotFoundError,))

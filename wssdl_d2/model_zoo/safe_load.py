@@ -120,8 +120,13 @@ def load_model_weights(model: torch.nn.Module, weights: str, *, allow_pickle: bo
         the checkpoint's other entries (``iteration``, optimizer state, ...), as Detectron2's checkpointer does.
     Raises:
         UnsafeCheckpointError: a pickle without ``allow_pickle``, or a file holding Python objects besides tensors.
+        FileNotFoundError: ``weights`` is a local path that does not exist (and no last checkpoint is resumed).
     """
-    return SafeDetectionCheckpointer(model, save_dir, allow_pickle=allow_pickle).resume_or_load(weights, resume=resume)
+    checkpointer = SafeDetectionCheckpointer(model, save_dir, allow_pickle=allow_pickle)
+    resuming = resume and checkpointer.has_checkpoint()
+    if weights and not resuming and "://" not in weights and not os.path.isfile(weights):
+        raise FileNotFoundError(f"MODEL.WEIGHTS {weights}: checkpoint file not found")
+    return checkpointer.resume_or_load(weights, resume=resume)
 
 
 def build_trained_model(cfg, weights: Optional[str] = None) -> torch.nn.Module:
