@@ -69,6 +69,33 @@ def add_wssdl_config(cfg: CfgNode) -> CfgNode:
     _C.WSSDL.AUG.CONTRAST = (0.2, 1.8)  # multiplicative range, all images; (1, 1) disables
     _C.WSSDL.AUG.WEAK_ROTATION = 5.0  # +-degrees, weak images only; 0 disables
     _C.WSSDL.AUG.WEAK_CROP_MARGIN = 0.05  # crop at most this fraction from each side, weak images only
+    # Ultrasound-specific augmentations (wssdl_d2.data.ultrasound_augmentation): what differs between scanners and
+    # sites. Each sub-node applies with probability PROB (0 leaves it out) and draws its parameter from RANGE.
+    _C.WSSDL.AUG.ULTRASOUND = CN()
+    _C.WSSDL.AUG.ULTRASOUND.ENABLED = False  # False: none of the keys below is used
+    _C.WSSDL.AUG.ULTRASOUND.GAIN = CN()
+    _C.WSSDL.AUG.ULTRASOUND.GAIN.PROB = 0.5
+    _C.WSSDL.AUG.ULTRASOUND.GAIN.RANGE = (0.7, 1.4)  # overall multiplicative gain, drawn log-uniformly
+    _C.WSSDL.AUG.ULTRASOUND.DEPTH_GAIN = CN()
+    _C.WSSDL.AUG.ULTRASOUND.DEPTH_GAIN.PROB = 0.5
+    _C.WSSDL.AUG.ULTRASOUND.DEPTH_GAIN.RANGE = (0.6, 1.5)  # TGC-like gain of each control depth, log-uniform
+    _C.WSSDL.AUG.ULTRASOUND.DEPTH_GAIN.POINTS = 4  # control depths, top to bottom row, smoothly interpolated
+    _C.WSSDL.AUG.ULTRASOUND.SPECKLE = CN()
+    _C.WSSDL.AUG.ULTRASOUND.SPECKLE.PROB = 0.5
+    _C.WSSDL.AUG.ULTRASOUND.SPECKLE.RANGE = (0.05, 0.3)  # standard deviation of the multiplicative noise (mean 1)
+    _C.WSSDL.AUG.ULTRASOUND.SPECKLE.CORRELATION = (0.5, 1.5)  # Gaussian blur of the noise field, pixels
+    _C.WSSDL.AUG.ULTRASOUND.BLUR = CN()
+    _C.WSSDL.AUG.ULTRASOUND.BLUR.PROB = 0.3
+    _C.WSSDL.AUG.ULTRASOUND.BLUR.RANGE = (0.3, 1.5)  # Gaussian blur sigma, pixels of the image as read
+    _C.WSSDL.AUG.ULTRASOUND.RESOLUTION = CN()
+    _C.WSSDL.AUG.ULTRASOUND.RESOLUTION.PROB = 0.3
+    _C.WSSDL.AUG.ULTRASOUND.RESOLUTION.RANGE = (0.4, 1.0)  # downsample to this fraction, then back up
+    _C.WSSDL.AUG.ULTRASOUND.GAMMA = CN()
+    _C.WSSDL.AUG.ULTRASOUND.GAMMA.PROB = 0.5
+    _C.WSSDL.AUG.ULTRASOUND.GAMMA.RANGE = (0.7, 1.5)  # 255 * (x / 255) ** gamma, gamma drawn log-uniformly
+    _C.WSSDL.AUG.ULTRASOUND.DEPTH_CROP = CN()
+    _C.WSSDL.AUG.ULTRASOUND.DEPTH_CROP.PROB = 0.3
+    _C.WSSDL.AUG.ULTRASOUND.DEPTH_CROP.RANGE = (0.7, 1.0)  # fraction of the rows kept from the top (shallower depth)
 
     # ---- solver extras ------------------------------------------------------------------------------------
     _C.WSSDL.SOLVER = CN()
