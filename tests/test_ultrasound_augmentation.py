@@ -134,3 +134,37 @@ def test_built_from_config():
     assert [type(a).__name__ for a in augs] == ["RandomDepthCrop", "RandomResolution", "RandomSpeckle",
                                                 "RandomDepthGain", "RandomGain", "RandomGamma"]
     assert augs[0].keep == tuple(cfg.WSSDL.AUG.ULTRASOUND.DEPTH_CROP.RANGE)
+
+
+def test_mapper_applies_them_to_both_streams(tiny_cfg):
+    from detectron2.data import DatasetCatalog
+
+    from wssdl_d2.data.mapper import WSSDLDatasetMapper, build_stream_augmentations
+
+    off = tiny_cfg()
+    for weak in (False, True):
+        assert not any(isinstance(a, U._RandomUltrasound) for a in build_stream_augmentations(off, weak))
+    on = {"WSSDL.AUG.ULTRASOUND.ENABLED": True, "WSSDL.AUG.ULTRASOUND.DEPTH_CROP.PROB": 1.0,
+          "WSSDL.AUG.ULTRASOUND.DEPTH_CROP.RANGE": (0.5, 0.5), "WSSDL.AUG.ULTRASOUND.SPECKLE.PROB": 1.0,
+          "WSSDL.AUG.FLIP": False}
+    cfg = tiny_cfg(**on)
+    for weak in (False, True):
+        names = [type(a).__name__ for a in build_stream_augmentations(cfg, weak)]
+        assert names[:7] == ["RandomDepthCrop", "RandomResolution", "RandomBlur", "RandomSpeckle", "RandomDepthGain",
+                             "RandomGain", "RandomGamma"]
+    mapper = WSSDLDatasetMapper(cfg, is_train=True)
+    strong = [d for d in DatasetCatalog.get("testphantom_train_strong_30") if d.get("supervision") == "strong"]
+    np.random.seed(0)
+    kept = 0
+    for d in strong[:6]:
+        out = mapper(d)
+        h, w = out["image"].shape[1:]
+        boxes = out["instances"].gt_boxes.tensor
+        # the top half, resized back up: every kept box is inside the image, none deeper than the cut
+        assert len(boxes) <= len(d["annotations"])
+        assert bool((boxes[:, 3] <= h + 1e-3).all()) and bool((boxes[:, 2] <= w + 1e-3).all())
+        scale = h / (d["height"] * 0.5)
+        for box in boxes:
+            assert any(abs(float(box[1]) - a["bbox"][1] * scale) < 2 for a in d["annotations"])
+        kept += len(boxes)
+    assert kept > 0

@@ -4,8 +4,10 @@ All training images (``cfg.WSSDL.AUG``): resize (INPUT.MIN_SIZE_TRAIN / MAX_SIZE
 additive brightness ``+-BRIGHTNESS * 255`` and contrast ``x[CONTRAST]`` around the image mean (the authors'
 ``random_brightness(0.2)`` / ``random_contrast(0.2, 1.8)`` on [0, 1] images). Weak images first get a rotation
 of at most ``+-WEAK_ROTATION`` degrees (same canvas) and a crop of at most ``WEAK_CROP_MARGIN`` of the width /
-height from each side. Boxes follow every geometric transform (Detectron2's transforms), so the weak-only
-augmentations are also correct on images that have boxes.
+height from each side. With ``WSSDL.AUG.ULTRASOUND.ENABLED``, the images of both streams (strong, pseudo and weak)
+first get the ultrasound augmentations (:func:`wssdl_d2.data.ultrasound_augmentation.build_ultrasound_augmentations`:
+depth crop, resolution, blur, speckle, depth gain, gain, gamma) on the image as read. Boxes follow every geometric
+transform (Detectron2's transforms), so the weak-only augmentations are also correct on images that have boxes.
 
 Mapped dicts keep ``supervision`` and ``image_label``; weak images get an empty ``instances``.
 """
@@ -16,6 +18,8 @@ from detectron2.config import CfgNode
 from detectron2.data import DatasetMapper
 from detectron2.data import transforms as T
 from fvcore.transforms.transform import Transform
+
+from .ultrasound_augmentation import build_ultrasound_augmentations
 
 
 class BrightnessShiftTransform(Transform):
@@ -72,7 +76,7 @@ class RandomCropMargin(T.Augmentation):
 def build_stream_augmentations(cfg: CfgNode, weak: bool) -> List[T.Augmentation]:
     """The list of Augmentations for training images of one stream (``weak`` True: the weak stream)."""
     aug = cfg.WSSDL.AUG
-    augs = []
+    augs = build_ultrasound_augmentations(cfg)  # both streams; empty unless WSSDL.AUG.ULTRASOUND.ENABLED
     if weak and aug.WEAK_CROP_MARGIN > 0:
         augs.append(RandomCropMargin(float(aug.WEAK_CROP_MARGIN)))
     if weak and aug.WEAK_ROTATION > 0:
