@@ -19,6 +19,14 @@ lists the fold of each image. tools/crossval.py trains and evaluates configs on 
 
     python tools/prepare_busi.py --root ../shared/data/BUSI/Dataset_BUSI_with_GT --out datasets/busi \\
         --strong-fraction 0.1 0.2 1.0 --seed 0 --folds 5
+
+A new site (another hospital's scans in BUSI's layout, e.g. BrEaST): ``--test-all`` writes every scan with its boxes
+to ``<out>/test.json`` (zero-shot evaluation, ``breast_test``) and no flat train / val split; ``--strong-count N ...``
+keeps the boxes of N scans with a lesion in each training part (``train_strong_n<N>`` / ``train_weak_n<N>``,
+nested; N = 0: every training scan weak, image labels only), for adaptation by cross-validation over the folds:
+
+    python tools/prepare_busi.py --root ../shared/data/BrEaST/Dataset_BUSI_with_GT --out datasets/breast \\
+        --test-all --val-fraction 0 --folds 5 --strong-count 0 10 25 --seed 0
 """
 import argparse
 import os
@@ -32,8 +40,15 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--root", default=os.environ.get("BUSI_ROOT"), help="Dataset_BUSI_with_GT folder (default: $BUSI_ROOT)")
     parser.add_argument("--out", default="datasets/busi", help="output folder (default: %(default)s)")
-    parser.add_argument("--strong-fraction", type=float, nargs="+", default=[0.1, 0.2, 1.0],
-                        help="fractions of train images with boxes; nested for one seed (default: %(default)s)")
+    parser.add_argument("--strong-fraction", type=float, nargs="+", default=None,
+                        help="fractions of train images with boxes; nested for one seed (default: 0.1 0.2 1.0, "
+                             "none when --strong-count is given)")
+    parser.add_argument("--strong-count", type=int, nargs="+", default=[], metavar="N",
+                        help="also write subsets where N train images with boxes keep them (nested; 0: all weak)")
+    parser.add_argument("--test-all", action="store_true",
+                        help="every image (with boxes) goes to test.json and no train / val split is written: a "
+                             "new site's evaluation set (needs --val-fraction 0); --folds are drawn from the same "
+                             "images")
     parser.add_argument("--val-fraction", type=float, default=0.2, help="fraction of near-duplicate groups")
     parser.add_argument("--test-fraction", type=float, default=0.0, help="fraction of near-duplicate groups")
     parser.add_argument("--seed", type=int, default=0)
@@ -50,11 +65,18 @@ def main(argv=None):
         parser.error("--root (or $BUSI_ROOT) is required")
     if args.folds == 1 or args.folds < 0:
         parser.error(f"--folds must be 0 (none) or >= 2, not {args.folds}")
+    if any(n < 0 for n in args.strong_count):
+        parser.error(f"--strong-count must be >= 0, not {args.strong_count}")
+    if args.test_all and (args.val_fraction or args.test_fraction):
+        parser.error("--test-all puts every image in test.json: pass --val-fraction 0 (and no --test-fraction)")
+    if args.strong_fraction is None:
+        args.strong_fraction = [] if args.strong_count else [0.1, 0.2, 1.0]
     try:
         prepare_pool(args.root, args.out, args.strong_fraction, args.val_fraction, args.test_fraction, args.seed,
                      args.max_hash_distance, args.keep_conflicting, name=os.path.basename(os.path.normpath(args.out)),
-                     folds=args.folds, overwrite=args.overwrite)
-    except (DatasetError, FileExistsError) as err:
+                     folds=args.folds, overwrite=args.overwrite, strong_counts=args.strong_count,
+                     test_all=args.test_all)
+    except (DatasetError, FileExistsError, ValueError) as err:
         sys.exit(f"prepare_busi: {err}")
 
 

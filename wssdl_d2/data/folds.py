@@ -6,7 +6,9 @@ Layout (written by :func:`write_folds`, called from :func:`wssdl_d2.data.prepare
     <out>/fold<k>/train_all.json           the other K - 1 folds, every image with its boxes
     <out>/fold<k>/train_strong_<P>.json    P% of train_all keeps its boxes (nested: 10% inside 20% per fold)
     <out>/fold<k>/train_weak_<P>.json      the rest of train_all with image labels only
-    <out>/fold<k>/meta/strong_<P>.txt      the file names of each strong subset
+    <out>/fold<k>/train_strong_n<N>.json   with strong counts: N images with boxes of train_all keep them (nested)
+    <out>/fold<k>/train_weak_n<N>.json     the rest of train_all with image labels only (n0: all of it)
+    <out>/fold<k>/meta/strong_<P>.txt      the file names of each strong subset (strong_n<N>.txt for counts)
     <out>/meta/folds.csv                   file_name, image_label, group, fold (-1: excluded)
 
 Registered (:func:`register_fold_datasets_under`) like the flat splits, as ``<name>_fold<k>_<split>``, e.g.
@@ -23,7 +25,7 @@ import numpy as np
 from detectron2.data import DatasetCatalog
 
 from ..utils.atomic import atomic_open
-from .splits import assign_folds, strong_subset
+from .splits import assign_folds, strong_subset, strong_subset_count
 from .wssdl_json import register_wssdl_json, write_wssdl_json
 
 FOLD_DIR_RE = re.compile(r"^fold(\d+)$")
@@ -57,7 +59,7 @@ def _relative_root(image_root: str, folder: str, out: str) -> str:
 
 def write_folds(out: str, records: Sequence, groups: np.ndarray, num_folds: int, strong_fractions: Sequence[float],
                 seed: int, strong_allowed: Sequence[int], image_root: str, name: str,
-                entry: Callable, exclude=(), overwrite: bool = False) -> Dict:
+                entry: Callable, exclude=(), overwrite: bool = False, strong_counts: Sequence[int] = ()) -> Dict:
     """Write the K folds of ``records`` (see the module docstring). Returns a summary for the report.
 
     Args:
@@ -71,6 +73,8 @@ def write_folds(out: str, records: Sequence, groups: np.ndarray, num_folds: int,
         exclude: group ids left out of every fold (conflicting labels).
         overwrite: remove ``fold<j>`` folders of an earlier preparation with more folds (j >= K); without it
             they are refused, since they would be registered beside the new folds.
+        strong_counts: numbers of images with boxes of each fold's training part that keep them
+            (:func:`~wssdl_d2.data.splits.strong_subset_count`, nested for one seed; 0: every image weak).
     Raises:
         FileExistsError: stale fold folders, naming them, unless ``overwrite``.
     """
@@ -95,16 +99,20 @@ def write_folds(out: str, records: Sequence, groups: np.ndarray, num_folds: int,
         write_wssdl_json(os.path.join(folder, "train_all.json"), [entry(r, "strong") for r in train], root,
                          f"{name} fold {k} of {num_folds}: training images with boxes, seed {seed}")
         train_labels = np.asarray([r.image_label for r in train])
-        for fraction in strong_fractions:
-            pct = int(round(100 * fraction))
-            strong = strong_subset(train_labels, fraction, seed) & np.isin(train_labels, list(strong_allowed))
+        allowed = np.isin(train_labels, list(strong_allowed))
+        subsets = [(str(int(round(100 * fraction))), f"{int(round(100 * fraction))}% strong",
+                    strong_subset(train_labels, fraction, seed) & allowed) for fraction in strong_fractions]
+        has_boxes = np.asarray([len(r.boxes) > 0 for r in train], dtype=bool) & allowed
+        subsets += [(f"n{int(n)}", f"{int(n)} images with boxes", strong_subset_count(train_labels, has_boxes, n, seed))
+                    for n in strong_counts]
+        for suffix, title, strong in subsets:
             for supervision, mask in (("strong", strong), ("weak", ~strong)):
                 chosen = [entry(r, supervision) for r, keep in zip(train, mask) if keep]
                 if chosen:
-                    write_wssdl_json(os.path.join(folder, f"train_{supervision}_{pct}.json"), chosen, root,
-                                     f"{name} fold {k} of {num_folds}: {pct}% strong, {supervision} part, seed {seed}")
-                    counts[f"train_{supervision}_{pct}"] = len(chosen)
-            with atomic_open(os.path.join(folder, "meta", f"strong_{pct}.txt")) as f:
+                    write_wssdl_json(os.path.join(folder, f"train_{supervision}_{suffix}.json"), chosen, root,
+                                     f"{name} fold {k} of {num_folds}: {title}, {supervision} part, seed {seed}")
+                    counts[f"train_{supervision}_{suffix}"] = len(chosen)
+            with atomic_open(os.path.join(folder, "meta", f"strong_{suffix}.txt")) as f:
                 f.writelines(r.relpath + "\n" for r, s in zip(train, strong) if s)
         summary["images"][f"fold{k}"] = counts
     buffer = io.StringIO()

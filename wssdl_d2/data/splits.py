@@ -4,7 +4,8 @@
 - Groups whose images carry different labels (conflicting labels) are excluded by default and reported.
 - Cross-validation folds (:func:`assign_folds`) are made of whole groups too, stratified by label.
 - The strong subset of train is the first ``ceil(fraction * n)`` images of a seeded per-label permutation, so
-  for one seed the 10% subset lies inside the 20% subset, which lies inside 100%.
+  for one seed the 10% subset lies inside the 20% subset, which lies inside 100%. A strong subset of a fixed
+  number of images with boxes (:func:`strong_subset_count`, e.g. 10 boxed scans of a new site) is nested likewise.
 """
 import math
 from collections import defaultdict
@@ -69,6 +70,29 @@ def strong_subset(labels: npt.ArrayLike, fraction: float, seed: int = 0) -> np.n
         index = np.nonzero(labels == label)[0]
         order = index[rng.permutation(len(index))]
         chosen[order[: math.ceil(fraction * len(index))]] = True
+    return chosen
+
+
+def strong_subset_count(labels: npt.ArrayLike, has_boxes: npt.ArrayLike, count: int, seed: int = 0) -> np.ndarray:
+    """Boolean mask (N,) of ``count`` images chosen as strong among those with boxes (``has_boxes``), in proportion
+    to their labels: per label, a seeded permutation gives each eligible image the rank ``(i + 0.5) / n_label``, and
+    the ``count`` lowest ranks over all labels are chosen (ties: lower label first). Nested: for one seed, a smaller
+    count selects a subset of a larger one. Raises ValueError when fewer than ``count`` images have boxes."""
+    labels, has_boxes = np.asarray(labels), np.asarray(has_boxes, dtype=bool)
+    if labels.shape != has_boxes.shape:
+        raise ValueError(f"labels {labels.shape} and has_boxes {has_boxes.shape} differ in shape")
+    if int(count) != count or count < 0:
+        raise ValueError(f"the number of strong images must be an integer >= 0, not {count}")
+    if count > int(has_boxes.sum()):
+        raise ValueError(f"{count} strong images asked, but only {int(has_boxes.sum())} images have boxes")
+    rng = np.random.default_rng(seed)
+    keys = []  # (rank within its label, label, image index)
+    for label in sorted(set(labels[has_boxes].tolist())):
+        index = np.nonzero((labels == label) & has_boxes)[0]
+        order = index[rng.permutation(len(index))]
+        keys.extend(((i + 0.5) / len(order), label, int(j)) for i, j in enumerate(order))
+    chosen = np.zeros(len(labels), dtype=bool)
+    chosen[[j for _, _, j in sorted(keys)[: int(count)]]] = True
     return chosen
 
 
