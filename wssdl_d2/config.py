@@ -139,6 +139,39 @@ def add_wssdl_config(cfg: CfgNode) -> CfgNode:
     # "restart" runs the config's schedule again from iteration 0 (warm-up, BASE_LR, alpha from its start).
     _C.WSSDL.FINETUNE_SCHEDULE = "continue"
 
+    # ---- label-aware mean teacher (wssdl_d2.teacher, configs/*/wssdl_teacher.yaml) ----------------------------
+    _C.WSSDL.TEACHER = CN()
+    _C.WSSDL.TEACHER.ENABLED = False  # False: none of the keys below is used
+    # Iterations of the joint loss alone; at this iteration the teacher starts as a copy of the student.
+    _C.WSSDL.TEACHER.BURN_IN = 1000
+    # Teacher weights and buffers <- DECAY * teacher + (1 - DECAY) * student after every later optimizer step.
+    _C.WSSDL.TEACHER.EMA_DECAY = 0.999
+    # True: a weak image keeps only pseudo boxes of its image label's class (normal: none, all its proposals are
+    # background); False: every teacher box above SCORE_THRESH, whatever the image label (Unbiased-Teacher style).
+    _C.WSSDL.TEACHER.LABEL_FILTER = True
+    # With LABEL_FILTER: a benign / malignant image with no box above its class's bar keeps its best box of that
+    # class (False: the image gives no pseudo loss).
+    _C.WSSDL.TEACHER.KEEP_BEST = True
+    # "adaptive": per-class bars from how well the teacher has learnt each class on the weak images (the
+    # WSSDL.SELFTRAIN.ADAPTIVE rule, wssdl_d2.selftrain.selection); "fixed": SCORE_THRESH for both classes.
+    _C.WSSDL.TEACHER.THRESHOLD = "adaptive"
+    _C.WSSDL.TEACHER.SCORE_THRESH = 0.7  # the fixed bar; adaptive: the bar of a fully learnt class (tau)
+    _C.WSSDL.TEACHER.ADAPTIVE = CN()
+    _C.WSSDL.TEACHER.ADAPTIVE.MAPPING = "convex"  # "convex" x / (2 - x) or "linear" x
+    _C.WSSDL.TEACHER.ADAPTIVE.WARMUP = True  # bars stay low while most weak mass images are unlearnt
+    _C.WSSDL.TEACHER.ADAPTIVE.MIN_THRESH = 0.5  # floor of every class's bar
+    _C.WSSDL.TEACHER.ADAPTIVE.WINDOW = 200  # learning effect measured over the last WINDOW weak mass images
+    # Weight of the pseudo-box losses (RPN objectness loss_rpn_cls_pseudo, ROI classification loss_cls_pseudo).
+    _C.WSSDL.TEACHER.LOSS_WEIGHT = 1.0
+    # The student's view of a weak image: the teacher's view (the weak stream's geometry, no intensity change)
+    # plus WSSDL.AUG.BRIGHTNESS / CONTRAST, the WSSDL.AUG.ULTRASOUND intensity augmentations (their ranges and
+    # probabilities, depth crop excluded) when ULTRASOUND, and a rotation of at most +-ROTATION degrees.
+    _C.WSSDL.TEACHER.STRONG_AUG = CN()
+    _C.WSSDL.TEACHER.STRONG_AUG.ULTRASOUND = True
+    _C.WSSDL.TEACHER.STRONG_AUG.ROTATION = 5.0  # degrees; 0 disables (pseudo boxes follow the rotation)
+    # Which model the trainer's evaluations and evaluations of the run's checkpoints use: "teacher" or "student".
+    _C.WSSDL.TEACHER.EVAL_WITH = "teacher"
+
     # ---- backbones ----------------------------------------------------------------------------------------
     _C.WSSDL.EFFICIENTNET = CN()
     _C.WSSDL.EFFICIENTNET.VARIANT = "lite0"
