@@ -191,6 +191,14 @@ def test_crossval_trains_every_fold_stops_resumes_and_reports(fold_data, tmp_pat
     again = run_crossval(specs, "cvphantom", [0, 1], out, opts, train_fn=third.train, eval_fn=third.evaluate)
     assert not third.trained and not third.evaluated
 
+    # two runs at a time, each in its own process with one thread: the same per-image outcomes
+    parallel = run_crossval(specs, "cvphantom", [0, 1], str(tmp_path / "cv_jobs"), opts, jobs=2, threads=1,
+                            dataset_root=str(fold_data))
+    for name in ("strong_only", "wssdl"):
+        for column in ("file_name", "hit_any", "hit_top1", "malignancy_score"):
+            assert np.array_equal(parallel["pooled"][name][column], again["pooled"][name][column]), (name, column)
+        assert all(s["status"] == "evaluated" for s in parallel["states"][name].values())
+
     state = cv_runs.read_state(os.path.join(out, "wssdl", "fold1"))
     assert state["status"] == "evaluated" and state["train"] == ["cvphantom_fold1_train_strong_20",
                                                                  "cvphantom_fold1_train_weak_20"]

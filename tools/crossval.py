@@ -49,11 +49,16 @@ def parse_args(argv=None):
                         help="report files <out>/STEM.{md,json,csv,png} (default: %(default)s)")
     parser.add_argument("--dataset-root", default=None,
                         help="folder with the prepared datasets (default: $WSSDL_DATASETS or ./datasets)")
+    parser.add_argument("--jobs", type=int, default=1,
+                        help="runs trained at a time, each in its own process with cpu_count / JOBS threads "
+                             "(default: %(default)s; 2 on a 2-core machine trains two runs side by side)")
     parser.add_argument("--num-samples", type=int, default=2000, help="bootstrap resamples (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=0, help="bootstrap seed (default: %(default)s)")
     parser.add_argument("--level", type=float, default=0.95, help="confidence level (default: %(default)s)")
     parser.add_argument("opts", nargs=argparse.REMAINDER, default=[], help="config overrides: KEY VALUE ...")
     args = split_trailing_opts(parser.parse_args(argv), "configs")
+    if args.jobs < 1:
+        parser.error(f"--jobs must be at least 1, got {args.jobs}")
     if len(args.opts) % 2:
         parser.error(f"overrides must be KEY VALUE pairs, got {args.opts}")
     return args
@@ -67,7 +72,8 @@ def main(argv=None):
     try:
         specs = parse_specs(args.configs)
         folds = check_folds(args.data, args.folds)
-        result = run_crossval(specs, args.data, folds, args.out, args.opts, strong_percent=args.strong_percent)
+        result = run_crossval(specs, args.data, folds, args.out, args.opts, strong_percent=args.strong_percent,
+                              jobs=args.jobs, dataset_root=args.dataset_root or default_dataset_root())
         report = crossval_report(result, args.num_samples, args.seed, args.level)
     except (CrossValError, ResultsError) as err:
         sys.exit(f"crossval: {err}")

@@ -1,11 +1,14 @@
 """The whole cross-validation: every config on every fold (resumable), then the pooled report."""
 import logging
+import multiprocessing
 import os
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from typing import Callable, Dict, List, Optional, Sequence
 
 from detectron2.data import DatasetCatalog
 
 from ..data.folds import FOLD_DIR_RE, fold_dataset_name
+from ..data.wssdl_json import default_dataset_root
 from ..evaluation.results_io import read_per_image
 from .pooled import pool_folds
 from .report import build_report
@@ -58,22 +61,78 @@ def check_folds(data: str, num_folds: int) -> List[int]:
     return list(range(num_folds))
 
 
+def _fold_job(spec: RunSpec, data: str, fold: int, opts: Sequence[str], run_dir: str, strong_percent: Optional[int],
+              dataset_root: str, threads: int, train_fn: Callable, eval_fn: Callable):
+    """One run in a worker process of :func:`run_crossval` (``jobs`` > 1): ``threads`` torch threads, the prepared
+    datasets under ``dataset_root`` registered anew (a spawned process starts with an empty DatasetCatalog)."""
+    import torch
+
+    from ..data import register_datasets_under
+
+    torch.set_num_threads(threads)
+    register_datasets_under(dataset_root)
+    return run_fold(spec, data, fold, opts, run_dir, train_fn=train_fn, eval_fn=eval_fn,
+                    strong_percent=strong_percent)
+
+
+def _run_parallel(tasks, data, out, opts, train_fn, eval_fn, strong_percent, jobs, threads, dataset_root, log):
+    """Run ``tasks`` [(spec, fold)] in ``jobs`` spawned processes (one run each, started in task order), each with
+    ``threads`` torch threads. Every run is taken to its end; the first error is raised afterwards.
+    Returns {(name, fold): state}."""
+    states, errors = {}, []
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=context, max_tasks_per_child=1) as pool:
+        futures = {pool.submit(_fold_job, spec, data, fold, list(opts), os.path.join(out, spec.name, f"fold{fold}"),
+                               strong_percent, dataset_root, threads, train_fn, eval_fn): (spec.name, fold)
+                   for spec, fold in tasks}
+        try:
+            for future in as_completed(futures):
+                name, fold = futures[future]
+                try:
+                    state, did = future.result()
+                except Exception as err:  # the other runs go on; the run's state file records the failure
+                    errors.append(err)
+                    log(f"[crossval] {name} fold {fold}: failed ({type(err).__name__}: {err})")
+                    continue
+                states[(name, fold)] = state
+                log(f"[crossval] {name} fold {fold}: {did} (train {state['train_seconds']:.1f} s, "
+                    f"{state['max_iter']} iterations; eval {state['eval_seconds']:.1f} s)")
+        except BaseException:
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+    if errors:
+        raise errors[0]
+    return states
+
+
 def run_crossval(specs: Sequence[RunSpec], data: str, folds: Sequence[int], out: str, opts: Sequence[str] = (),
                  train_fn: Callable = train_model, eval_fn: Callable = evaluate_model, log=print,
-                 strong_percent: Optional[int] = None) -> Dict:
+                 strong_percent: Optional[int] = None, jobs: int = 1, threads: Optional[int] = None,
+                 dataset_root: Optional[str] = None) -> Dict:
     """Train and evaluate every config on every fold (fold by fold, so an early stop leaves whole folds), then read
     and pool the per-image outcomes. Returns {"pooled": {config: pooled columns}, "states": {config: {fold: state}}}.
     Safe to stop and start again: finished runs are skipped, a stopped one continues from its last checkpoint.
-    ``strong_percent``: train on the folds' train_strong_P / train_weak_P with this P instead of the configs' P."""
-    states = {s.name: {} for s in specs}
-    for fold in folds:
-        for spec in specs:
+    ``strong_percent``: train on the folds' train_strong_P / train_weak_P with this P instead of the configs' P.
+    ``jobs`` > 1: that many runs at a time, each in its own spawned process with ``threads`` torch threads
+    (default ``cpu_count // jobs``; two one-thread runs use 2 CPU cores better than one two-thread run); the workers register the
+    prepared datasets under ``dataset_root`` (default: $WSSDL_DATASETS or ./datasets), and ``train_fn`` /
+    ``eval_fn`` must be picklable (module-level functions). The results do not depend on ``jobs`` when the
+    thread count per run is the same."""
+    tasks = [(spec, fold) for fold in folds for spec in specs]
+    if jobs > 1:
+        threads = threads or max(1, (os.cpu_count() or 1) // jobs)
+        done = _run_parallel(tasks, data, out, opts, train_fn, eval_fn, strong_percent, jobs, threads,
+                             dataset_root or default_dataset_root(), log)
+    else:
+        done = {}
+        for spec, fold in tasks:
             run_dir = os.path.join(out, spec.name, f"fold{fold}")
             state, did = run_fold(spec, data, fold, opts, run_dir, train_fn=train_fn, eval_fn=eval_fn,
                                   strong_percent=strong_percent)
-            states[spec.name][fold] = state
+            done[(spec.name, fold)] = state
             log(f"[crossval] {spec.name} fold {fold}: {did} (train {state['train_seconds']:.1f} s, "
                 f"{state['max_iter']} iterations; eval {state['eval_seconds']:.1f} s)")
+    states = {s.name: {f: done[(s.name, f)] for f in folds} for s in specs}
     pooled = {}
     for spec in specs:
         per_fold = {f: read_per_image(os.path.join(out, spec.name, f"fold{f}", "inference")) for f in folds}
