@@ -16,6 +16,7 @@ from detectron2.utils.logger import setup_logger
 
 from wssdl_d2.engine import WSSDLTrainer
 from wssdl_d2.model_zoo import load_model_weights
+from wssdl_d2.model_zoo.safe_load import evaluates_teacher
 from wssdl_d2.utils.cli import run_main
 
 
@@ -32,7 +33,7 @@ def main(args):
     if args.eval_only:
         model = WSSDLTrainer.build_model(cfg)
         load_model_weights(model, cfg.MODEL.WEIGHTS, allow_pickle=cfg.WSSDL.ALLOW_PICKLE_WEIGHTS,
-                           save_dir=cfg.OUTPUT_DIR, resume=args.resume)
+                           save_dir=cfg.OUTPUT_DIR, resume=args.resume, teacher=evaluates_teacher(cfg))
         results = WSSDLTrainer.test(cfg, model)
         verify_results(cfg, results)
         return results

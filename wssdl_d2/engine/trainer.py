@@ -9,14 +9,20 @@
 - :class:`.MILAlphaHook` setting and logging alpha, and the weak loss's class weights, for MIL models;
 - the project's evaluators, optimizers (SGD / Adam / AdamW) and atomic checkpoints;
 - a NaN / infinite loss stops training with :class:`.TrainingDivergedError`, whose message gives the iteration, the
-  losses, the learning rate, the last checkpoint and what to change.
+  losses, the learning rate, the last checkpoint and what to change;
+- with ``WSSDL.TEACHER.ENABLED``, the label-aware mean teacher (:mod:`wssdl_d2.teacher`): the two-view mapper for
+  weak images, :class:`.TeacherStudentTrainer`, the teacher in every checkpoint (``"teacher"``, restored by
+  ``--resume``) and evaluations of both teacher and student (``WSSDL.TEACHER.EVAL_WITH`` is the one reported).
 """
 import logging
+import os
 import weakref
 
 import torch
 from detectron2.data import DatasetCatalog
 from detectron2.engine import AMPTrainer, DefaultTrainer, SimpleTrainer, TrainerBase, create_ddp_model
+from detectron2.engine import hooks as d2_hooks
+from detectron2.evaluation.testing import flatten_results_dict
 from detectron2.modeling import META_ARCH_REGISTRY
 from detectron2.solver.build import get_default_optimizer_params, maybe_add_gradient_clipping
 from detectron2.utils import comm
@@ -29,10 +35,12 @@ from ..evaluation import build_evaluators
 from ..modeling.meta_arch import WSSDLRCNN
 from ..modeling.mil_loss import class_weights_from_config
 from ..modeling.roi_heads import MILROIHeads
+from ..teacher import MeanTeacher, TeacherStudentMapper
 from .alternating import AlternatingTrainer
 from .checkpoint import AtomicDetectionCheckpointer
 from .divergence import TrainingDivergedError, divergence_report
 from .hooks import MILAlphaHook, unwrap_model
+from .teacher_trainer import TeacherStudentTrainer
 
 logger = logging.getLogger(__name__)
 
@@ -63,8 +71,11 @@ class WSSDLTrainer(DefaultTrainer):
             roi_heads.set_class_weights(class_weights_from_config(cfg, data_loader.weak_image_labels))
             logger.info("MIL class weights (normal, benign, malignant): %s", roi_heads.mil_class_weights)
         weak_modules = _weak_step_modules(model)
+        teacher = MeanTeacher(cfg, model) if cfg.WSSDL.TEACHER.ENABLED else None
         model = create_cpu_or_gpu_ddp_model(model, broadcast_buffers=False)
-        if cfg.WSSDL.BATCH_MODE == "alternating":
+        if teacher is not None:
+            self._trainer = TeacherStudentTrainer(model, data_loader, optimizer, teacher)
+        elif cfg.WSSDL.BATCH_MODE == "alternating":
             weak_optimizer = self.build_optimizer(cfg, weak_modules)
             self._trainer = AlternatingTrainer(model, data_loader, optimizer, weak_optimizer,
                                                self.build_lr_scheduler(cfg, weak_optimizer))
@@ -74,6 +85,8 @@ class WSSDLTrainer(DefaultTrainer):
         self.scheduler = self.build_lr_scheduler(cfg, optimizer)
         self.checkpointer = AtomicDetectionCheckpointer(
             model, cfg.OUTPUT_DIR, trainer=weakref.proxy(self), allow_pickle=cfg.WSSDL.ALLOW_PICKLE_WEIGHTS)
+        if teacher is not None:
+            self.checkpointer.add_checkpointable("teacher", teacher)
         self.start_iter = 0
         self.max_iter = cfg.SOLVER.MAX_ITER
         self.cfg = cfg
@@ -85,7 +98,31 @@ class WSSDLTrainer(DefaultTrainer):
         roi_heads = getattr(unwrap_model(self._trainer.model), "roi_heads", None)
         if isinstance(roi_heads, MILROIHeads):
             hooks.insert(0, MILAlphaHook(self.cfg, roi_heads))
+        if isinstance(self._trainer, TeacherStudentTrainer):
+            hooks = [d2_hooks.EvalHook(self.cfg.TEST.EVAL_PERIOD, self._test_teacher_and_student)
+                     if isinstance(h, d2_hooks.EvalHook) else h for h in hooks]
         return hooks
+
+    def _test_teacher_and_student(self):
+        """The EvalHook's evaluation of a teacher run: the model not named by ``WSSDL.TEACHER.EVAL_WITH`` into
+        ``OUTPUT_DIR/inference_<teacher|student>``, then the named one as without a teacher (``OUTPUT_DIR/inference``;
+        returned and reported); both logged as ``<teacher|student>/<task>/<metric>``. Before the teacher starts (burn-in), the
+        student only."""
+        teacher = self._trainer.teacher
+        models = {"teacher": teacher.model, "student": self.model}
+        main = self.cfg.WSSDL.TEACHER.EVAL_WITH if teacher.started else "student"
+        order = ([name for name in models if name != main] if teacher.started else []) + [main]
+        for name in order:
+            folder = os.path.join(self.cfg.OUTPUT_DIR, f"inference_{name}")
+            evaluators = None if name == main else [self.build_evaluator(self.cfg, dataset, folder)
+                                                    for dataset in self.cfg.DATASETS.TEST]
+            results = self.test(self.cfg, models[name], evaluators)
+            if comm.is_main_process():
+                scalars = {f"{name}/{k}": float(v) for k, v in flatten_results_dict(results).items()
+                           if isinstance(v, (int, float))}
+                self.storage.put_scalars(**scalars, smoothing_hint=False)
+        self._last_eval_results = results
+        return results
 
     def run_step(self):
         try:
@@ -112,7 +149,8 @@ class WSSDLTrainer(DefaultTrainer):
             raise ValueError(f"{weak} weak images in DATASETS.TRAIN {tuple(cfg.DATASETS.TRAIN)}: "
                              f"MODEL.META_ARCHITECTURE {cfg.MODEL.META_ARCHITECTURE} cannot learn from them; use "
                              "WSSDLRCNN (configs/*/wssdl.yaml)")
-        loader = build_stream_loader(cfg, dicts, WSSDLDatasetMapper(cfg, is_train=True))
+        mapper = TeacherStudentMapper(cfg) if cfg.WSSDL.TEACHER.ENABLED else WSSDLDatasetMapper(cfg, is_train=True)
+        loader = build_stream_loader(cfg, dicts, mapper)
         per_step = (loader.batch_sizes["strong"] + loader.batch_sizes["weak"]) * comm.get_world_size()
         if cfg.WSSDL.BATCH_MODE == "combined" and per_step != cfg.SOLVER.IMS_PER_BATCH:
             logger.warning("SOLVER.IMS_PER_BATCH %d is not used: each step holds WSSDL.STRONG_PER_BATCH + "

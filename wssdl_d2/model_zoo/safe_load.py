@@ -90,22 +90,40 @@ class SafeDetectionCheckpointer(DetectionCheckpointer):
     """DetectionCheckpointer whose file reading goes through :func:`load_checkpoint` (weights only unless
     ``allow_pickle``); everything else (matching heuristics, ``wssdl_d2://`` / URL paths) is Detectron2's."""
 
-    def __init__(self, model, save_dir="", *, allow_pickle=False, **checkpointables):
+    def __init__(self, model, save_dir="", *, allow_pickle=False, teacher=False, **checkpointables):
         super().__init__(model, save_dir, **checkpointables)
         self.allow_pickle = allow_pickle
+        self.teacher = teacher  # load a mean-teacher run's teacher weights as the model (see teacher_as_model)
 
     def _load_file(self, filename):
         check_pickle_allowed(filename, self.allow_pickle)
         if filename.endswith(".safetensors"):
-            return load_checkpoint(filename)
-        return super()._load_file(filename)
+            data = load_checkpoint(filename)
+        else:
+            data = super()._load_file(filename)
+        return teacher_as_model(data, filename, self.logger) if self.teacher else data
 
     def _torch_load(self, f):
         return load_checkpoint(f)
 
 
+def teacher_as_model(checkpoint: Dict[str, Any], path: str = "checkpoint", logger=None) -> Dict[str, Any]:
+    """A checkpoint of a mean-teacher run (``WSSDL.TEACHER``) with the teacher's weights as its ``"model"``. A
+    checkpoint written before the teacher started (EMA count 0: the burn-in) keeps the student's weights (logged);
+    ValueError naming ``path`` for a checkpoint without a teacher."""
+    teacher = checkpoint.get("teacher")
+    if not isinstance(teacher, dict) or "model" not in teacher:
+        raise ValueError(f"{path}: no teacher weights in this checkpoint (WSSDL.TEACHER.EVAL_WITH teacher needs a "
+                         "checkpoint of a run with WSSDL.TEACHER.ENABLED; set WSSDL.TEACHER.EVAL_WITH student)")
+    if int(teacher.get("n_averaged", 1)) == 0:
+        if logger is not None:
+            logger.info(f"{path}: written during the teacher's burn-in; using the student's weights")
+        return checkpoint
+    return {**checkpoint, "model": teacher["model"]}
+
+
 def load_model_weights(model: torch.nn.Module, weights: str, *, allow_pickle: bool = False, save_dir: str = "",
-                       resume: bool = False) -> Dict[str, Any]:
+                       resume: bool = False, teacher: bool = False) -> Dict[str, Any]:
     """Load ``weights`` into ``model`` weights-only: the project's one way to read a checkpoint into a model.
 
     Args:
@@ -116,13 +134,14 @@ def load_model_weights(model: torch.nn.Module, weights: str, *, allow_pickle: bo
         allow_pickle: read ``.pkl`` / ``.pyth`` pickles too (``WSSDL.ALLOW_PICKLE_WEIGHTS``); only trusted files.
         save_dir: with ``resume``, the folder whose ``last_checkpoint`` names the file to continue from.
         resume: load ``save_dir``'s last checkpoint when there is one, else ``weights``.
+        teacher: load a mean-teacher checkpoint's teacher weights (:func:`teacher_as_model`), not the student's.
     Returns:
         the checkpoint's other entries (``iteration``, optimizer state, ...), as Detectron2's checkpointer does.
     Raises:
         UnsafeCheckpointError: a pickle without ``allow_pickle``, or a file holding Python objects besides tensors.
         FileNotFoundError: ``weights`` is a local path that does not exist (and no last checkpoint is resumed).
     """
-    checkpointer = SafeDetectionCheckpointer(model, save_dir, allow_pickle=allow_pickle)
+    checkpointer = SafeDetectionCheckpointer(model, save_dir, allow_pickle=allow_pickle, teacher=teacher)
     resuming = resume and checkpointer.has_checkpoint()
     if weights and not resuming and "://" not in weights and not os.path.isfile(weights):
         raise FileNotFoundError(f"MODEL.WEIGHTS {weights}: checkpoint file not found")
@@ -131,10 +150,18 @@ def load_model_weights(model: torch.nn.Module, weights: str, *, allow_pickle: bo
 
 def build_trained_model(cfg, weights: Optional[str] = None) -> torch.nn.Module:
     """Detectron2's ``build_model(cfg)`` in eval mode with ``weights`` (default ``cfg.MODEL.WEIGHTS``) loaded by
-    :func:`load_model_weights`, pickles allowed only with ``cfg.WSSDL.ALLOW_PICKLE_WEIGHTS``."""
+    :func:`load_model_weights`, pickles allowed only with ``cfg.WSSDL.ALLOW_PICKLE_WEIGHTS``; a mean-teacher run's
+    teacher weights when :func:`evaluates_teacher`."""
     from detectron2.modeling import build_model
 
     model = build_model(cfg)
     load_model_weights(model, cfg.MODEL.WEIGHTS if weights is None else weights,
-                       allow_pickle=cfg.WSSDL.ALLOW_PICKLE_WEIGHTS)
+                       allow_pickle=cfg.WSSDL.ALLOW_PICKLE_WEIGHTS, teacher=evaluates_teacher(cfg))
     return model.eval()
+
+
+def evaluates_teacher(cfg) -> bool:
+    """Whether a run's checkpoints are evaluated with the teacher's weights: ``WSSDL.TEACHER.ENABLED`` and
+    ``WSSDL.TEACHER.EVAL_WITH`` teacher."""
+    teacher = cfg.WSSDL.get("TEACHER")
+    return bool(teacher is not None and teacher.ENABLED and teacher.EVAL_WITH == "teacher")

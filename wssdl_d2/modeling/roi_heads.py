@@ -8,6 +8,10 @@ Only the MoI row of a bag receives a gradient, so when the box head treats boxes
 the bags are scored without autograd and the MoI rows are recomputed with it: the same loss and gradients as a
 full-bag pass at a fraction of the backward cost. At inference this is StandardROIHeads, unchanged.
 
+With the label-aware mean teacher (:mod:`wssdl_d2.teacher`), weak images whose pseudo boxes are trusted are also
+matched and sampled against those boxes (a normal image's proposals are all background) and give
+``loss_cls_pseudo``: Fast R-CNN's classification loss over their samples; their MIL bags are unchanged.
+
 With ``WSSDL.MIL.CLASS_WEIGHTING: inverse_frequency`` the class weights depend on the weak training set, which a
 model does not see: :class:`~wssdl_d2.engine.WSSDLTrainer` calls :meth:`MILROIHeads.set_class_weights` with
 :func:`~wssdl_d2.modeling.mil_loss.class_weights_from_config` of its weak images; any other training loop does
@@ -102,26 +106,31 @@ class MILROIHeads(StandardROIHeads):
                 "WSSDL.MIL.CLASS_WEIGHTS")
         return self.mil_class_weights
 
-    def forward(self, images, features, proposals, targets=None, strong=None, image_labels=None):
+    def forward(self, images, features, proposals, targets=None, strong=None, image_labels=None, pseudo=None):
         """Training with ``strong`` (N bools) and ``image_labels`` (N ints, 0 normal / 1 benign / 2 malignant):
-        ``([], losses)`` with ``loss_cls``, ``loss_box_reg`` and ``loss_mil`` (scalar tensors). Otherwise (and at
-        inference) StandardROIHeads.forward."""
+        ``([], losses)`` with ``loss_cls``, ``loss_box_reg`` and ``loss_mil`` (scalar tensors); with ``pseudo``
+        (N bools: weak images whose ``targets`` are a mean teacher's trusted pseudo boxes) also ``loss_cls_pseudo``,
+        Fast R-CNN's classification loss of their sampled proposals (no box regression from pseudo boxes).
+        Otherwise (and at inference) StandardROIHeads.forward."""
         if not self.training or strong is None:
             return super().forward(images, features, proposals, targets)
         if not targets:
             raise ValueError("MILROIHeads: 'targets' (one Instances per image) are required in training")
         labels_ok = image_labels is None or len(image_labels) == len(strong)
-        if not (len(strong) == len(proposals) == len(targets)) or not labels_ok:
+        if not (len(strong) == len(proposals) == len(targets)) or not labels_ok or \
+                (pseudo is not None and len(pseudo) != len(strong)):
             raise ValueError(f"MILROIHeads: {len(proposals)} images but {len(strong)} supervision flags / "
-                             f"{len(image_labels or [])} image labels")
+                             f"{len(image_labels or [])} image labels / {len(pseudo or [])} pseudo flags")
         weak_ids = [i for i, s in enumerate(strong) if not s]
         if not weak_ids:
             proposals, losses = super().forward(images, features, proposals, targets)
             losses["loss_mil"] = losses["loss_cls"].new_zeros(())
+            if pseudo is not None:
+                losses["loss_cls_pseudo"] = losses["loss_cls"].new_zeros(())
             return proposals, losses
         if image_labels is None:
             raise ValueError("MILROIHeads: weak images need their image_label")
-        return [], self._joint_losses(features, proposals, targets, strong, image_labels)
+        return [], self._joint_losses(features, proposals, targets, strong, image_labels, pseudo)
 
     def _mil_bag(self, proposals_per_image, image_label):
         """The proposals (Boxes) of a weak image that enter its MIL bag (:func:`.mass_of_interest.mil_bag`), none
@@ -140,17 +149,28 @@ class MILROIHeads(StandardROIHeads):
         return not any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) and m.training
                        for m in self.box_head.modules())
 
-    def _joint_losses(self, features, proposals, targets, strong, image_labels):
+    def _joint_losses(self, features, proposals, targets, strong, image_labels, pseudo=None):
         features = [features[f] for f in self.box_in_features]
         empty = proposals[0].proposal_boxes[:0]
         strong_ids = [i for i, s in enumerate(strong) if s]
-        sampled = self.label_and_sample_proposals([proposals[i] for i in strong_ids],
-                                                  [targets[i] for i in strong_ids]) if strong_ids else []
-        if strong_ids:
-            boxes = [empty] * len(strong)
-            for j, i in enumerate(strong_ids):
-                boxes[i] = sampled[j].proposal_boxes
-            losses = self.box_predictor.losses(self._predict(features, boxes), sampled)
+        pseudo_ids = [] if pseudo is None else [i for i, (s, p) in enumerate(zip(strong, pseudo)) if p and not s]
+        sampled = {}
+        for ids in (pseudo_ids, strong_ids):  # strong last: the roi_head/* logs are the strong images'
+            if ids:
+                sampled.update(zip(ids, self.label_and_sample_proposals([proposals[i] for i in ids],
+                                                                        [targets[i] for i in ids])))
+        if sampled:
+            boxes = [sampled[i].proposal_boxes if i in sampled else empty for i in range(len(strong))]
+            counts = [len(b) for b in boxes]
+            per_image = [x.split(counts) for x in self._predict(features, boxes)]  # (scores, deltas) per image
+
+            def losses_of(ids):
+                rows = tuple(torch.cat([x[i] for i in ids]) for x in per_image)
+                return self.box_predictor.losses(rows, [sampled[i] for i in ids])
+
+            pseudo_losses = losses_of(pseudo_ids) if pseudo_ids else None  # first: fast_rcnn/* logs are strong
+            if strong_ids:
+                losses = losses_of(strong_ids)
         bags = [self._mil_bag(p, y) if not s else empty for p, y, s in zip(proposals, image_labels, strong)]
         weak_ids = [i for i, b in enumerate(bags) if len(b)]
         if not weak_ids:
@@ -182,6 +202,8 @@ class MILROIHeads(StandardROIHeads):
         if not strong_ids:
             losses = {"loss_cls": moi_scores.sum() * 0.0, "loss_box_reg": moi_deltas.sum() * 0.0}
         losses["loss_mil"] = self.mil_alpha * mil
+        if pseudo is not None:
+            losses["loss_cls_pseudo"] = pseudo_losses["loss_cls"] if pseudo_ids else losses["loss_cls"] * 0.0
         return losses
 
     def _log_mil(self, loss, moi_scores, labels, bag_size):
