@@ -7,6 +7,9 @@ otherwise stretched linearly from their minimum..maximum to 0..255. A multi-page
 
 DICOM (pydicom; recognised by the ``.dcm`` / ``.dicom`` / ``.dic`` extension or the ``DICM`` marker at byte 128):
 
+- **Transfer syntaxes**: native (implicit / explicit VR, little / big endian), deflated, RLE, JPEG baseline,
+  JPEG extended 12-bit, JPEG lossless (.57 / .70), JPEG-LS and JPEG 2000, lossless or lossy, decoded by
+  pydicom's plugins (:mod:`.dicom_codecs` lists which package reads which; requirements.txt installs them).
 - **Frame**: multi-frame files (ultrasound cine loops) give frame ``frame`` (default 0, the first; negative
   counts from the end); single-frame files give their only frame whatever ``frame`` is.
 - **Photometric interpretation**: ``MONOCHROME2`` as stored; ``MONOCHROME1`` (0 = white) inverted so that 0 is
@@ -17,9 +20,15 @@ DICOM (pydicom; recognised by the ``.dcm`` / ``.dicom`` / ``.dic`` extension or 
   window (WindowCenter / WindowWidth, DICOM's linear function) mapped to 0..255; with a VOI LUT sequence
   instead, the LUT then a min..max stretch; with neither, values already in 0..255 are kept and others
   stretched from min..max. Colour data of more than 8 bits is scaled by its bit depth.
+  Each frame is converted on its own: a window applies the same way to every frame of a cine, a min..max
+  stretch follows each frame's own values.
+- **Channels**: the models take 3 channels, as Detectron2 reads the BUSI PNGs: monochrome is replicated into
+  R = G = B, colour (e.g. a colour-Doppler overlay) is kept in colour, not turned grey.
 
 Every failure (missing file, truncated or random bytes, no pixel data, compressed data no installed decoder
-can read, a frame that does not exist, absurd sizes) raises :class:`DatasetError` naming the file.
+can read, a frame that does not exist, absurd sizes) raises :class:`DatasetError` naming the file; for pixel
+data that cannot be decoded it also names the transfer syntax, and the package to install when no decoder for
+that syntax is installed.
 """
 import os
 import warnings
@@ -29,6 +38,7 @@ from typing import Union
 import numpy as np
 from PIL import Image, ImageOps
 
+from .dicom_codecs import PixelDecodeError, decode_frame
 from .errors import DatasetError
 
 RASTER_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
@@ -186,7 +196,7 @@ def _color_to_uint8(pixels, bits):
 
 def _read_dicom(path, frame):
     import pydicom
-    from pydicom.pixels import apply_color_lut, pixel_array
+    from pydicom.pixels import apply_color_lut
 
     try:
         ds = pydicom.dcmread(path, force=True)
@@ -205,7 +215,12 @@ def _read_dicom(path, frame):
     if photometric not in ("MONOCHROME1", "MONOCHROME2", "PALETTE COLOR") + _COLOR_PHOTOMETRICS:
         raise DatasetError(path, f"unsupported DICOM photometric interpretation {photometric!r}")
     try:
-        pixels = pixel_array(ds, index=index if num_frames > 1 else None)
+        pixels = decode_frame(ds, index if num_frames > 1 else None)
+    except PixelDecodeError as err:
+        raise DatasetError(path, str(err)) from None
+    except Exception as err:  # anything the decoders raise that decode_frame did not word
+        raise DatasetError(path, f"cannot decode the DICOM pixel data ({type(err).__name__}: {err})") from None
+    try:
         if photometric in ("MONOCHROME1", "MONOCHROME2"):
             if pixels.ndim != 2:
                 raise ValueError(f"a {photometric} frame should be 2-D, not of shape {pixels.shape}")
@@ -217,8 +232,8 @@ def _read_dicom(path, frame):
             rgb = _color_to_uint8(pixels, int(ds.get("BitsStored", 8) or 8))
     except DatasetError:
         raise
-    except Exception as err:  # decoders and LUT code raise many types; callers get one clear error
-        raise DatasetError(path, f"cannot decode the DICOM pixel data ({type(err).__name__}: {err})") from None
+    except Exception as err:  # LUT code raises many types; callers get one clear error
+        raise DatasetError(path, f"cannot convert the DICOM pixel data ({type(err).__name__}: {err})") from None
     if rgb.shape != (rows, cols, 3):
         raise DatasetError(path, f"decoded frame has shape {rgb.shape}, expected {rows}x{cols} with 3 channels")
     return LoadedImage(np.ascontiguousarray(rgb), "RGB", index, num_frames, "dicom", photometric)
