@@ -11,13 +11,24 @@ below), ``moi_uncertainty`` (1 - probability of the image's class at the mass of
 Only benign / malignant images are ranked (a normal image has no box). Writes ``suggestions.csv`` (every image,
 rank 1 = annotate first; ``pseudo_candidate`` marks the confident images that self-training would pseudo-label
 under WSSDL.SELFTRAIN.*) and ``contact_sheet.png`` (the top ``--top``: MoI yellow, top detection green / red).
+
+Label Studio (``pip install -e .[label-studio]``; the API key in $LABEL_STUDIO_API_KEY, see docs/LABEL_STUDIO.md):
+
+    LABEL_STUDIO_API_KEY=... python tools/suggest_annotations.py ... --label-studio http://localhost:8080 \
+        --project "BUSI round 1"
+
+also uploads the top ``--push-top`` (default ``--top``) images as tasks of that project (created if absent) with
+the model's boxes as pre-annotations and the acquisition score as the prediction score; images already in the
+project are not pushed again. The server and the key are checked before anything is computed or written.
 """
+import os
 import sys
 
 from wssdl_d2.active.scoring import ACQUISITIONS  # first: importing wssdl_d2 quiets Detectron2's import warnings
 from detectron2.data import DatasetCatalog
 
-from wssdl_d2.active.suggest import suggest, write_suggestions
+from wssdl_d2.active.label_studio import LabelStudioError, connect, push_suggestions
+from wssdl_d2.active.suggest import suggest_with_analyses, write_suggestions
 from wssdl_d2.data.errors import DatasetError
 from wssdl_d2.inference import WSSDLPredictor
 from wssdl_d2.utils.cli import add_opts, load_config, setup_run, split_trailing_opts, tool_parser
@@ -33,23 +44,35 @@ def get_parser():
     parser.add_argument("--columns", type=int, default=6, help="contact sheet columns (default 6)")
     parser.add_argument("--seed", type=int, default=0, help="seed of --acquisition random")
     parser.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    parser.add_argument("--label-studio", metavar="URL", help="also push the top images to this Label Studio server "
+                                                              "(API key in $LABEL_STUDIO_API_KEY)")
+    parser.add_argument("--project", help="Label Studio project title (created if absent; needs --label-studio)")
+    parser.add_argument("--push-top", type=int, help="images pushed to Label Studio (default --top)")
     return add_opts(parser)
 
 
 def main(argv=None):
     args = split_trailing_opts(get_parser().parse_args(argv), "dataset")
+    if bool(args.label_studio) != bool(args.project):
+        print("error: --label-studio URL and --project NAME go together", file=sys.stderr)
+        return 2
     try:
+        client = connect(args.label_studio) if args.label_studio else None  # before anything is written
         cfg = load_config(args.config_file, args.opts)
         setup_run(cfg, log_dir=args.output)
         names = args.dataset or list(cfg.DATASETS.TRAIN)
         records = [d for name in names for d in DatasetCatalog.get(name) if d.get("supervision") == "weak"]
         if not records:
             raise ValueError(f"no weak image in {', '.join(names)}")
-        rows = suggest(WSSDLPredictor(cfg), records, args.acquisition, args.seed)
+        rows, analyses = suggest_with_analyses(WSSDLPredictor(cfg), records, args.acquisition, args.seed)
         if not rows:
             raise ValueError(f"no benign / malignant weak image in {', '.join(names)} to annotate")
         paths = write_suggestions(args.output, rows, args.top, args.columns, args.overwrite)
-    except (DatasetError, FileExistsError, FileNotFoundError, ValueError, KeyError) as err:
+        pushed = None
+        if client is not None:
+            pushed = push_suggestions(client, args.project, rows, analyses, args.push_top or args.top,
+                                      model=os.path.abspath(cfg.MODEL.WEIGHTS) if cfg.MODEL.WEIGHTS else "")
+    except (DatasetError, FileExistsError, FileNotFoundError, ValueError, KeyError, LabelStudioError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     candidates = sum(r["pseudo_candidate"] for r in rows)
@@ -57,6 +80,10 @@ def main(argv=None):
     for row in rows[: min(10, len(rows))]:
         print(f"  #{row['rank']:<3} {row['score']:.3f}  {row['file_name']}")
     print("written: " + ", ".join(paths))
+    if pushed is not None:
+        print(f"Label Studio project {args.project!r} (id {pushed['project_id']}"
+              f"{', created' if pushed['project_created'] else ''}): {len(pushed['created'])} task(s) created, "
+              f"{len(pushed['existing'])} already there; annotate at {pushed['url']}")
     return 0
 
 

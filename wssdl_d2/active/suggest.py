@@ -14,6 +14,7 @@ from .scoring import rank_images
 
 if TYPE_CHECKING:
     from ..inference import WSSDLPredictor
+    from ..inference.analysis import ImageAnalysis
 
 CSV_COLUMNS = ("rank", "file_name", "image_label", "score", "moi_uncertainty", "moi_entropy", "label_disagreement",
                "top_class", "top_score", "top_box", "moi_box", "pseudo_candidate")
@@ -23,9 +24,17 @@ def suggest(predictor: "WSSDLPredictor", records: Sequence[Dict[str, Any]], meth
             seed: int = 0) -> List[Dict[str, Any]]:
     """Ranked rows (see :func:`wssdl_d2.active.scoring.rank_images`) of the mass-labelled ``records`` (dataset
     dicts), with the pseudo-label candidates of ``predictor.cfg.WSSDL.SELFTRAIN`` marked."""
+    return suggest_with_analyses(predictor, records, method, seed)[0]
+
+
+def suggest_with_analyses(predictor: "WSSDLPredictor", records: Sequence[Dict[str, Any]], method: str = "combined",
+                          seed: int = 0) -> Tuple[List[Dict[str, Any]], Dict[str, "ImageAnalysis"]]:
+    """(rows of :func:`suggest`, {file name: :class:`~wssdl_d2.inference.analysis.ImageAnalysis`}): the
+    analyses carry the detections that Label Studio shows as pre-annotations."""
     analyses = analyze_records(predictor, records)
     selected, _ = select_from_config([Candidate.from_analysis(a) for a in analyses], predictor.cfg)
-    return rank_images(analyses, method, seed, pseudo_keys=[c.key for c in selected])
+    rows = rank_images(analyses, method, seed, pseudo_keys=[c.key for c in selected])
+    return rows, {a.file_name: a for a in analyses}
 
 
 def write_suggestions(folder: str, rows: Sequence[Dict[str, Any]], top: int = 24, columns: int = 6,

@@ -1,0 +1,107 @@
+"""A throwaway local Label Studio server: for the tests, the measured round and trying the workflow.
+
+Label Studio (the ``label-studio`` package) pins versions that clash with this project's environment, so it lives
+in its own virtual environment, ``<repo>/.venv-ls`` (made by ``tools/setup_env.sh --label-studio``), and runs as a
+subprocess: ``label-studio start`` on ``127.0.0.1`` and a free port, with its own data folder (SQLite database,
+uploaded images), one user and a legacy API token set at start-up. Its telemetry (Sentry, analytics, the
+version check) is switched off: it talks to nothing but its clients.
+"""
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import time
+from dataclasses import dataclass
+from typing import Optional
+
+LS_EXECUTABLE_ENV = "WSSDL_LABEL_STUDIO"
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+DEFAULT_USER = "expert@example.org"
+
+
+def find_label_studio(explicit: Optional[str] = None) -> Optional[str]:
+    """The ``label-studio`` executable: ``explicit``, $WSSDL_LABEL_STUDIO, ``<repo>/.venv-ls/bin/label-studio``,
+    or the one on PATH; None when there is none."""
+    for candidate in (explicit, os.environ.get(LS_EXECUTABLE_ENV),
+                      os.path.join(REPO_ROOT, ".venv-ls", "bin", "label-studio")):
+        if candidate and os.path.isfile(candidate) and os.access(candidate, os.X_OK):
+            return candidate
+    return shutil.which("label-studio")
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class LocalServer:
+    """A running server: ``url``, the API ``token``, the user's ``email`` / ``password``, its ``data_dir`` and
+    ``log_path``, and the ``process``. :meth:`stop` ends it."""
+
+    url: str
+    token: str
+    email: str
+    password: str
+    data_dir: str
+    log_path: str
+    process: subprocess.Popen
+
+    def stop(self, timeout: float = 20.0) -> None:
+        """Terminate the server (SIGTERM, then SIGKILL after ``timeout`` seconds)."""
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout)
+
+
+def _healthy(url: str) -> bool:
+    import requests
+
+    try:
+        return requests.get(url + "/health", timeout=5).status_code == 200
+    except requests.exceptions.RequestException:
+        return False
+
+
+def start_local_server(data_dir: str, executable: Optional[str] = None, port: Optional[int] = None,
+                       timeout: float = 300.0) -> LocalServer:
+    """Start ``label-studio`` on 127.0.0.1 with its data in ``data_dir`` and wait until it answers ``/health``.
+    Raises RuntimeError (with the end of its log) when it exits or does not answer within ``timeout`` seconds,
+    FileNotFoundError when no executable is found."""
+    executable = find_label_studio(executable)
+    if executable is None:
+        raise FileNotFoundError("no label-studio executable: run tools/setup_env.sh --label-studio (it installs the "
+                                f"server into .venv-ls) or set ${LS_EXECUTABLE_ENV}")
+    os.makedirs(data_dir, exist_ok=True)
+    port = port or free_port()
+    token, password = secrets.token_hex(20), secrets.token_urlsafe(12)
+    env = dict(os.environ, LABEL_STUDIO_BASE_DATA_DIR=data_dir, SENTRY_DSN="", FRONTEND_SENTRY_DSN="",
+               LATEST_VERSION_CHECK="false", COLLECT_ANALYTICS="false", PYTHONWARNINGS="ignore")
+    env.pop("LABEL_STUDIO_API_KEY", None)
+    log_path = os.path.join(data_dir, "server.log")
+    cmd = [executable, "start", "--no-browser", "--data-dir", data_dir,
+           "--database", os.path.join(data_dir, "label_studio.sqlite3"), "--internal-host", "127.0.0.1",
+           "--port", str(port), "--username", DEFAULT_USER, "--password", password, "--user-token", token,
+           "--enable-legacy-api-token", "--log-level", "WARNING"]
+    with open(log_path, "w") as log:
+        process = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
+                                   cwd=data_dir)
+    server = LocalServer(f"http://127.0.0.1:{port}", token, DEFAULT_USER, password, data_dir, log_path, process)
+    deadline = time.monotonic() + timeout
+    while not _healthy(server.url):
+        if process.poll() is not None or time.monotonic() > deadline:
+            why = (f"exited with status {process.returncode}" if process.poll() is not None
+                   else f"did not answer within {timeout:.0f} s")
+            server.stop()
+            with open(log_path, errors="replace") as f:
+                tail = f.read()[-3000:]
+            raise RuntimeError(f"Label Studio ({executable}) {why}; the end of {log_path}:\n{tail}")
+        time.sleep(1.0)
+    return server
