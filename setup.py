@@ -24,5 +24,7 @@ setup(
     include_package_data=True,
     package_data={"wssdl_d2": ["model_zoo/*.json"]},
     install_requires=read_requirements("requirements.txt"),
-    extras_require={"test": read_requirements("requirements-test.txt")},
+    # label-studio: the REST client of the Label Studio loop (wssdl_d2.active.label_studio); the server itself
+    # (label-studio) pins versions that clash with ours and goes into .venv-ls (tools/setup_env.sh --label-studio).
+    extras_require={"test": read_requirements("requirements-test.txt"), "label-studio": ["requests>=2.25"]},
 )
