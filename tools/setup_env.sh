@@ -14,6 +14,9 @@
 #      DETECTRON2_ROUTE=source|registry forces one route.
 #   4. requirements.txt (Detectron2's runtime requirements and ours), requirements-test.txt
 #   5. this project, editable (pip install -e .)
+#   6. with --label-studio (tools/run_tests.sh passes it): the label-studio extra (pip install -e .[label-studio],
+#      the REST client) in .venv, and the Label Studio server (label-studio, pinned below) in its own environment
+#      .venv-ls, because its pinned dependencies clash with ours; the tests start it from there
 # It never downloads model weights or data.
 set -euo pipefail
 
@@ -25,6 +28,15 @@ D2_WHEEL_NAME="sal-detectron2==0.7.2"
 D2_GIT="git+https://github.com/facebookresearch/detectron2.git"
 STAMP="$VENV/.wssdl_setup_stamp"
 STEP="start"
+LS_VENV="$ROOT/.venv-ls"
+LS_PIN="label-studio==1.23.2"
+LABEL_STUDIO=0
+for arg in "$@"; do
+    case "$arg" in
+    --label-studio) LABEL_STUDIO=1 ;;
+    *) echo "[setup] unknown option '$arg' (the only one is --label-studio)" >&2; exit 2 ;;
+    esac
+done
 
 say() { echo "[setup] $*"; }
 on_error() {
@@ -41,9 +53,27 @@ fingerprint() {
         | sha256sum | cut -d' ' -f1
 }
 
+setup_label_studio() {
+    STEP="install the label-studio extra (pip install -e .[label-studio])"
+    if ! "$VENV/bin/python" -c "import requests" 2>/dev/null; then
+        say "installing this project's label-studio extra (the REST client)"
+        "$VENV/bin/python" -m pip --disable-pip-version-check install -q -c "$VENV/.torch-constraints.txt" \
+            -e "$ROOT[label-studio]"
+    fi
+    STEP="install the Label Studio server ($LS_PIN) into $LS_VENV"
+    if [[ "$(cat "$LS_VENV/.wssdl_label_studio" 2>/dev/null)" != "$LS_PIN" || ! -x "$LS_VENV/bin/label-studio" ]]; then
+        say "installing $LS_PIN into $LS_VENV (its own environment: its pinned dependencies clash with .venv's)"
+        [[ -x "$LS_VENV/bin/python" ]] || "$PYTHON" -m venv "$LS_VENV"
+        "$LS_VENV/bin/python" -m pip --disable-pip-version-check install -q "$LS_PIN"
+        echo "$LS_PIN" > "$LS_VENV/.wssdl_label_studio"
+    fi
+    say "Label Studio server ready: $LS_VENV/bin/label-studio ($LS_PIN)"
+}
+
 if [[ -f "$STAMP" && "$(cat "$STAMP")" == "$(fingerprint)" ]] \
     && "$VENV/bin/python" -c "import torch, detectron2, wssdl_d2" 2>/dev/null; then
     say "environment up to date: $VENV (detectron2 route: $(cat "$VENV/.detectron2_route" 2>/dev/null || echo unknown))"
+    if [[ "$LABEL_STUDIO" == 1 ]]; then setup_label_studio; fi
     exit 0
 fi
 
@@ -126,3 +156,4 @@ print("[setup] imports ok: torch", torch.__version__, "detectron2", detectron2._
 EOF
 fingerprint > "$STAMP"
 say "ready: $VENV (torch $("$PY" -c 'import torch; print(torch.__version__)'), detectron2 route: $(cat "$VENV/.detectron2_route"))"
+if [[ "$LABEL_STUDIO" == 1 ]]; then setup_label_studio; fi
