@@ -4,7 +4,8 @@ Two sources, nothing downloaded:
 
 - pydicom's own test files that its wheel bundles (``pydicom/data/test_files``; ``get_testdata_file`` would fetch
   others from the network, so they are opened by path): real files from DCMTK, GDCM, NEMA and scanners for JPEG
-  baseline, extended 12-bit and lossless SV1, JPEG-LS, JPEG 2000, RLE and deflate, compared with an
+  baseline, extended 12-bit and lossless SV1, JPEG-LS, JPEG 2000, RLE and deflate. Every one of them that is
+  compressed or deflated is read (first and last frame); those in BUNDLED are also compared with an
   uncompressed or lossless copy of the same image where pydicom ships one;
 - files written here from a phantom ultrasound cine (3 frames) and a colour-Doppler-like RGB image, for every
   syntax in grey and colour, including those no bundled file covers (JPEG lossless with predictors 2..7, .57):
@@ -165,6 +166,54 @@ def test_bundled_file_decodes_through_the_demo_path(name, syntax, reference, max
     assert diff.max() <= max_diff and diff.mean() <= max_mean, (diff.max(), diff.mean())
     if max_diff == 0:  # a lossless copy: the model sees exactly the same image
         np.testing.assert_array_equal(image, demo_read(bundled(reference))[0])
+
+
+NATIVE = {"1.2.840.10008.1.2", "1.2.840.10008.1.2.1", "1.2.840.10008.1.2.2"}
+#: bundled files whose pixel data is broken on purpose (pydicom's own tests of its error paths)
+BROKEN_ON_PURPOSE = {"JPEG2000-embedded-sequence-delimiter.dcm": "JPEG 2000 Image Compression"}
+
+
+def _bundled_encoded_images():
+    """Every bundled image file whose transfer syntax is not a native one (compressed or deflated)."""
+    found = []
+    for name in sorted(os.listdir(TEST_FILES)):
+        try:
+            ds = pydicom.dcmread(os.path.join(TEST_FILES, name), stop_before_pixels=True)
+        except Exception:
+            continue
+        syntax = str(getattr(ds, "file_meta", {}).get("TransferSyntaxUID", ""))
+        if syntax and syntax not in NATIVE and "Rows" in ds:
+            found.append(name)
+    return found
+
+
+BUNDLED_ENCODED = _bundled_encoded_images()
+
+
+@pytest.mark.parametrize("name", BUNDLED_ENCODED)
+def test_every_bundled_encoded_image_is_read(name):
+    """Not only the files of BUNDLED: every compressed / deflated image pydicom bundles, every frame count."""
+    path = bundled(name)
+    if name in BROKEN_ON_PURPOSE:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with pytest.raises(DatasetError, match=BROKEN_ON_PURPOSE[name]):
+                load_image(path)
+        return
+    ds = pydicom.dcmread(path, stop_before_pixels=True)
+    frames = int(ds.get("NumberOfFrames", 1) or 1)
+    for frame in sorted({0, frames - 1}):
+        raw_frame(path, frame if frames > 1 else None)
+        image, record = demo_read(path, frame)
+        assert image.shape == (ds.Rows, ds.Columns, 3) and record["frame"] == frame
+
+
+def test_bundled_files_cover_the_scanner_syntaxes():
+    syntaxes = {str(pydicom.dcmread(bundled(n), stop_before_pixels=True).file_meta.TransferSyntaxUID)
+                for n in BUNDLED_ENCODED}
+    assert {"1.2.840.10008.1.2.4.50", "1.2.840.10008.1.2.4.51", "1.2.840.10008.1.2.4.70", "1.2.840.10008.1.2.4.80",
+            "1.2.840.10008.1.2.4.81", "1.2.840.10008.1.2.4.90", "1.2.840.10008.1.2.4.91", "1.2.840.10008.1.2.5",
+            "1.2.840.10008.1.2.1.99"} <= syntaxes
 
 
 @pytest.mark.parametrize("name", ["SC_rgb_rle.dcm", "SC_rgb_jpeg_dcmtk.dcm", "SC_rgb_dcmtk_+eb+cy+np.dcm",
