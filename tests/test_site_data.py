@@ -81,3 +81,63 @@ def test_cli(site_images, tmp_path):
     assert {"train_weak_n0.json", "train_strong_n3.json", "train_weak_n3.json", "val.json"} <= set(names)
     assert not any(n.startswith("train_strong_1") for n in names)  # no default fractions beside counts
     assert len(_names(tmp_path / "b" / "train_strong_n3.json")) == 3
+
+
+def test_phantom_site_b_same_anatomy_other_scanner(tmp_path):
+    import cv2
+
+    from wssdl_d2.data.phantom import SITES, generate_image, site_profile
+
+    assert site_profile(None) == SITES["a"] == site_profile("a")
+    with pytest.raises(ValueError, match="unknown phantom site 'c'"):
+        site_profile("c")
+    for label in (1, 2):
+        a = generate_image(np.random.default_rng(3), label, 96, 128, site="a")
+        b = generate_image(np.random.default_rng(3), label, 96, 128, site="b")
+        assert len(a.masks) == len(b.masks) == 1 and np.array_equal(a.masks[0], b.masks[0])
+        assert a.image.shape == b.image.shape and a.image.dtype == b.image.dtype == np.uint8
+        mask = a.masks[0]
+        contrast = [float(im[~mask].mean() - im[mask].mean()) for im in (a.image, b.image)]
+        assert b.image.mean() > a.image.mean() + 20  # another gain / dynamic range
+        assert 0 < contrast[1] < contrast[0]  # fainter masses
+        # coarser speckle: neighbouring pixels are more alike
+        corr = [np.corrcoef(im[:, :-1].ravel(), im[:, 1:].ravel())[0, 1] for im in (a.image, b.image)]
+        assert corr[1] > corr[0] + 0.1
+    tool = os.path.join(REPO, "tools", "make_phantom.py")
+    done = subprocess.run([sys.executable, tool, "--out", str(tmp_path / "site_b"), "--site", "b", "--counts", "2",
+                           "4", "4", "--size", "48", "64", "--test-all", "--val-fraction", "0", "--folds", "2",
+                           "--strong-count", "0", "2"], capture_output=True, text=True,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert done.returncode == 0, done.stderr
+    assert len(load_wssdl_json(str(tmp_path / "site_b" / "test.json"))) == 10
+    assert (tmp_path / "site_b" / "fold1" / "train_strong_n2.json").exists()
+    image = cv2.imread(str(tmp_path / "site_b" / "images" / "benign" / "benign (1).png"), cv2.IMREAD_GRAYSCALE)
+    assert image.shape == (48, 64)
+
+
+def test_site_scans_without_masks_are_weak(site_images, tmp_path):
+    import shutil
+
+    from wssdl_d2.data.busi import read_busi
+    from wssdl_d2.data.errors import DatasetError
+
+    site = tmp_path / "diagnoses"
+    shutil.copytree(site_images, site)
+    outlined = sorted((site / "benign").glob("*_mask.png"))[:3] + sorted((site / "malignant").glob("*_mask.png"))[:2]
+    for mask in set(site.rglob("*_mask*.png")) - set(outlined):
+        mask.unlink()
+    with pytest.raises(DatasetError, match="no mask file"):
+        read_busi(str(site), progress=False)
+    records = read_busi(str(site), progress=False, require_masks=False)
+    assert len(records) == 30 and sum(bool(r.boxes) for r in records) == 5
+    out = tmp_path / "prepared"
+    prepare_pool(site, out, strong_fractions=(), val_fraction=0.0, seed=0, name="diag", progress=False,
+                 log=lambda *a: None, strong_counts=(4,), require_masks=False)
+    strong = load_wssdl_json(str(out / "train_strong_n4.json"))
+    assert len(strong) == 4 and all(d["annotations"] for d in strong)
+    assert len(load_wssdl_json(str(out / "train_weak_n4.json"))) == 26
+    train_all = load_wssdl_json(str(out / "train_all.json"))  # a mass scan without an outline is never "no mass"
+    assert all(d["annotations"] or d["supervision"] == "weak" or d["image_label"] == 0 for d in train_all)
+    with pytest.raises(ValueError, match="6 strong images asked, but only 5"):
+        prepare_pool(site, tmp_path / "too_many", strong_fractions=(), val_fraction=0.0, progress=False,
+                     log=lambda *a: None, strong_counts=(6,), require_masks=False)

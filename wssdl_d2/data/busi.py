@@ -61,8 +61,11 @@ def list_class_folder(folder: str) -> Tuple[Dict[str, str], Dict[str, List[Tuple
 
 
 def read_busi(root: str, mask_mode: str = "union", min_component_fraction: float = 0.05,
-              progress: bool = True) -> List[ImageRecord]:
+              progress: bool = True, require_masks: bool = True) -> List[ImageRecord]:
     """Read every image of a BUSI-layout tree. Returns a list of :class:`ImageRecord`, sorted by path.
+
+    ``require_masks`` False: an image without mask files is read with no boxes (a scan known by its diagnosis
+    only, e.g. a new site's images for adaptation); images that have masks are checked as usual.
 
     Raises:
         DatasetError: naming every bad file (missing mask, unreadable image, mask of another size, unknown
@@ -95,7 +98,10 @@ def read_busi(root: str, mask_mode: str = "union", min_component_fraction: float
             problems.append(DatasetProblem(path, "cannot read image (corrupt or not an image)"))
             continue
         if not mask_list:
-            problems.append(DatasetProblem(path, "no mask file (<name>_mask.png) for this image"))
+            if require_masks:
+                problems.append(DatasetProblem(path, "no mask file (<name>_mask.png) for this image"))
+            else:
+                records.append(ImageRecord(path, os.path.relpath(path, root), label, *image.shape[1::-1], []))
             continue
         height, width = image.shape[:2]
         boxes = []

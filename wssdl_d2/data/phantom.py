@@ -10,12 +10,19 @@ Each image is built as echogenicity x speckle x depth attenuation, then log-comp
 - a normal image has no mass;
 - speckle is the magnitude of a low-pass complex Gaussian field (Rayleigh statistics), laterally elongated.
 
+The scanner is a :class:`SiteProfile` (speckle size, point-spread blur, depth gain, log-compression, overall gain,
+lesion contrast). ``SITES["a"]`` is the default site (the images every earlier version generated, draw for draw);
+``SITES["b"]`` is a second hospital's scanner with coarser, blurrier speckle, a TGC profile that brightens the near
+field and darkens the far field, a wider dynamic range and fainter masses: a model trained on site A loses CorLoc
+on it (tests/test_site_adaptation.py). A site changes only deterministic steps, so both sites draw the same random
+numbers and a seed gives the same anatomy at either site.
+
 :func:`write_phantom_dataset` writes the images in BUSI's layout (``<root>/{benign,malignant,normal}/<label>
 (<i>).png`` and ``<label> (<i>)_mask.png`` / ``_mask_1.png``), so every reader is exercised on it.
 """
 import os
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Sequence, Tuple, Union
 
 import cv2
 import numpy as np
@@ -30,6 +37,50 @@ class PhantomImage:
     image: np.ndarray
     masks: list
     image_label: int  # 0 normal, 1 benign, 2 malignant
+
+
+@dataclass(frozen=True)
+class SiteProfile:
+    """How one site's scanner renders the phantom's tissue (the anatomy is drawn independently of it).
+
+    Attributes:
+        speckle_sigma: (lateral, axial) Gaussian low-pass of the complex speckle field, pixels (speckle size).
+        psf_blur: extra Gaussian blur of the echo signal, pixels (0: none).
+        depth_gain: TGC-like gain of the signal at evenly spaced depths from top to bottom row (linear in
+            between); empty: flat.
+        compression: ``c`` of the log compression ``log(1 + c * s) / log(1 + c * white)``: larger is a wider
+            dynamic range (brighter, flatter grey levels).
+        white: the signal level shown as white.
+        gain: (low, high) of the uniformly drawn overall display gain.
+        lesion_contrast: a mass's echogenicity is ``tissue - lesion_contrast * (tissue - mass)`` with tissue 0.5:
+            1 keeps the default contrast, smaller makes masses fainter.
+    """
+
+    speckle_sigma: Tuple[float, float] = (1.6, 0.7)
+    psf_blur: float = 0.0
+    depth_gain: Tuple[float, ...] = ()
+    compression: float = 12.0
+    white: float = 2.2
+    gain: Tuple[float, float] = (0.85, 1.0)
+    lesion_contrast: float = 1.0
+
+
+SITES = {
+    "a": SiteProfile(),
+    "b": SiteProfile(speckle_sigma=(2.4, 1.2), psf_blur=0.8, depth_gain=(1.6, 1.0, 0.6), compression=25.0,
+                     gain=(0.95, 1.1), lesion_contrast=0.85),
+}
+
+
+def site_profile(site: Union[str, SiteProfile, None]) -> SiteProfile:
+    """A :class:`SiteProfile` from a name of :data:`SITES`, a profile, or None (site "a")."""
+    if site is None:
+        return SITES["a"]
+    if isinstance(site, SiteProfile):
+        return site
+    if site not in SITES:
+        raise ValueError(f"unknown phantom site {site!r}; choose from {sorted(SITES)}")
+    return SITES[site]
 
 
 def _smooth_noise(rng, shape, sigma):
@@ -92,10 +143,10 @@ def _mass_outline(rng, irregular, tall, cx, cy, size, n=360):
     return np.stack([cx + scale * x, cy + scale * y], axis=1)
 
 
-def _add_mass(rng, echo, label, layer, ambiguity=0.0):
+def _add_mass(rng, echo, label, layer, ambiguity=0.0, lesion_contrast=1.0):
     """Draw one mass of class ``label`` into ``echo``. Each sign (margin, orientation, posterior effect) is
-    the other class's with probability ``ambiguity / 2``, and the mass-to-tissue contrast drops with it.
-    Returns (echo, mask or None)."""
+    the other class's with probability ``ambiguity / 2``, and the mass-to-tissue contrast drops with it (and with
+    ``lesion_contrast`` < 1). Returns (echo, mask or None)."""
     h, w = echo.shape
     malignant = label == MALIGNANT
 
@@ -116,6 +167,8 @@ def _add_mass(rng, echo, label, layer, ambiguity=0.0):
     x0, x1, bottom = xs.min(), xs.max() + 1, ys.max() + 1
     inside = 0.08 + 0.06 * _smooth_noise(rng, (h, w), 3) if malignant else 0.14 + 0.02 * _smooth_noise(rng, (h, w), 6)
     inside = inside + rng.uniform(0, 0.25) * ambiguity  # fainter masses
+    if lesion_contrast != 1.0:
+        inside = 0.5 - lesion_contrast * (0.5 - inside)
     # Posterior effect: a column below the mass, fading with depth; shadowing (x0.35) or enhancement (x1.45).
     yy = np.arange(h, dtype=np.float32)[:, None]
     xx = np.arange(w, dtype=np.float32)[None]
@@ -128,12 +181,15 @@ def _add_mass(rng, echo, label, layer, ambiguity=0.0):
 
 
 def generate_image(rng: np.random.Generator, image_label: int, height: int = 256, width: int = 320,
-                   second_lesion_prob: float = 0.0, ambiguity: float = 0.0) -> PhantomImage:
+                   second_lesion_prob: float = 0.0, ambiguity: float = 0.0,
+                   site: Union[str, SiteProfile, None] = None) -> PhantomImage:
     """One phantom image of the given label (0 normal, 1 benign, 2 malignant). Returns a :class:`PhantomImage`.
 
     ``ambiguity`` in [0, 1]: 0 gives textbook signs; larger values make masses fainter, mix the two classes'
     signs (each sign is the other class's with probability ambiguity / 2) and add mass-like fat lobules.
+    ``site``: the scanner (:func:`site_profile`: a name of :data:`SITES` or a :class:`SiteProfile`; default "a").
     """
+    profile = site_profile(site)
     if image_label not in IMAGE_LABELS:
         raise ValueError(f"image_label must be 0, 1 or 2, not {image_label!r}")
     if not 0 <= ambiguity <= 1:
@@ -143,25 +199,33 @@ def generate_image(rng: np.random.Generator, image_label: int, height: int = 256
     if image_label != NORMAL:
         n_lesions = 2 if rng.random() < second_lesion_prob else 1
         for _ in range(n_lesions):
-            echo, mask = _add_mass(rng, echo, image_label, layer, ambiguity)
+            echo, mask = _add_mass(rng, echo, image_label, layer, ambiguity, profile.lesion_contrast)
             if mask is not None and not any((mask & m).any() for m in masks):
                 masks.append(mask)
     # Fully developed speckle: Rayleigh-distributed magnitude of a laterally correlated complex field.
-    re = cv2.GaussianBlur(rng.standard_normal((height, width)).astype(np.float32), (0, 0), 1.6, sigmaY=0.7)
-    im = cv2.GaussianBlur(rng.standard_normal((height, width)).astype(np.float32), (0, 0), 1.6, sigmaY=0.7)
+    sx, sy = profile.speckle_sigma
+    re = cv2.GaussianBlur(rng.standard_normal((height, width)).astype(np.float32), (0, 0), sx, sigmaY=sy)
+    im = cv2.GaussianBlur(rng.standard_normal((height, width)).astype(np.float32), (0, 0), sx, sigmaY=sy)
     speckle = np.sqrt(re**2 + im**2)
     speckle /= speckle.mean()
     depth = np.arange(height, dtype=np.float32)[:, None] / height
     attenuation = np.exp(-rng.uniform(0.6, 1.4) * depth)
     signal = np.clip(echo, 0.01, None) * speckle * attenuation
-    image = np.log1p(12 * signal) / np.log1p(12 * 2.2)  # log compression, ~2.2 maps to white
-    image = np.clip(255 * rng.uniform(0.85, 1.0) * image, 0, 255).astype(np.uint8)
+    if profile.psf_blur > 0:
+        signal = cv2.GaussianBlur(signal.astype(np.float32), (0, 0), profile.psf_blur)
+    if profile.depth_gain:
+        knots = np.linspace(0.0, 1.0, len(profile.depth_gain))
+        signal = signal * np.interp(depth[:, 0], knots, profile.depth_gain).astype(np.float32)[:, None]
+    c = profile.compression
+    image = np.log1p(c * signal) / np.log1p(c * profile.white)  # log compression, ``white`` maps to white
+    image = np.clip(255 * rng.uniform(*profile.gain) * image, 0, 255).astype(np.uint8)
     return PhantomImage(image=image, masks=masks, image_label=image_label)
 
 
 def write_phantom_dataset(root: str, counts: Sequence[int] = (20, 40, 40), height: int = 256, width: int = 320,
                           seed: int = 0, second_lesion_prob: float = 0.1, duplicate_fraction: float = 0.0,
-                          conflicting_duplicates: int = 0, ambiguity: float = 0.0) -> int:
+                          conflicting_duplicates: int = 0, ambiguity: float = 0.0,
+                          site: Union[str, SiteProfile, None] = None) -> int:
     """Write a phantom dataset in BUSI's layout. Returns the number of image files written.
 
     Args:
@@ -175,7 +239,9 @@ def write_phantom_dataset(root: str, counts: Sequence[int] = (20, 40, 40), heigh
         conflicting_duplicates: this many benign images also get a near-duplicate in the malignant folder
             (BUSI's conflicting labels).
         ambiguity: how much the classes' signs overlap (see :func:`generate_image`).
+        site: the scanner (a name of :data:`SITES` or a :class:`SiteProfile`; default "a").
     """
+    site_profile(site)  # an unknown site fails before anything is written
     rng = np.random.default_rng(seed)
     written = 0
     next_index = {name: 1 for name in IMAGE_LABEL_NAMES}
@@ -200,7 +266,7 @@ def write_phantom_dataset(root: str, counts: Sequence[int] = (20, 40, 40), heigh
     conflicts_left = conflicting_duplicates
     for label, count in enumerate(counts):
         for _ in range(count):
-            sample = generate_image(rng, label, height, width, second_lesion_prob, ambiguity)
+            sample = generate_image(rng, label, height, width, second_lesion_prob, ambiguity, site)
             save(IMAGE_LABEL_NAMES[label], sample.image, sample.masks)
             if rng.random() < duplicate_fraction:
                 save(IMAGE_LABEL_NAMES[label], *near_duplicate(sample.image, sample.masks))

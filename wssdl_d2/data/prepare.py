@@ -22,13 +22,15 @@ import numpy as np
 from ..utils.atomic import atomic_open, atomic_write_json
 from .busi import read_busi
 from .folds import write_folds
-from .labels import IMAGE_LABEL_NAMES
+from .labels import IMAGE_LABEL_NAMES, NORMAL
 from .near_duplicates import group_near_duplicates, perceptual_hashes
 from .splits import conflicting_groups, split_by_groups, strong_subset, strong_subset_count
 from .wssdl_json import write_wssdl_json
 
 
 def _entry(record, supervision):
+    if supervision == "strong" and not record.boxes and record.image_label != NORMAL:
+        supervision = "weak"  # a mass image read without masks (require_masks False): its label is all we know
     return {"file_name": record.relpath, "width": record.width, "height": record.height,
             "supervision": supervision, "image_label": record.image_label,
             "boxes": record.boxes if supervision != "weak" else []}
@@ -43,7 +45,8 @@ def prepare_pool(root: str, out: str, strong_fractions: Sequence[float] = (0.2,)
                  test_fraction: float = 0.0, seed: int = 0, max_hash_distance: int = 6, keep_conflicting: bool = False,
                  name: str = "dataset", progress: bool = True, log: Callable[[str], Any] = print,
                  strong_labels: Sequence[str] = IMAGE_LABEL_NAMES, folds: int = 0,
-                 overwrite: bool = False, strong_counts: Sequence[int] = (), test_all: bool = False) -> Dict[str, Any]:
+                 overwrite: bool = False, strong_counts: Sequence[int] = (), test_all: bool = False,
+                 require_masks: bool = True) -> Dict[str, Any]:
     """Read the BUSI-layout tree ``root`` and write the dataset files into ``out``. Returns the report dict.
 
     ``strong_labels``: the image labels (names of ``IMAGE_LABEL_NAMES``) whose images may keep their boxes in the
@@ -59,7 +62,10 @@ def prepare_pool(root: str, out: str, strong_fractions: Sequence[float] = (0.2,)
 
     ``test_all``: every image (conflicting-label groups excluded unless ``keep_conflicting``) goes to ``test.json``
     with its boxes, and no flat train / val split is written (``val_fraction`` and ``test_fraction`` must be 0):
-    an external site's evaluation set. Folds, when asked, are drawn from the same images."""
+    an external site's evaluation set. Folds, when asked, are drawn from the same images.
+
+    ``require_masks`` False: images without mask files are read with no boxes (:func:`~.busi.read_busi`); they can
+    be weak images only."""
     unknown = sorted(set(strong_labels) - set(IMAGE_LABEL_NAMES))
     if unknown:
         raise ValueError(f"strong_labels {unknown}: not image labels (choose from {IMAGE_LABEL_NAMES})")
@@ -67,7 +73,7 @@ def prepare_pool(root: str, out: str, strong_fractions: Sequence[float] = (0.2,)
     if test_all and (val_fraction or test_fraction):
         raise ValueError(f"test_all puts every image in test.json: val_fraction ({val_fraction}) and test_fraction "
                          f"({test_fraction}) must be 0")
-    records = read_busi(root, progress=progress)
+    records = read_busi(root, progress=progress, require_masks=require_masks)
     labels = np.array([r.image_label for r in records])
     groups = group_near_duplicates(perceptual_hashes([r.path for r in records], progress), max_hash_distance)
     conflicts = sorted(conflicting_groups(labels, groups))
