@@ -123,6 +123,8 @@ def test_dataset_names_map_to_the_fold_of_the_same_kind():
     assert fold_dataset_for("busi_train_strong_20", "busi", 2, 10) == "busi_fold2_train_strong_10"
     assert fold_dataset_for("busi_train_weak_20", "busi", 2, 10) == "busi_fold2_train_weak_10"
     assert fold_dataset_for("busi_train_all", "busi", 2, 10) == "busi_fold2_train_all"
+    # the fully supervised row (every image boxed) stays itself in a 10% comparison
+    assert fold_dataset_for("busi_train_strong_100", "busi", 2, 10) == "busi_fold2_train_strong_100"
     with pytest.raises(CrossValError, match="not a prepared split"):
         fold_dataset_for("my_images", "busi", 0)
     with pytest.raises(CrossValError, match="twice"):

@@ -44,7 +44,8 @@ def parse_args(argv=None):
     parser.add_argument("--out", required=True, help="output folder (runs and report)")
     parser.add_argument("--strong-percent", type=int, default=None, metavar="P",
                         help="train on the folds' train_strong_P / train_weak_P instead of the P in the configs "
-                             "(e.g. 10 for the 10%% boxes rows of configs that name busi_train_strong_20)")
+                             "(e.g. 10 for the 10%% boxes rows of configs that name busi_train_strong_20; train_strong_100, the fully "
+                             "supervised row, is kept)")
     parser.add_argument("--report", default="crossval", metavar="STEM",
                         help="report files <out>/STEM.{md,json,csv,png} (default: %(default)s)")
     parser.add_argument("--dataset-root", default=None,

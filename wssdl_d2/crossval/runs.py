@@ -52,15 +52,16 @@ class RunSpec:
 def fold_dataset_for(dataset: str, data: str, fold: int, strong_percent: Optional[int] = None) -> str:
     """The fold's dataset of the same kind: ("busi_train_strong_20", "busi", 3) -> "busi_fold3_train_strong_20";
     with ``strong_percent`` 10, train_strong_P / train_weak_P become train_strong_10 / train_weak_10 (train_all,
-    val and test stay). Raises CrossValError for a name that does not end in a prepared split (train_strong_P,
+    val, test and train_strong_100 - every image boxed, the fully supervised row - stay). Raises CrossValError for a name that does not end in a prepared split (train_strong_P,
     train_weak_P, train_all, val, test)."""
     match = SPLIT_RE.search(dataset)
     if not match:
         raise CrossValError(f"dataset {dataset!r}: not a prepared split (a name ending in train_strong_P, "
                             "train_weak_P, train_all, val or test), so it has no cross-validation counterpart")
     split = match.group(1)
-    if strong_percent is not None:
-        split = re.sub(r"^(train_strong|train_weak)_\d+$", rf"\g<1>_{int(strong_percent)}", split)
+    part = re.match(r"^(train_strong|train_weak)_(\d+)$", split)
+    if strong_percent is not None and part and int(part.group(2)) < 100:
+        split = f"{part.group(1)}_{int(strong_percent)}"
     return fold_dataset_name(data, fold, split)
 
 
