@@ -135,7 +135,7 @@ def test_the_check_fails_on_a_row_with_another_recipe(tmp_path):
     were before issue 16) is caught, naming the keys."""
     broken = tmp_path / "strong_only_unfair.yaml"
     broken.write_text(f'_BASE_: "{os.path.join(CONFIGS, "BUSI", "strong_only.yaml")}"\n'
-                      "SOLVER:\n  BASE_LR: 0.01\n  CLIP_GRADIENTS:\n    ENABLED: False\n")
+                      "SOLVER:\n  BASE_LR: 0.02\n  CLIP_GRADIENTS:\n    ENABLED: False\n")
     rows = {p: flatten(load_config(os.path.join(CONFIGS, p))) for p in ("BUSI/wssdl.yaml", "BUSI/strong_only.yaml")}
     assert not recipe_differences(rows)
     rows["broken"] = flatten(load_config(str(broken)))
