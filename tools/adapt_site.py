@@ -1,0 +1,111 @@
+#!/usr/bin/env python
+"""Adapt a trained model to a new site (hospital, scanner) from the site's diagnosis-only scans.
+
+    python tools/adapt_site.py --from output/busi/strong_only_10/model_final.pth --site /data/our_site \\
+        --out output/our_site/adapted
+    python tools/adapt_site.py ... --boxes 10                 # also 10 of the site's outlined scans keep boxes
+    python tools/adapt_site.py ... --resume                   # continue a stopped run in --out
+    python tools/adapt_site.py --from MODEL --site-train breast_fold0_train_weak_n0 --test breast_fold0_val \\
+        --out output/breast/adapt_fold0_n0                     # already prepared / registered site datasets
+
+``--site DIR`` holds the site's scans in BUSI's layout, one folder per diagnosis: ``DIR/{normal,benign,malignant}/
+<name>.png``; a ``<name>_mask.png`` outline is needed only for the ``--boxes N`` scans that keep boxes (the first N
+of a seeded, per-label order among the outlined ones). They are prepared into ``<dataset root>/<site name>/`` and
+registered as ``<site name>_train_weak_n<N>`` (and ``_train_strong_n<N>``). The model's own config (``--config-file``,
+default: the config.yaml beside ``--from``) is switched to the joint method and fine-tuned from the model's weights
+on the source's boxed datasets (``--source``, default: those of its DATASETS.TRAIN with boxes) plus the site's
+images, at a constant ``--lr`` with a static MIL scale ``--alpha`` for ``--max-iter`` iterations
+(wssdl_d2.engine.site_adaptation). ``--out`` gets config.yaml, checkpoints and, with ``--test``, the evaluation of
+the model before (``before/inference``) and after (``inference``); compare them paired with
+``tools/compare.py OUT OUT/before``. Trailing KEY VALUE pairs override the adaptation config.
+"""
+import argparse
+import os
+import re
+import sys
+
+from wssdl_d2.config import load_config
+from wssdl_d2.data import default_dataset_root
+from wssdl_d2.data.errors import DatasetError
+from wssdl_d2.engine.site_adaptation import adapt, adaptation_config, prepare_site, source_strong_datasets
+from wssdl_d2.utils.cli import add_opts, run_main, setup_run
+
+
+def get_parser():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--from", dest="weights", required=True, metavar="MODEL", help="the trained model (.pth)")
+    parser.add_argument("--config-file", metavar="FILE",
+                        help="the config the model was trained with (default: config.yaml beside --from)")
+    site = parser.add_mutually_exclusive_group()
+    site.add_argument("--site", metavar="DIR", help="the site's scans, {normal,benign,malignant}/ folders")
+    site.add_argument("--site-train", nargs="+", metavar="NAME", help="registered site datasets instead of --site")
+    parser.add_argument("--site-name", help="dataset name of --site (default: its folder name)")
+    parser.add_argument("--boxes", type=int, default=0, metavar="N",
+                        help="outlined site scans that keep their boxes (default 0: diagnoses only)")
+    parser.add_argument("--source", nargs="+", metavar="NAME",
+                        help="the source's boxed datasets (default: those of the model's DATASETS.TRAIN)")
+    parser.add_argument("--test", nargs="+", default=[], metavar="NAME",
+                        help="the site's boxed test datasets, evaluated before and after (default: none)")
+    parser.add_argument("--out", required=True, metavar="DIR", help="the adaptation's run folder")
+    parser.add_argument("--max-iter", type=int, default=300, help="fine-tuning iterations (default %(default)s)")
+    parser.add_argument("--lr", type=float, default=0.002, help="constant learning rate (default %(default)s)")
+    parser.add_argument("--alpha", type=float, default=0.5, help="static MIL loss scale (default %(default)s)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the choice of --boxes scans")
+    parser.add_argument("--resume", action="store_true", help="continue the run in --out (its config.yaml)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="re-prepare the site's dataset folder even if it holds another dataset")
+    return add_opts(parser)
+
+
+def _site_name(path):
+    return re.sub(r"[^a-z0-9]+", "_", os.path.basename(os.path.normpath(path)).lower()).strip("_") or "site"
+
+
+def build_config(args):
+    """The adaptation's frozen config: ``<out>/config.yaml`` when resuming, else a new one (preparing --site)."""
+    saved = os.path.join(args.out, "config.yaml")
+    if args.resume and os.path.isfile(saved):
+        return load_config(saved, args.opts)
+    if args.resume:
+        raise FileNotFoundError(f"{saved}: nothing to resume (no adaptation config in --out)")
+    if not args.site and not args.site_train:
+        raise ValueError("give the site's scans (--site DIR) or its registered datasets (--site-train NAME ...)")
+    if not os.path.isfile(args.weights):
+        raise FileNotFoundError(f"{args.weights}: model file not found")
+    config_file = args.config_file or os.path.join(os.path.dirname(os.path.abspath(args.weights)), "config.yaml")
+    model_cfg = load_config(config_file)
+    if args.site:
+        name = args.site_name or _site_name(args.site)
+        root = model_cfg.WSSDL.DATASET_ROOT or default_dataset_root()
+        weak, strong = prepare_site(args.site, root, name, args.boxes, args.seed, args.overwrite)
+        site_train = [weak] + ([strong] if strong else [])
+    else:
+        site_train = list(args.site_train)
+    source = args.source or source_strong_datasets(model_cfg.DATASETS.TRAIN)
+    return adaptation_config(model_cfg, os.path.abspath(args.weights), source, site_train, args.out, args.max_iter,
+                             args.lr, args.alpha, args.test, args.opts)
+
+
+def main(argv=None):
+    args = get_parser().parse_args(argv)
+    try:
+        cfg = build_config(args)
+    except (DatasetError, FileExistsError, FileNotFoundError, ValueError, KeyError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    setup_run(cfg)
+    before = os.path.join(cfg.OUTPUT_DIR, "before")
+    if cfg.DATASETS.TEST and not os.path.isfile(os.path.join(before, "inference", "corloc.json")):
+        from wssdl_d2.engine.evaluate import evaluate_weights
+
+        evaluate_weights(cfg, cfg.MODEL.WEIGHTS, before)  # the model as it came, on the site's test images
+    out = adapt(cfg, resume=args.resume)
+    print(f"adapted model: {out['weights']}")
+    if cfg.DATASETS.TEST:
+        print(f"compare (paired, on {', '.join(cfg.DATASETS.TEST)}): python tools/compare.py {cfg.OUTPUT_DIR} {before}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run_main(main))
