@@ -22,7 +22,9 @@ setup(
     python_requires=">=3.9",
     packages=find_packages(include=["wssdl_d2", "wssdl_d2.*"]),
     include_package_data=True,
-    package_data={"wssdl_d2": ["model_zoo/*.json"]},
+    # the checkpoint index and the models shipped with it (weights-only safetensors, their config and calibration)
+    package_data={"wssdl_d2": ["model_zoo/*.json", "model_zoo/trained/*/*/*.safetensors",
+                               "model_zoo/trained/*/*/*.yaml", "model_zoo/trained/*/*/*.json"]},
     install_requires=read_requirements("requirements.txt"),
     # label-studio: the REST client of the Label Studio loop (wssdl_d2.active.label_studio); the server itself
     # (label-studio) pins versions that clash with ours and goes into .venv-ls (tools/setup_env.sh --label-studio).
