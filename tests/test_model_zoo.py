@@ -242,9 +242,16 @@ def test_a_malformed_index_names_the_file(tmp_path, monkeypatch):
 def test_the_packaged_index_is_valid():
     from wssdl_d2.model_zoo.index import PACKAGED_INDEX, read_index
 
+    from wssdl_d2.model_zoo.shipped import calibration_path, entry_weights_path, shipped_config_path
+
     for name, entry in read_index(PACKAGED_INDEX)["models"].items():
         model_zoo.get_config_file(name)
-        assert entry["url"].startswith("https://") and entry["metrics"]["CorLoc"]["value"] is not None
+        if entry.get("packaged"):  # shipped in the package: every file present and matching its sha256
+            entry = dict(entry, _index_dir=os.path.dirname(PACKAGED_INDEX))
+            assert entry_weights_path(entry).endswith(".safetensors") and shipped_config_path(entry)
+            assert calibration_path(entry) is None or calibration_path(entry).endswith(".json")
+        else:
+            assert entry["url"].startswith("https://") and entry["metrics"]["CorLoc"]["value"] is not None
 
 
 def test_publishing_weights_that_do_not_fit_the_config_is_refused(tmp_path, trained_run):

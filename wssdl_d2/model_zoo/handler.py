@@ -1,5 +1,6 @@
 """The ``wssdl_d2://`` path prefix: ``MODEL.WEIGHTS wssdl_d2://BUSI/wssdl.yaml`` means "the published checkpoint
-of configs/BUSI/wssdl.yaml", downloaded once into the cache and verified by its sha256 (see :mod:`.download`).
+of configs/BUSI/wssdl.yaml": the file shipped in the package when the index has one (no network), else downloaded
+once into the cache; either way verified by its sha256 (see :mod:`.shipped`, :mod:`.download`).
 
 The handler is registered in Detectron2's ``PathManager`` when ``wssdl_d2`` is imported, so every Detectron2
 checkpointer (``tools/train_net.py``, ``DefaultPredictor``) resolves such paths.
@@ -8,18 +9,18 @@ from typing import Optional
 
 from iopath.common.file_io import PathHandler
 
-from .download import cached_download
 from .index import checkpoint_entry
+from .shipped import entry_weights_path
 
 PREFIX = "wssdl_d2://"
 
 
 def resolve_zoo_path(path: str, cache_dir: Optional[str] = None) -> str:
-    """Local file of a ``wssdl_d2://<config name or published file>`` path (downloaded and verified if needed)."""
+    """Local file of a ``wssdl_d2://<config name or published file>`` path (the shipped file, or downloaded;
+    verified either way)."""
     if not path.startswith(PREFIX):
         raise ValueError(f"{path!r} is not a {PREFIX} path")
-    entry = checkpoint_entry(path[len(PREFIX):])
-    return cached_download(entry["url"], entry["sha256"], entry["file"], cache_dir=cache_dir)
+    return entry_weights_path(checkpoint_entry(path[len(PREFIX):]), cache_dir=cache_dir)
 
 
 class WSSDLZooHandler(PathHandler):

@@ -11,6 +11,17 @@
      "metrics": {"dataset": "busi_val", "ci_level": 0.95, "CorLoc": {"value": .., "lo": .., "hi": ..}, ...},
      "published": "YYYY-MM-DD"}
 
+A model *shipped* inside the package (or beside a lab's own index) has, instead of or besides ``file`` / ``url``::
+
+    {"packaged": "trained/BUSI/wssdl/model_<sha8>.safetensors",  # relative to the index file's folder
+     "sha256": "<64 hex>", "size": <bytes>, "dtype": "float16",   # how the weights are stored (read back as fp32)
+     "config": {"path": "trained/BUSI/wssdl/config.yaml", "sha256": ...},             # the full training config
+     "calibration": {"path": "trained/BUSI/wssdl/calibration.json", "sha256": ...},   # optional
+     "storage_check": {...}, ...}                                  # fp32 vs stored detections, measured when shipped
+
+It is used from the package, verified by its sha256 and never downloaded; a ``url`` beside it is a mirror used
+only when the packaged file is absent (see :mod:`.shipped`).
+
 ``$WSSDL_MODEL_INDEX`` names a further index file (same format) whose entries are added to, and take precedence
 over, the packaged ones: a lab can share checkpoints without editing the installed package.
 """
@@ -20,7 +31,8 @@ from typing import Any, Dict, List
 
 PACKAGED_INDEX = os.path.join(os.path.dirname(os.path.abspath(__file__)), "checkpoints.json")
 INDEX_FORMAT = 1
-REQUIRED_KEYS = ("file", "url", "sha256")
+REQUIRED_KEYS = ("file", "url", "sha256")  # of a downloaded entry; a shipped one needs "packaged" and "sha256"
+INDEX_DIR_KEY = "_index_dir"  # added by published_models(): the folder of the index file an entry came from
 
 
 class CheckpointNotPublished(LookupError):
@@ -43,12 +55,18 @@ def read_index(path: str) -> Dict[str, Any]:
     if not isinstance(index, dict) or index.get("format") != INDEX_FORMAT or not isinstance(index.get("models"), dict):
         raise ValueError(f"{path}: a checkpoint index is {{'format': {INDEX_FORMAT}, 'models': {{...}}}}")
     for name, entry in index["models"].items():
-        missing = [key for key in REQUIRED_KEYS if not isinstance(entry, dict) or not entry.get(key)]
+        required = ("packaged", "sha256") if isinstance(entry, dict) and entry.get("packaged") else REQUIRED_KEYS
+        missing = [key for key in required if not isinstance(entry, dict) or not entry.get(key)]
         if missing:
             raise ValueError(f"{path}: entry {name!r} lacks {missing}")
         sha = entry["sha256"]
         if len(sha) != 64 or any(c not in "0123456789abcdef" for c in sha.lower()):
             raise ValueError(f"{path}: entry {name!r} has sha256 {sha!r}, not 64 hex digits")
+        for key in (k for k in ("packaged", "config", "calibration") if entry.get(k)):
+            relative = entry[key] if key == "packaged" else (entry[key] or {}).get("path", "")
+            if not isinstance(relative, str) or not relative or os.path.isabs(relative) or ".." in relative.split("/"):
+                raise ValueError(f"{path}: entry {name!r}: {key} must be a path relative to the index's folder, "
+                                 f"not {relative!r}")
     return index
 
 
@@ -61,10 +79,12 @@ def index_paths() -> List[str]:
 
 
 def published_models() -> Dict[str, Dict[str, Any]]:
-    """Config name -> index entry, over all index files in force."""
+    """Config name -> index entry, over all index files in force; each entry also holds ``_index_dir``, the folder
+    of its index file (where its ``packaged`` files are)."""
     models = {}
     for path in index_paths():
-        models.update(read_index(path)["models"])
+        folder = os.path.dirname(os.path.abspath(path))
+        models.update({name: {**entry, INDEX_DIR_KEY: folder} for name, entry in read_index(path)["models"].items()})
     return models
 
 
@@ -76,7 +96,7 @@ def checkpoint_entry(config_name: str) -> Dict[str, Any]:
     if name in models:
         return models[name]
     for entry in models.values():
-        if entry["file"] == name:
+        if name in (entry.get("file"), entry.get("packaged")):
             return entry
     raise CheckpointNotPublished(f"no published checkpoint for {config_name!r} in {index_paths()}; "
                       f"published: {sorted(models) or 'none'}")

@@ -17,6 +17,7 @@ from ..config import merge_config
 from .handler import PREFIX
 from .index import checkpoint_entry
 from .safe_load import load_model_weights
+from .shipped import shipped_config_path
 
 _PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIG_DIRS = (
@@ -40,14 +41,19 @@ def get_config_file(config_path: str) -> str:
 def get_config(config_path: str, trained: bool = False) -> CfgNode:
     """The wssdl_d2 config of a zoo entry (a fresh, unfrozen CfgNode, :func:`wssdl_d2.config.merge_config`).
 
-    With ``trained=True`` the index entry's ``config_overrides`` are applied, ``MODEL.WEIGHTS`` becomes
-    ``wssdl_d2://<config_path>`` and backbone ImageNet initialisation is skipped (the checkpoint has all weights).
+    With ``trained=True``: the full config shipped with the model when the index entry has one (the config it was
+    trained with; so a wheel install needs no ``configs/`` folder), else the zoo config with the entry's
+    ``config_overrides``; ``MODEL.WEIGHTS`` becomes ``wssdl_d2://<config_path>`` and backbone ImageNet
+    initialisation is skipped (the checkpoint has all weights).
     """
-    overrides = []
-    if trained:
-        overrides = [*checkpoint_entry(config_path).get("config_overrides", []),
-                     "MODEL.WEIGHTS", PREFIX + config_path, "WSSDL.EFFICIENTNET.PRETRAINED", False]
-    return merge_config(get_config_file(config_path), overrides)
+    if not trained:
+        return merge_config(get_config_file(config_path), [])
+    entry = checkpoint_entry(config_path)
+    weights = ["MODEL.WEIGHTS", PREFIX + config_path, "WSSDL.EFFICIENTNET.PRETRAINED", False]
+    shipped = shipped_config_path(entry)
+    if shipped:
+        return merge_config(shipped, weights)
+    return merge_config(get_config_file(config_path), [*entry.get("config_overrides", []), *weights])
 
 
 def get(config_path: str, trained: bool = False, device: Optional[str] = None,
@@ -56,7 +62,8 @@ def get(config_path: str, trained: bool = False, device: Optional[str] = None,
 
     Args:
         config_path (str): name relative to ``configs/``, e.g. ``"BUSI/wssdl.yaml"``.
-        trained (bool): load the checkpoint of the index (downloaded to the cache, sha256-verified).
+        trained (bool): load the checkpoint of the index (shipped in the package, or downloaded to the cache;
+            sha256-verified either way).
         device (str): "cpu" / "cuda"; default: CUDA when available.
         allow_pickle (bool): also read pickle checkpoints (only trusted ones; zoo files never need it).
     Returns:

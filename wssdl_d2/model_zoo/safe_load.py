@@ -7,7 +7,7 @@ annotator, export, the benchmark, the model zoo and checkpoint evaluation. ``WSS
 the one opt-in to pickle files.
 
 A zoo checkpoint is a weights-only ``.pth`` (read with ``torch.load(..., weights_only=True)``) or a
-``.safetensors`` file (needs the ``safetensors`` package). A Python pickle can execute arbitrary code while it is
+``.safetensors`` file (the ``safetensors`` package; float16 tensors in it are read back as float32). A Python pickle can execute arbitrary code while it is
 read, so a Detectron2 ``.pkl`` (or pycls ``.pyth``) from elsewhere is only read with an explicit
 ``allow_pickle=True``, and a ``.pth`` that holds Python objects besides tensors is refused with
 :class:`UnsafeCheckpointError`.
@@ -56,7 +56,14 @@ def load_checkpoint(path: Union[str, os.PathLike], allow_pickle: bool = False) -
             from safetensors.torch import load_file
         except ImportError as error:
             raise ImportError(f"{path}: reading .safetensors files needs `pip install safetensors`") from error
-        return {"model": load_file(path, device="cpu")}
+        try:
+            weights = load_file(path, device="cpu")
+        except Exception as error:  # safetensors raises its own SafetensorError (and OSError) for a bad file
+            raise UnsafeCheckpointError(f"{path}: not a readable .safetensors file ({error}); nothing in it was "
+                                        "run") from None
+        # weights stored in float16 (a shipped model, :mod:`.ship`) are used in float32, as trained
+        return {"model": {k: v.float() if v.dtype in (torch.float16, torch.bfloat16) else v
+                          for k, v in weights.items()}}
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
