@@ -1,8 +1,13 @@
 #!/usr/bin/env python
 """Run a trained model on images: drawings plus one JSON / CSV with the detections and the image diagnosis.
 
-    python tools/demo.py --config-file configs/BUSI/wssdl.yaml --input scans/ more/*.dcm one.png \\
-        --output demo_out MODEL.WEIGHTS output/busi/wssdl/model_final.pth
+    python tools/demo.py --input scans/ more/*.dcm one.png --output demo_out     # the model shipped with wssdl_d2
+    python tools/demo.py --config-file configs/BUSI/wssdl.yaml --input scans/ --output demo_out \\
+        MODEL.WEIGHTS output/busi/wssdl/model_final.pth [--calibration calibration.json]
+
+Without --config-file the shipped model (BUSI/wssdl.yaml, MODEL_ZOO.md) runs, with its calibration: each image
+gets the calibrated probability of malignancy (P(malignant | image), fitted on cross-validated predictions) beside
+the uncalibrated malignancy score (the top malignant detection's score), named as such.
 
 Inputs: files, folders (searched recursively) and glob patterns of PNG / JPEG / TIFF / BMP and DICOM images
 (multi-frame DICOM: ``--frame``, default 0 = the first frame). Writes ``<output>/<name>.png`` per image
@@ -12,16 +17,26 @@ status 1; the other images are still processed.
 """
 import sys
 
-from wssdl_d2.config import merge_config  # first: importing wssdl_d2 quiets Detectron2's import warnings
+from wssdl_d2.model_zoo.shipped import tool_model  # first: importing wssdl_d2 quiets Detectron2's import warnings
 from detectron2.utils.logger import setup_logger
 
 from wssdl_d2.inference import WSSDLPredictor, predict_files
 from wssdl_d2.inference.inputs import expand_inputs
+from wssdl_d2.model_zoo import CheckpointNotPublished, DownloadError
 from wssdl_d2.utils.cli import add_opts, split_trailing_opts, tool_parser
 
 
+def diagnosis_line(record, threshold):
+    """The per-image line: diagnosis, calibrated probability and uncalibrated score side by side, detections."""
+    calibrated = record["p_malignant_calibrated"]
+    malignancy = (f"P(malignant), calibrated: {calibrated:.2f}; " if calibrated is not None else "")
+    return (f"{record['file']}: {record['diagnosis']} ({record['probability']:.2f}); {malignancy}"
+            f"malignancy score, uncalibrated: {record['malignancy_score']:.2f}; "
+            f"{len(record['detections'])} detection(s) >= {threshold}")
+
+
 def get_parser():
-    parser = tool_parser(__doc__)
+    parser = tool_parser(__doc__, config_required=False)
     parser.add_argument("--input", nargs="+", required=True, help="image files, folders or glob patterns")
     parser.add_argument("--output", help="folder for the drawings and predictions.json / .csv "
                                          "(default: print the diagnoses only)")
@@ -31,6 +46,8 @@ def get_parser():
                         help="frame of multi-frame DICOM / page of multi-page TIFF files (negative: from the end)")
     parser.add_argument("--no-visualization", action="store_true", help="write the JSON / CSV only")
     parser.add_argument("--quiet", action="store_true", help="no progress bar, no per-image lines")
+    parser.add_argument("--calibration", help="calibration.json of the model's malignancy score (tools/calibrate.py; "
+                                              "default: the shipped model's)")
     return add_opts(parser)  # e.g. MODEL.WEIGHTS model_final.pth
 
 
@@ -38,11 +55,11 @@ def main(argv=None):
     args = split_trailing_opts(get_parser().parse_args(argv), "input")
     setup_logger(name="wssdl_d2")
     try:
-        cfg = merge_config(args.config_file, args.opts)  # no dataset needed: images come from --input
-        cfg.freeze()
+        # no dataset needed: images come from --input
+        cfg, calibration = tool_model(args.config_file, args.opts, args.calibration)
         files = expand_inputs(args.input)
-        predictor = WSSDLPredictor(cfg)
-    except (FileNotFoundError, ValueError) as err:
+        predictor = WSSDLPredictor(cfg, calibration)
+    except (FileNotFoundError, ValueError, CheckpointNotPublished, DownloadError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     threshold = cfg.WSSDL.EVAL.SCORE_THRESH if args.confidence_threshold is None else args.confidence_threshold
@@ -50,8 +67,7 @@ def main(argv=None):
                             visualize=not args.no_visualization, progress=not args.quiet)
     if not args.quiet:
         for record in summary["images"]:
-            print(f"{record['file']}: {record['diagnosis']} ({record['probability']:.2f}), "
-                  f"{len(record['detections'])} detection(s) >= {threshold}")
+            print(diagnosis_line(record, threshold))
     print(f"{len(summary['images'])} image(s) in {summary['seconds']:.2f} s "
           f"({summary['images_per_second']:.2f} images/s; model {summary['model_seconds']:.2f} s)"
           + (f"; results in {args.output}" if args.output else ""))

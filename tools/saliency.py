@@ -4,6 +4,7 @@
     python tools/saliency.py --config-file configs/BUSI/wssdl.yaml --input scan.png --output saliency/ \\
         MODEL.WEIGHTS output/busi/wssdl/model_final.pth
     python tools/saliency.py ... --target moi --label malignant --feature res4
+    python tools/saliency.py --input scan.png --output saliency/        # the model shipped with wssdl_d2
 
 Writes ``<output>/<name>_gradcam.png`` per input image: the image with the Grad-CAM heatmap (JET colours) of the
 explained box's class logit and that box. ``--target top`` (default) explains the most confident detection;
@@ -19,13 +20,15 @@ from wssdl_d2.data.errors import DatasetError
 from wssdl_d2.data.image_io import load_image
 from wssdl_d2.inference import WSSDLPredictor
 from wssdl_d2.inference.saliency import TARGETS, overlay, saliency
-from wssdl_d2.utils.cli import add_opts, load_config, split_trailing_opts, tool_parser
+from wssdl_d2.model_zoo import CheckpointNotPublished, DownloadError
+from wssdl_d2.model_zoo.shipped import tool_model
+from wssdl_d2.utils.cli import add_opts, split_trailing_opts, tool_parser
 
 LABELS = {"benign": 1, "malignant": 2}
 
 
 def get_parser():
-    parser = tool_parser(__doc__)
+    parser = tool_parser(__doc__, config_required=False)
     parser.add_argument("--input", nargs="+", required=True, help="image files")
     parser.add_argument("--output", required=True, help="folder for the overlays")
     parser.add_argument("--target", default="top", choices=TARGETS)
@@ -39,9 +42,9 @@ def get_parser():
 def main(argv=None):
     args = split_trailing_opts(get_parser().parse_args(argv), "input")
     try:
-        cfg = load_config(args.config_file, args.opts)
+        cfg, _ = tool_model(args.config_file, args.opts, register=True)
         predictor = WSSDLPredictor(cfg)
-    except (FileNotFoundError, ValueError) as err:
+    except (FileNotFoundError, ValueError, CheckpointNotPublished, DownloadError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     failures = 0

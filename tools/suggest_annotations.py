@@ -4,6 +4,7 @@
     python tools/suggest_annotations.py --config-file configs/BUSI/wssdl.yaml --dataset busi_train_weak_10 \\
         --output output/busi/suggest MODEL.WEIGHTS output/busi/wssdl_10/model_final.pth
     python tools/suggest_annotations.py ... --acquisition moi_entropy --top 36
+    python tools/suggest_annotations.py --dataset busi_train_weak_10 --output suggest/   # the shipped model
 
 Acquisition (``--acquisition``, see wssdl_d2/active/scoring.py): ``combined`` (default: the mean of the three
 below), ``moi_uncertainty`` (1 - probability of the image's class at the mass of interest), ``moi_entropy``
@@ -31,11 +32,13 @@ from wssdl_d2.active.label_studio import LabelStudioError, connect, push_suggest
 from wssdl_d2.active.suggest import suggest_with_analyses, write_suggestions
 from wssdl_d2.data.errors import DatasetError
 from wssdl_d2.inference import WSSDLPredictor
-from wssdl_d2.utils.cli import add_opts, load_config, setup_run, split_trailing_opts, tool_parser
+from wssdl_d2.model_zoo import CheckpointNotPublished, DownloadError
+from wssdl_d2.model_zoo.shipped import tool_model
+from wssdl_d2.utils.cli import add_opts, setup_run, split_trailing_opts, tool_parser
 
 
 def get_parser():
-    parser = tool_parser(__doc__)
+    parser = tool_parser(__doc__, config_required=False)
     parser.add_argument("--dataset", nargs="+", help="registered datasets to rank (their weak images; default: "
                                                      "the weak images of DATASETS.TRAIN)")
     parser.add_argument("--output", required=True, help="folder for suggestions.csv and contact_sheet.png")
@@ -51,6 +54,11 @@ def get_parser():
     return add_opts(parser)
 
 
+def model_name(weights: str) -> str:
+    """How the pushed predictions name their model: a local checkpoint's absolute path, a zoo / URL path as is."""
+    return weights if "://" in weights else (os.path.abspath(weights) if weights else "")
+
+
 def main(argv=None):
     args = split_trailing_opts(get_parser().parse_args(argv), "dataset")
     if bool(args.label_studio) != bool(args.project):
@@ -58,7 +66,7 @@ def main(argv=None):
         return 2
     try:
         client = connect(args.label_studio) if args.label_studio else None  # before anything is written
-        cfg = load_config(args.config_file, args.opts)
+        cfg, _ = tool_model(args.config_file, args.opts, register=True)
         setup_run(cfg, log_dir=args.output)
         names = args.dataset or list(cfg.DATASETS.TRAIN)
         records = [d for name in names for d in DatasetCatalog.get(name) if d.get("supervision") == "weak"]
@@ -71,8 +79,9 @@ def main(argv=None):
         pushed = None
         if client is not None:
             pushed = push_suggestions(client, args.project, rows, analyses, args.push_top or args.top,
-                                      model=os.path.abspath(cfg.MODEL.WEIGHTS) if cfg.MODEL.WEIGHTS else "")
-    except (DatasetError, FileExistsError, FileNotFoundError, ValueError, KeyError, LabelStudioError) as err:
+                                      model=model_name(cfg.MODEL.WEIGHTS))
+    except (DatasetError, FileExistsError, FileNotFoundError, ValueError, KeyError, LabelStudioError,
+            CheckpointNotPublished, DownloadError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     candidates = sum(r["pseudo_candidate"] for r in rows)

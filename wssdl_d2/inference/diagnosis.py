@@ -7,8 +7,13 @@ class of its top-scoring detection. Its ``probability`` is that detection's scor
 normal image. ``scores`` gives per label: normal ``1 - max score``, benign / malignant the best detection score
 of that class (0 without one); the detector scores each box for its winning class only, so these three are
 confidences, not a distribution that sums to 1.
+
+With a calibration (:mod:`wssdl_d2.evaluation.calibration`, shipped with a zoo model or ``tools/demo.py
+--calibration``), ``p_malignant`` is the calibrated probability of malignancy computed from the uncalibrated
+malignancy score ``scores["malignant"]``; None without one.
 """
 from dataclasses import dataclass, field
+from typing import Optional
 
 import numpy as np
 
@@ -19,12 +24,14 @@ from ..evaluation.outcomes import image_outcome
 @dataclass
 class Diagnosis:
     """``label`` 0 normal, 1 benign, 2 malignant; ``name`` its name; ``probability`` in [0, 1];
-    ``scores`` {name: confidence} for the three labels."""
+    ``scores`` {name: confidence} for the three labels (``scores["malignant"]``: the uncalibrated malignancy
+    score); ``p_malignant`` the calibrated probability of malignancy (None without a calibration)."""
 
     label: int
     name: str
     probability: float
     scores: dict = field(default_factory=dict)
+    p_malignant: Optional[float] = None
 
 
 def diagnose(scores, classes, tau: float = 0.5) -> Diagnosis:

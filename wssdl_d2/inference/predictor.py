@@ -42,10 +42,12 @@ class WSSDLPredictor:
 
     Args:
         cfg: a wssdl_d2 config with ``MODEL.WEIGHTS`` set (it is not modified).
+        calibration: a :class:`wssdl_d2.evaluation.calibration.Calibration` of the malignancy score (or None); its
+            probability is the diagnosis' ``p_malignant``.
     Call it with an (H, W, 3) uint8 image in BGR order (:func:`wssdl_d2.data.image_io.read_image`'s default).
     """
 
-    def __init__(self, cfg):
+    def __init__(self, cfg, calibration=None):
         weights = cfg.MODEL.WEIGHTS
         if not weights:
             raise ValueError("MODEL.WEIGHTS is empty: give the trained checkpoint, e.g. MODEL.WEIGHTS "
@@ -55,12 +57,16 @@ class WSSDLPredictor:
         self.cfg = cfg.clone()
         self.tau = float(cfg.WSSDL.EVAL.SCORE_THRESH)
         self.model = build_trained_model(self.cfg)
+        self.calibration = calibration
 
     def __call__(self, image_bgr):
         """Prediction of one (H, W, 3) uint8 BGR image."""
         with torch.no_grad():
             instances = self.model([model_inputs(self.cfg, image_bgr)])[0]["instances"]
-        return prediction_from_instances(instances, self.tau)
+        prediction = prediction_from_instances(instances, self.tau)
+        if self.calibration is not None:
+            prediction.diagnosis.p_malignant = float(self.calibration(prediction.diagnosis.scores["malignant"]))
+        return prediction
 
 
 def preprocess(image_bgr: np.ndarray, min_size: int, max_size: int, input_format: str = "BGR") -> torch.Tensor:

@@ -2,7 +2,8 @@
 
 JSON: ``{"images": [record, ...], "errors": [{"file", "error"}], ...run information}`` where a record is
 ``{"file", "frame", "num_frames", "width", "height", "diagnosis", "probability", "scores": {normal, benign,
-malignant}, "detections": [{"box": [x0, y0, x1, y1], "class", "class_name", "score"}], "visualization"}``
+malignant}, "malignancy_score" (uncalibrated: the top malignant detection's score, 0 without one),
+"p_malignant_calibrated" (the calibrated probability of malignancy, null without a calibration), "detections": [{"box": [x0, y0, x1, y1], "class", "class_name", "score"}], "visualization"}``
 (boxes in the original image's pixels, detections with score >= the demo's threshold).
 Both files are written atomically.
 """
@@ -19,7 +20,7 @@ if TYPE_CHECKING:
     from .predictor import Prediction
 
 CSV_COLUMNS = ("file", "frame", "width", "height", "diagnosis", "probability", "score_normal", "score_benign",
-               "score_malignant", "num_detections", "top_box", "top_class", "top_score", "visualization")
+               "score_malignant", "malignancy_score", "p_malignant_calibrated", "num_detections", "top_box", "top_class", "top_score", "visualization")
 
 
 def prediction_record(file: Union[str, os.PathLike], loaded: "LoadedImage", prediction: "Prediction", threshold: float,
@@ -34,6 +35,8 @@ def prediction_record(file: Union[str, os.PathLike], loaded: "LoadedImage", pred
             "width": prediction.width, "height": prediction.height, "diagnosis": diagnosis.name,
             "probability": round(float(diagnosis.probability), 4),
             "scores": {name: round(float(diagnosis.scores[name]), 4) for name in IMAGE_LABEL_NAMES},
+            "malignancy_score": round(float(diagnosis.scores["malignant"]), 4),
+            "p_malignant_calibrated": None if diagnosis.p_malignant is None else round(float(diagnosis.p_malignant), 4),
             "detections": detections, "visualization": visualization}
 
 
@@ -42,6 +45,8 @@ def _csv_row(record):
     return {"file": record["file"], "frame": record["frame"], "width": record["width"], "height": record["height"],
             "diagnosis": record["diagnosis"], "probability": record["probability"],
             **{f"score_{name}": record["scores"][name] for name in IMAGE_LABEL_NAMES},
+            "malignancy_score": record["malignancy_score"],
+            "p_malignant_calibrated": "" if record["p_malignant_calibrated"] is None else record["p_malignant_calibrated"],
             "num_detections": len(record["detections"]),
             "top_box": " ".join(str(v) for v in top["box"]) if top else "",
             "top_class": top["class_name"] if top else "", "top_score": top["score"] if top else "",

@@ -20,8 +20,9 @@ def draw_prediction(image_rgb: np.ndarray, prediction, threshold: float = 0.5,
                     title: Optional[str] = None) -> np.ndarray:
     """An (H, W, 3) uint8 RGB drawing of ``prediction`` (a :class:`.Prediction`) on ``image_rgb``.
 
-    Draws the detections with score >= ``threshold``; ``title`` (default: the diagnosis and its probability)
-    is written in the top-left corner.
+    Draws the detections with score >= ``threshold``; ``title`` (default: the diagnosis and its probability, and
+    with a calibration the calibrated probability of malignancy beside the uncalibrated score) is written in the
+    top-left corner.
     """
     keep = prediction.above(threshold)
     instances = Instances((prediction.height, prediction.width))
@@ -32,6 +33,9 @@ def draw_prediction(image_rgb: np.ndarray, prediction, threshold: float = 0.5,
     output = visualizer.draw_instance_predictions(instances, jittering=False)
     if title is None:
         title = f"diagnosis: {prediction.diagnosis.name} ({prediction.diagnosis.probability:.0%})"
+        if prediction.diagnosis.p_malignant is not None:
+            title += (f"\nP(malignant), calibrated: {prediction.diagnosis.p_malignant:.0%}"
+                      f" (malignancy score, uncalibrated: {prediction.diagnosis.scores['malignant']:.2f})")
     label = prediction.diagnosis.label
     color = tuple(c / 255.0 for c in CLASS_COLORS[image_label_to_class(label)]) if label != NORMAL else "w"
     visualizer.draw_text(title, (4, 4), horizontal_alignment="left", color=color)

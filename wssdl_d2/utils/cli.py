@@ -17,12 +17,17 @@ from ..config import load_config  # re-exported: the tools' config entry point
 __all__ = ["load_config", "tool_parser", "add_opts", "split_trailing_opts", "setup_run", "run_main"]
 
 
-def tool_parser(doc: str, config_help: str = "the model's config file") -> argparse.ArgumentParser:
+def tool_parser(doc: str, config_help: str = "the model's config file",
+                config_required: bool = True) -> argparse.ArgumentParser:
     """An ArgumentParser for a tool whose module docstring is ``doc``: description = its first paragraph, the
-    whole docstring as epilog, and ``--config-file``. Finish with :func:`add_opts` after the tool's own flags."""
+    whole docstring as epilog, and ``--config-file`` (optional with ``config_required=False``: the tool then runs
+    the shipped model, :func:`wssdl_d2.model_zoo.shipped.tool_model`). Finish with :func:`add_opts` after the
+    tool's own flags."""
     parser = argparse.ArgumentParser(description=doc.split("\n\n")[0], epilog=doc,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config-file", required=True, metavar="FILE", help=config_help)
+    if not config_required:
+        config_help += " (default: the model shipped with wssdl_d2, BUSI/wssdl.yaml, with its weights)"
+    parser.add_argument("--config-file", required=config_required, metavar="FILE", help=config_help)
     return parser
 
 

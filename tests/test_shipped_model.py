@@ -1,0 +1,172 @@
+"""Models shipped inside the package (issue 19): a tiny phantom model shipped into a temporary zoo (the index path
+monkeypatched, nothing downloaded) is found offline by ``get(..., trained=True)`` / ``wssdl_d2://``, matches its
+sha256, loads weights-only, gives the float32 checkpoint's detections within a stated tolerance when stored in
+float16, and is what tools/demo.py runs with nothing but ``--input``, printing the calibrated probability of
+malignancy beside the uncalibrated score."""
+import json
+import os
+import pickle
+import sys
+
+import numpy as np
+import pytest
+import torch
+from detectron2.checkpoint import DetectionCheckpointer
+from detectron2.data import DatasetCatalog
+
+from wssdl_d2 import model_zoo
+from wssdl_d2.data.image_io import read_image
+from wssdl_d2.engine import WSSDLTrainer
+from wssdl_d2.evaluation.calibration import Calibration, write_calibration
+from wssdl_d2.inference import WSSDLPredictor
+from wssdl_d2.model_zoo import ChecksumError, UnsafeCheckpointError, load_checkpoint
+from wssdl_d2.model_zoo import index as zoo_index
+from wssdl_d2.model_zoo import shipped
+from wssdl_d2.model_zoo.ship import ship_checkpoint
+
+from conftest import TINY_OPTS
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CONFIG = "Phantom/strong_only.yaml"
+# the tiny model's shapes, and a test threshold that keeps its (random) detections
+SHIP_OVERRIDES = [v for k, v in zip(TINY_OPTS[::2], TINY_OPTS[1::2]) if k.startswith(("MODEL.", "INPUT."))
+                  for v in (k, v)] + ["MODEL.ROI_HEADS.SCORE_THRESH_TEST", "0.0", "TEST.DETECTIONS_PER_IMAGE", "4"]
+# float16 storage tolerance (the random tiny model; the BUSI models' measured numbers are in their index entries)
+BOX_TOLERANCE_PX, SCORE_TOLERANCE = 1.0, 0.01
+
+
+def _calibration_json(folder):
+    """A calibration report as tools/calibrate.py writes it (Platt parameters given, not fitted)."""
+    report = {"format": 1, "target": "P(malignant | image) (test)", "population": "all", "method": "platt",
+              "parameters": {"a": 2.0, "b": -1.0, "c": -3.0}, "methods": {}, "data": {"images": 0},
+              "uncalibrated": {"ece": 0.0}, "reliability": {"uncalibrated": {"mean_p": [], "frac_pos": [],
+                                                                            "lo": [0.0], "hi": [1.0], "count": [0]}},
+              "ece_bins": {"count": 10}}
+    return write_calibration(report, str(folder))["json"]
+
+
+@pytest.fixture
+def zoo(tiny_cfg, phantom_root, tmp_path, monkeypatch, one_thread):
+    """A tiny random phantom model (its fp32 training-style checkpoint) shipped in float16 with a calibration into
+    a temporary zoo, which replaces the packaged index (no $WSSDL_MODEL_INDEX); the default model is its config."""
+    cfg = tiny_cfg(**{"MODEL.ROI_HEADS.SCORE_THRESH_TEST": 0.0, "TEST.DETECTIONS_PER_IMAGE": 4})
+    torch.manual_seed(0)
+    model = WSSDLTrainer.build_model(cfg)
+    (tmp_path / "run").mkdir()
+    DetectionCheckpointer(model, save_dir=str(tmp_path / "run")).save("model_final", iteration=4)
+    index_path = tmp_path / "zoo" / "checkpoints.json"
+    index_path.parent.mkdir()
+    index_path.write_text(json.dumps({"format": 1, "models": {}}))
+    monkeypatch.setattr(zoo_index, "PACKAGED_INDEX", str(index_path))
+    monkeypatch.delenv("WSSDL_MODEL_INDEX", raising=False)
+    monkeypatch.setattr(shipped, "DEFAULT_MODEL", CONFIG)
+    images = [str(phantom_root / "images" / label / f"{label} (1).png") for label in ("benign", "malignant", "normal")]
+    name, entry = ship_checkpoint(str(tmp_path / "run" / "model_final.pth"), CONFIG, index_path=str(index_path),
+                                  calibration=_calibration_json(tmp_path / "calib"), check_images=images,
+                                  check_dataset="testphantom_val", config_overrides=SHIP_OVERRIDES)
+    cfg.MODEL.WEIGHTS = str(tmp_path / "run" / "model_final.pth")
+    return {"name": name, "entry": entry, "index": index_path, "root": index_path.parent, "fp32_cfg": cfg,
+            "images": images}
+
+
+def test_shipped_files_are_in_the_index_with_their_sha256_and_load_weights_only(zoo):
+    from wssdl_d2.model_zoo.download import file_sha256
+
+    entry, root = zoo["entry"], zoo["root"]
+    weights = root / entry["packaged"]
+    assert weights.parent == root / "trained" / "Phantom" / "strong_only" and weights.suffix == ".safetensors"
+    assert sorted(p.name for p in weights.parent.iterdir()) == sorted([weights.name, "config.yaml",
+                                                                        "calibration.json"])
+    assert file_sha256(weights) == entry["sha256"] and weights.stat().st_size == entry["size"]
+    for key in ("config", "calibration"):
+        assert file_sha256(root / entry[key]["path"]) == entry[key]["sha256"]
+    assert json.loads(zoo["index"].read_text())["models"][CONFIG]["packaged"] == entry["packaged"]
+    stored = load_checkpoint(weights)["model"]
+    assert all(v.dtype != torch.float16 for v in stored.values())  # stored float16, read back as float32
+    from safetensors import safe_open
+
+    with safe_open(str(weights), framework="pt") as f:
+        assert f.metadata()["stored_dtype"] == "float16"
+        assert f.get_tensor("backbone.bottom_up.stem.conv1.weight").dtype == torch.float16
+    # offline: resolved from the package folder, no cache, no URL
+    assert model_zoo.resolve_zoo_path("wssdl_d2://" + CONFIG) == str(weights)
+    model = model_zoo.get(CONFIG, trained=True, device="cpu")
+    reference = torch.load(zoo["fp32_cfg"].MODEL.WEIGHTS, weights_only=True)["model"]
+    name = "backbone.bottom_up.stem.conv1.weight"
+    torch.testing.assert_close(model.state_dict()[name], reference[name].float(), atol=1e-3, rtol=1e-3)
+    cfg = model_zoo.get_config(CONFIG, trained=True)
+    assert cfg.MODEL.WEIGHTS == "wssdl_d2://" + CONFIG and cfg.MODEL.FPN.OUT_CHANNELS == 32  # the shipped config
+
+
+def test_a_tampered_or_pickle_bearing_shipped_file_is_refused(zoo, tmp_path):
+    weights = zoo["root"] / zoo["entry"]["packaged"]
+    data = bytearray(weights.read_bytes())
+    data[-10] ^= 0xFF
+    weights.write_bytes(bytes(data))
+    with pytest.raises(ChecksumError, match=f"{weights}.*changed or damaged"):
+        model_zoo.get(CONFIG, trained=True, device="cpu")
+    marker = tmp_path / "code_ran"
+
+    class RunsCode:
+        def __reduce__(self):
+            return (os.mkdir, (str(marker),))
+
+    weights.write_bytes(pickle.dumps({"model": RunsCode()}))  # a pickle under the shipped name
+    with pytest.raises(UnsafeCheckpointError, match="not a readable .safetensors file"):
+        load_checkpoint(weights)
+    assert not marker.exists()
+    os.remove(weights)
+    with pytest.raises(shipped.ShippedFileMissing, match="missing from this installation.*train one"):
+        model_zoo.resolve_zoo_path("wssdl_d2://" + CONFIG)
+
+
+def test_float16_storage_gives_the_float32_checkpoints_detections(zoo, phantom_root):
+    check = zoo["entry"]["storage_check"]
+    assert check["images"] == 3 + len(DatasetCatalog.get("testphantom_val")) and check["dataset"] == "testphantom_val"
+    assert check["same_detections"] == check["images"] and check["same_diagnosis"] == check["images"]
+    assert check["max_box_px"] <= BOX_TOLERANCE_PX and check["max_score"] <= SCORE_TOLERANCE
+    assert check["corloc"]["hit_any_changed"] == 0 and check["corloc"]["hit_top1_changed"] == 0
+    # and independently of the shipping tool: the fp32 checkpoint vs the shipped file through the predictor
+    fp32 = WSSDLPredictor(zoo["fp32_cfg"])
+    cfg = model_zoo.get_config(CONFIG, trained=True)
+    cfg.MODEL.DEVICE = "cpu"
+    stored = WSSDLPredictor(cfg)
+    for path in zoo["images"]:
+        image = read_image(path)
+        a, b = fp32(image), stored(image)
+        assert len(a.scores) == len(b.scores) > 0 and (a.classes == b.classes).all()
+        assert np.abs(a.boxes - b.boxes).max() <= BOX_TOLERANCE_PX
+        assert np.abs(a.scores - b.scores).max() <= SCORE_TOLERANCE
+
+
+def test_demo_with_only_input_runs_the_shipped_model_with_its_calibration(zoo, tmp_path, capsys):
+    sys.path.insert(0, os.path.join(ROOT, "tools"))
+    try:
+        import demo
+    finally:
+        sys.path.pop(0)
+    out = tmp_path / "out"
+    assert demo.main(["--input", zoo["images"][1], "--output", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert f"no --config-file given: using the shipped model {CONFIG}" in printed
+    assert "P(malignant), calibrated:" in printed and "malignancy score, uncalibrated:" in printed
+    record = json.loads((out / "predictions.json").read_text())["images"][0]
+    expected = Calibration("platt", {"a": 2.0, "b": -1.0, "c": -3.0})(record["scores"]["malignant"])
+    assert record["malignancy_score"] == record["scores"]["malignant"]
+    assert record["p_malignant_calibrated"] == pytest.approx(float(expected), abs=1e-4)
+    assert os.path.isfile(record["visualization"])
+
+
+def test_without_a_shipped_model_the_tools_say_how_to_get_one(tmp_path, monkeypatch, capsys):
+    empty = tmp_path / "checkpoints.json"
+    empty.write_text(json.dumps({"format": 1, "models": {}}))
+    monkeypatch.setattr(zoo_index, "PACKAGED_INDEX", str(empty))
+    monkeypatch.delenv("WSSDL_MODEL_INDEX", raising=False)
+    sys.path.insert(0, os.path.join(ROOT, "tools"))
+    try:
+        import demo
+    finally:
+        sys.path.pop(0)
+    assert demo.main(["--input", str(tmp_path / "x.png")]) == 2
+    err = capsys.readouterr().err
+    assert "the default model BUSI/wssdl.yaml is not shipped" in err and "train one" in err
