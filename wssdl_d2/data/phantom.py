@@ -67,8 +67,8 @@ class SiteProfile:
 
 SITES = {
     "a": SiteProfile(),
-    "b": SiteProfile(speckle_sigma=(2.4, 1.2), psf_blur=0.8, depth_gain=(1.6, 1.0, 0.6), compression=25.0,
-                     gain=(0.95, 1.1), lesion_contrast=0.85),
+    "b": SiteProfile(speckle_sigma=(2.4, 1.2), psf_blur=0.8, depth_gain=(2.2, 1.0, 0.45), compression=60.0,
+                     gain=(1.05, 1.2), lesion_contrast=0.75),
 }
 
 
