@@ -261,3 +261,34 @@ def test_ablation_configs_differ_from_the_teacher_only_in_their_subject():
     assert base.WSSDL.TEACHER.ENABLED and base.WSSDL.TEACHER.LABEL_FILTER
     assert not no_filter.WSSDL.TEACHER.LABEL_FILTER and no_filter.WSSDL.TEACHER.THRESHOLD == "fixed"
     assert no_mil.WSSDL.MIL.ALPHA.SCHEDULE == "static" and no_mil.WSSDL.MIL.ALPHA.VALUE == 0.0
+
+
+def test_audit_of_a_teacher_run_against_the_true_boxes(tiny_cfg, one_thread, phantom_root):
+    """tools/audit_teacher.py's package functions on a tiny run: every pseudo box of a weak mass image has its
+    image's class and is matched to the true boxes of train_all; a checkpoint without a teacher is refused."""
+    from detectron2.data import DatasetCatalog
+
+    from wssdl_d2.selftrain.audit import audit
+    from wssdl_d2.teacher.audit import checkpoint_thresholds, class_summary, teacher_pseudo_records
+
+    cfg = _teacher_cfg(tiny_cfg)
+    _train(cfg)
+    cfg.merge_from_list(["MODEL.WEIGHTS", os.path.join(cfg.OUTPUT_DIR, "model_final.pth")])
+    assert checkpoint_thresholds(cfg).shape == (2,)
+    weak = DatasetCatalog.get("testphantom_train_weak_30")
+    records = teacher_pseudo_records(cfg, weak)
+    assert len(records) == len(weak) and all(r["supervision"] == "pseudo" for r in records)
+    for r in records:
+        classes = {a["category_id"] for a in r["annotations"]}
+        assert classes <= ({r["image_label"] - 1} if r["image_label"] else set())
+    rows = audit(records, DatasetCatalog.get("testphantom_train_all"))
+    assert len(rows) == sum(len(r["annotations"]) for r in records) > 0
+    lines = class_summary(rows)
+    assert lines[0].startswith("all:") and any(line.startswith("malignant pseudo boxes") for line in lines)
+
+    plain = _teacher_cfg(tiny_cfg, os.path.join(CONFIGS, "Phantom", "wssdl.yaml"),
+                         **{"OUTPUT_DIR": os.path.join(cfg.OUTPUT_DIR, "plain")})
+    _train(plain)
+    cfg.merge_from_list(["MODEL.WEIGHTS", os.path.join(plain.OUTPUT_DIR, "model_final.pth")])
+    with pytest.raises(ValueError, match="no teacher"):
+        checkpoint_thresholds(cfg)

@@ -27,11 +27,12 @@ __all__ = ["PseudoTarget", "label_aware_target", "label_free_target", "image_dia
 @dataclass
 class PseudoTarget:
     """Pseudo boxes of one weak image: ``boxes`` (M, 4) XYXY in the teacher's view, ``classes`` (M,) long,
-    ``trusted`` (False: the image gives no pseudo loss), ``kept_best`` (the box is there by the at-least-one
-    rule)."""
+    ``scores`` (M,), ``trusted`` (False: the image gives no pseudo loss), ``kept_best`` (the box is there by the
+    at-least-one rule)."""
 
     boxes: torch.Tensor
     classes: torch.Tensor
+    scores: torch.Tensor
     trusted: bool
     kept_best: bool = False
 
@@ -45,24 +46,25 @@ def label_aware_target(boxes: torch.Tensor, scores: torch.Tensor, classes: torch
                        thresholds, keep_best: bool = True) -> PseudoTarget:
     """The label-aware pseudo boxes of one image (module docstring). ``image_label`` 0 / 1 / 2."""
     if int(image_label) == NORMAL:
-        return PseudoTarget(boxes[:0], classes[:0].long(), True)
+        return PseudoTarget(boxes[:0], classes[:0].long(), scores[:0], True)
     if int(image_label) not in MASS_LABELS:
         raise ValueError(f"image_label must be 0 (normal), 1 (benign) or 2 (malignant), not {image_label!r}")
     target = image_label_to_class(int(image_label))
     own = classes.long() == target
     keep = own & _above(scores, classes, thresholds)
     if keep.any():
-        return PseudoTarget(boxes[keep], classes[keep].long(), True)
+        return PseudoTarget(boxes[keep], classes[keep].long(), scores[keep], True)
     if keep_best and own.any():
         best = torch.where(own, scores, scores.new_full(scores.shape, -1.0)).argmax()
-        return PseudoTarget(boxes[best:best + 1], classes[best:best + 1].long(), True, kept_best=True)
-    return PseudoTarget(boxes[:0], classes[:0].long(), False)
+        return PseudoTarget(boxes[best:best + 1], classes[best:best + 1].long(), scores[best:best + 1], True,
+                            kept_best=True)
+    return PseudoTarget(boxes[:0], classes[:0].long(), scores[:0], False)
 
 
 def label_free_target(boxes: torch.Tensor, scores: torch.Tensor, classes: torch.Tensor, thresholds) -> PseudoTarget:
     """Every detection above its class's bar; the image is always trusted (module docstring)."""
     keep = _above(scores, classes, thresholds)
-    return PseudoTarget(boxes[keep], classes[keep].long(), True)
+    return PseudoTarget(boxes[keep], classes[keep].long(), scores[keep], True)
 
 
 def image_diagnosis(scores: torch.Tensor, classes: torch.Tensor, thresholds) -> int:
