@@ -99,7 +99,7 @@ def ls_server(tmp_path_factory):
         if os.environ.get("CI"):
             pytest.fail(message + " - CI must run the Label Studio tests")
         pytest.skip(message)
-    server = start_local_server(str(tmp_path_factory.mktemp("label_studio")), timeout=300)
+    server = start_local_server(str(tmp_path_factory.mktemp("label_studio")), timeout=600)
     yield server
     server.stop()
 
@@ -137,10 +137,17 @@ def ranked(phantom_root, tmp_path_factory):
 
 
 @pytest.mark.label_studio
-def test_a_refused_key_is_a_clear_error(ls_server):
+def test_a_refused_key_is_a_clear_error_and_both_kinds_of_token_work(ls_server):
     with pytest.raises(LabelStudioError, match="refused the API key"):
         connect(ls_server.url, {"LABEL_STUDIO_API_KEY": "0" * 40})
-    assert connect(ls_server.url, {"LABEL_STUDIO_API_KEY": ls_server.token}).whoami()["email"] == ls_server.email
+    legacy = connect(ls_server.url, {"LABEL_STUDIO_API_KEY": ls_server.token})
+    assert legacy.whoami()["email"] == ls_server.email
+    # a personal access token (Label Studio's default kind): a JWT refresh token exchanged for an access token
+    pat = legacy._call("POST", "/api/token/")["token"]
+    assert pat.count(".") == 2
+    assert connect(ls_server.url, {"LABEL_STUDIO_API_KEY": pat}).whoami()["email"] == ls_server.email
+    with pytest.raises(LabelStudioError, match="refused the API key"):
+        connect(ls_server.url, {"LABEL_STUDIO_API_KEY": pat[:-4] + "AAAA"})
 
 
 @pytest.mark.label_studio

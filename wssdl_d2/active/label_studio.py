@@ -60,7 +60,10 @@ class LabelStudioClient:
     """A thin REST client of one Label Studio server (``url``, e.g. ``http://127.0.0.1:8080``)."""
 
     def __init__(self, url: str, api_key: str, timeout: float = 60.0):
-        import requests  # the label-studio extra
+        try:
+            import requests  # the label-studio extra
+        except ImportError:
+            raise LabelStudioError("the Label Studio client needs requests: pip install -e .[label-studio]") from None
 
         self.url, self.timeout, self._requests = url.rstrip("/"), float(timeout), requests
         self.session = requests.Session()

@@ -5,6 +5,10 @@ in its own virtual environment, ``<repo>/.venv-ls`` (made by ``tools/setup_env.s
 subprocess: ``label-studio start`` on ``127.0.0.1`` and a free port, with its own data folder (SQLite database,
 uploaded images), one user and a legacy API token set at start-up. Its telemetry (Sentry, analytics, the
 version check) is switched off: it talks to nothing but its clients.
+
+Most of a first start is Label Studio's database migrations (about a minute on 2 idle cores, many more on a loaded
+machine). ``tools/setup_env.sh --label-studio`` therefore migrates an empty, user-less database once,
+``.venv-ls/wssdl_migrated.sqlite3`` (:func:`migrate_template`); each server starts from its own copy of it.
 """
 import os
 import secrets
@@ -16,6 +20,7 @@ from dataclasses import dataclass
 from typing import Optional
 
 LS_EXECUTABLE_ENV = "WSSDL_LABEL_STUDIO"
+TEMPLATE_NAME = "wssdl_migrated.sqlite3"
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 DEFAULT_USER = "expert@example.org"
 
@@ -61,6 +66,37 @@ class LocalServer:
                 self.process.wait(timeout)
 
 
+def _server_env(data_dir: str) -> dict:
+    env = dict(os.environ, LABEL_STUDIO_BASE_DATA_DIR=data_dir, SENTRY_DSN="", FRONTEND_SENTRY_DSN="",
+               LATEST_VERSION_CHECK="false", COLLECT_ANALYTICS="false", PYTHONWARNINGS="ignore")
+    env.pop("LABEL_STUDIO_API_KEY", None)
+    return env
+
+
+def template_path(executable: str) -> str:
+    """The migrated template database of the ``label-studio`` in ``<venv>/bin``: ``<venv>/wssdl_migrated.sqlite3``."""
+    return os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(executable))), TEMPLATE_NAME)
+
+
+def migrate_template(executable: Optional[str] = None, timeout: float = 1800.0) -> str:
+    """Migrate an empty database (no user, no project) into :func:`template_path` with ``label-studio version``.
+    Returns its path."""
+    import tempfile
+
+    executable = find_label_studio(executable)
+    if executable is None:
+        raise FileNotFoundError("no label-studio executable (tools/setup_env.sh --label-studio installs one)")
+    target = template_path(executable)
+    with tempfile.TemporaryDirectory(prefix="ls_template_") as work:
+        db = os.path.join(work, TEMPLATE_NAME)
+        subprocess.run([executable, "version", "--data-dir", work, "--database", db], env=_server_env(work),
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL, cwd=work,
+                       check=True, timeout=timeout)
+        shutil.copyfile(db, target + ".tmp")
+        os.replace(target + ".tmp", target)
+    return target
+
+
 def _healthy(url: str) -> bool:
     import requests
 
@@ -82,12 +118,13 @@ def start_local_server(data_dir: str, executable: Optional[str] = None, port: Op
     os.makedirs(data_dir, exist_ok=True)
     port = port or free_port()
     token, password = secrets.token_hex(20), secrets.token_urlsafe(12)
-    env = dict(os.environ, LABEL_STUDIO_BASE_DATA_DIR=data_dir, SENTRY_DSN="", FRONTEND_SENTRY_DSN="",
-               LATEST_VERSION_CHECK="false", COLLECT_ANALYTICS="false", PYTHONWARNINGS="ignore")
-    env.pop("LABEL_STUDIO_API_KEY", None)
+    env = _server_env(data_dir)
+    database = os.path.join(data_dir, "label_studio.sqlite3")
+    if os.path.isfile(template_path(executable)) and not os.path.exists(database):
+        shutil.copyfile(template_path(executable), database)  # migrated already: the start skips the migrations
     log_path = os.path.join(data_dir, "server.log")
-    cmd = [executable, "start", "--no-browser", "--data-dir", data_dir,
-           "--database", os.path.join(data_dir, "label_studio.sqlite3"), "--internal-host", "127.0.0.1",
+    cmd = [executable, "start", "--no-browser", "--data-dir", data_dir, "--database", database,
+           "--internal-host", "127.0.0.1",
            "--port", str(port), "--username", DEFAULT_USER, "--password", password, "--user-token", token,
            "--enable-legacy-api-token", "--log-level", "WARNING"]
     with open(log_path, "w") as log:
