@@ -65,7 +65,13 @@ setup_label_studio() {
         say "installing $LS_PIN into $LS_VENV (its own environment: its pinned dependencies clash with .venv's)"
         [[ -x "$LS_VENV/bin/python" ]] || "$PYTHON" -m venv "$LS_VENV"
         "$LS_VENV/bin/python" -m pip --disable-pip-version-check install -q "$LS_PIN"
+        rm -f "$LS_VENV/wssdl_migrated.sqlite3"
         echo "$LS_PIN" > "$LS_VENV/.wssdl_label_studio"
+    fi
+    STEP="migrate an empty Label Studio database ($LS_VENV/wssdl_migrated.sqlite3)"
+    if [[ ! -f "$LS_VENV/wssdl_migrated.sqlite3" ]]; then
+        say "migrating an empty Label Studio database once (each test server starts from a copy of it)"
+        "$VENV/bin/python" -c "from wssdl_d2.active.ls_server import migrate_template as m; m('$LS_VENV/bin/label-studio')"
     fi
     say "Label Studio server ready: $LS_VENV/bin/label-studio ($LS_PIN)"
 }
