@@ -123,7 +123,8 @@ def test_a_tampered_or_pickle_bearing_shipped_file_is_refused(zoo, tmp_path):
 def test_float16_storage_gives_the_float32_checkpoints_detections(zoo, phantom_root):
     check = zoo["entry"]["storage_check"]
     assert check["images"] == 3 + len(DatasetCatalog.get("testphantom_val")) and check["dataset"] == "testphantom_val"
-    assert check["same_detections"] == check["images"] and check["same_diagnosis"] == check["images"]
+    assert check["same_at_tau"] == check["images"] and check["same_diagnosis"] == check["images"]
+    assert check["unmatched_detections"] == 0 and check["reference_detections"] > 0
     assert check["max_box_px"] <= BOX_TOLERANCE_PX and check["max_score"] <= SCORE_TOLERANCE
     assert check["corloc"]["hit_any_changed"] == 0 and check["corloc"]["hit_top1_changed"] == 0
     # and independently of the shipping tool: the fp32 checkpoint vs the shipped file through the predictor
@@ -137,6 +138,25 @@ def test_float16_storage_gives_the_float32_checkpoints_detections(zoo, phantom_r
         assert len(a.scores) == len(b.scores) > 0 and (a.classes == b.classes).all()
         assert np.abs(a.boxes - b.boxes).max() <= BOX_TOLERANCE_PX
         assert np.abs(a.scores - b.scores).max() <= SCORE_TOLERANCE
+
+
+def test_compare_predictions_pairs_detections_by_overlap_not_rank():
+    from wssdl_d2.inference.diagnosis import diagnose
+    from wssdl_d2.inference.predictor import Prediction
+    from wssdl_d2.model_zoo.ship import compare_predictions
+
+    def prediction(boxes, scores, classes):
+        boxes, scores, classes = np.float32(boxes), np.float32(scores), np.int64(classes)
+        return Prediction(boxes, scores, classes, diagnose(scores, classes), 100, 100)
+
+    a = prediction([[0, 0, 10, 10], [50, 50, 60, 60], [80, 80, 90, 90]], [0.9, 0.30, 0.29], [1, 0, 0])
+    b = prediction([[0, 0, 10.5, 10], [80, 80, 90, 90], [50, 50, 60, 60]], [0.89, 0.30, 0.29], [1, 0, 0])
+    diff = compare_predictions(a, b)  # the two low boxes swapped ranks: still paired with their own partner
+    assert diff["unmatched"] == 0 and diff["max_box_px"] == pytest.approx(0.5)
+    assert diff["max_score"] == pytest.approx(0.01, abs=1e-6) and diff["same_at_tau"] and diff["same_diagnosis"]
+    c = prediction([[0, 0, 10, 10]], [0.4], [0])
+    diff = compare_predictions(a, c)
+    assert diff["unmatched"] == 4 and not diff["same_at_tau"] and not diff["same_diagnosis"]
 
 
 def test_demo_with_only_input_runs_the_shipped_model_with_its_calibration(zoo, tmp_path, capsys):

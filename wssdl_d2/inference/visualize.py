@@ -35,7 +35,7 @@ def draw_prediction(image_rgb: np.ndarray, prediction, threshold: float = 0.5,
         title = f"diagnosis: {prediction.diagnosis.name} ({prediction.diagnosis.probability:.0%})"
         if prediction.diagnosis.p_malignant is not None:
             title += (f"\nP(malignant), calibrated: {prediction.diagnosis.p_malignant:.0%}"
-                      f" (malignancy score, uncalibrated: {prediction.diagnosis.scores['malignant']:.2f})")
+                      f"\nmalignancy score, uncalibrated: {prediction.diagnosis.scores['malignant']:.2f}")
     label = prediction.diagnosis.label
     color = tuple(c / 255.0 for c in CLASS_COLORS[image_label_to_class(label)]) if label != NORMAL else "w"
     visualizer.draw_text(title, (4, 4), horizontal_alignment="left", color=color)

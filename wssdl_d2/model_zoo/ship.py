@@ -11,8 +11,10 @@
 and the config's entry in the index (sha256 of each file, the storage check, training data, command, metrics).
 
 The storage check (:func:`compare_storage`) runs the model with the float32 weights and with the stored ones on
-the given images and reports the largest box / score differences, whether detections and diagnoses agree, and,
-on a registered dataset's boxed images, CorLoc (any box and top-1) both ways: how much float16 storage costs.
+the given images and reports, over detections paired by overlap (:func:`compare_predictions`), the largest box /
+score differences and the detections without a partner, whether the detections at the score threshold and the
+diagnoses agree, and, on a registered dataset's boxed images, CorLoc (any box and top-1) both ways: how much
+float16 storage costs.
 """
 import datetime
 import hashlib
@@ -75,18 +77,36 @@ def _sha256(path: str) -> str:
     return file_sha256(path)
 
 
-def compare_predictions(a, b) -> Dict[str, Any]:
-    """Differences between two :class:`~wssdl_d2.inference.Prediction` of one image (``a`` the reference):
-    ``same_detections`` (same count and classes, in score order), ``max_box_px`` / ``max_score`` over them (NaN
-    when they differ), ``top_box_px`` / ``top_score`` for the top detections, ``same_diagnosis``, ``malignancy``
-    (absolute difference of the malignancy score)."""
-    same = len(a.scores) == len(b.scores) and bool(np.all(a.classes == b.classes))
-    out = {"same_detections": same, "same_diagnosis": a.diagnosis.label == b.diagnosis.label,
-           "malignancy": abs(a.diagnosis.scores["malignant"] - b.diagnosis.scores["malignant"]),
-           "max_box_px": float(np.abs(a.boxes - b.boxes).max()) if same and len(a.scores) else (0.0 if same else
-                                                                                                 float("nan")),
-           "max_score": float(np.abs(a.scores - b.scores).max()) if same and len(a.scores) else (0.0 if same else
-                                                                                                float("nan"))}
+def compare_predictions(a, b, tau: float = 0.5) -> Dict[str, Any]:
+    """Differences between two :class:`~wssdl_d2.inference.Prediction` of one image (``a`` the reference).
+
+    Detections are paired greedily in ``a``'s score order with the unpaired detection of ``b`` of the same class
+    that overlaps most (IoU > 0.5). Returns ``unmatched`` (detections of either without a partner: low-score
+    boxes that NMS or the test threshold keeps on one side only), ``max_box_px`` / ``max_score`` over the pairs
+    (largest coordinate / score difference; 0 without pairs) and ``max_box_px_at_tau`` / ``max_score_at_tau``
+    over the pairs whose reference score is >= ``tau``, ``same_at_tau`` (the same number of detections of
+    each class with score >= ``tau``), ``top_box_px`` / ``top_score`` of the two top detections (NaN when only
+    one has any), ``same_diagnosis`` and ``malignancy`` (absolute difference of the malignancy scores)."""
+    from ..evaluation.outcomes import box_iou
+
+    iou = box_iou(a.boxes, b.boxes) if len(a.scores) and len(b.scores) else np.zeros((len(a.scores), len(b.scores)))
+    iou = np.where(a.classes[:, None] == b.classes[None, :], iou, 0.0)
+    free, pairs = np.ones(len(b.scores), bool), []
+    for i in range(len(a.scores)):
+        candidates = np.where(free, iou[i], 0.0)
+        j = int(np.argmax(candidates)) if len(candidates) else -1
+        if j >= 0 and candidates[j] > 0.5:
+            free[j] = False
+            pairs.append((i, j))
+    box = max((float(np.abs(a.boxes[i] - b.boxes[j]).max()) for i, j in pairs), default=0.0)
+    score = max((float(abs(a.scores[i] - b.scores[j])) for i, j in pairs), default=0.0)
+    confident = [(i, j) for i, j in pairs if a.scores[i] >= tau]
+    at_tau = [np.bincount(p.classes[p.scores >= tau], minlength=2).tolist() for p in (a, b)]
+    out = {"unmatched": len(a.scores) + len(b.scores) - 2 * len(pairs), "max_box_px": box, "max_score": score,
+           "max_box_px_at_tau": max((float(np.abs(a.boxes[i] - b.boxes[j]).max()) for i, j in confident), default=0.0),
+           "max_score_at_tau": max((float(abs(a.scores[i] - b.scores[j])) for i, j in confident), default=0.0),
+           "same_at_tau": at_tau[0] == at_tau[1], "same_diagnosis": a.diagnosis.label == b.diagnosis.label,
+           "malignancy": abs(a.diagnosis.scores["malignant"] - b.diagnosis.scores["malignant"])}
     if len(a.scores) and len(b.scores):
         out["top_box_px"] = float(np.abs(a.boxes[0] - b.boxes[0]).max())
         out["top_score"] = float(abs(a.scores[0] - b.scores[0]))
@@ -121,12 +141,13 @@ def compare_storage(cfg, reference_weights: str, stored_weights: str, images: Se
     reference, stored = predictor(reference_weights), predictor(stored_weights)
     tau = float(cfg.WSSDL.EVAL.SCORE_THRESH)
     iou = float(cfg.WSSDL.EVAL.IOU_THRESH)
-    diffs, outcomes = [], {"reference": [], "stored": []}
+    diffs, outcomes, reference_count = [], {"reference": [], "stored": []}, 0
     items = [(path, None) for path in images] + [(r["file_name"], r) for r in records]
     for path, record in items:
         pixels = load_image(path, "BGR", frame).pixels
         a, b = reference(pixels), stored(pixels)
-        diffs.append(compare_predictions(a, b))
+        diffs.append(compare_predictions(a, b, tau))
+        reference_count += len(a.scores)
         if record is not None:
             gt_boxes, gt_classes = ground_truth(record)
             for name, p in (("reference", a), ("stored", b)):
@@ -138,9 +159,13 @@ def compare_storage(cfg, reference_weights: str, stored_weights: str, images: Se
         values = [d[key] for d in diffs if not np.isnan(d[key])]
         return float(max(values)) if values else None
 
-    summary = {"images": len(diffs), "same_detections": int(sum(d["same_detections"] for d in diffs)),
+    summary = {"images": len(diffs), "same_at_tau": int(sum(d["same_at_tau"] for d in diffs)),
+               "unmatched_detections": int(sum(d["unmatched"] for d in diffs)),
+               "reference_detections": reference_count,
                "same_diagnosis": int(sum(d["same_diagnosis"] for d in diffs)),
-               "max_box_px": worst("max_box_px"), "max_score": worst("max_score"), "max_top_box_px": worst("top_box_px"),
+               "max_box_px": worst("max_box_px"), "max_score": worst("max_score"),
+               "max_box_px_at_tau": worst("max_box_px_at_tau"), "max_score_at_tau": worst("max_score_at_tau"),
+               "max_top_box_px": worst("top_box_px"),
                "max_top_score": worst("top_score"), "max_malignancy": worst("malignancy")}
     if outcomes["reference"]:
         summary["corloc"] = {
@@ -204,8 +229,7 @@ def ship_checkpoint(checkpoint: str, config: str, index_path: str = PACKAGED_IND
         raise ValueError(f"config overrides must be KEY VALUE pairs, got {overrides}")
     cfg = get_config(name)
     cfg.merge_from_list(overrides)
-    cfg.WSSDL.EFFICIENTNET.PRETRAINED = False
-    cfg.MODEL.DEVICE = "cpu"
+    cfg.WSSDL.EFFICIENTNET.PRETRAINED = False  # the device stays the run's (CUDA falls back to the CPU when absent)
     loaded = load_checkpoint(checkpoint, allow_pickle=allow_pickle)
     if evaluates_teacher(cfg):
         loaded = teacher_as_model(loaded, checkpoint, logger)
