@@ -44,6 +44,20 @@ def zoo_config_name(config: str) -> str:
     return config.replace("\\", "/")
 
 
+def run_config(config: str, config_overrides: Sequence[str] = ()) -> Tuple[str, CfgNode]:
+    """(zoo config name, the config a run was trained with): the zoo config ``config`` with the run's KEY VALUE
+    ``config_overrides`` merged, and no ImageNet download (the checkpoint holds every weight). Raises ValueError for
+    overrides that are not KEY VALUE pairs."""
+    name = zoo_config_name(config)
+    overrides = [str(item) for item in config_overrides]
+    if len(overrides) % 2:
+        raise ValueError(f"config overrides must be KEY VALUE pairs, got {overrides}")
+    cfg = get_config(name)
+    cfg.merge_from_list(overrides)
+    cfg.WSSDL.EFFICIENTNET.PRETRAINED = False
+    return name, cfg
+
+
 def summarize_metrics(metrics_path: str) -> Dict[str, Any]:
     """The index's ``metrics`` from a CorLoc report (``corloc.json``, or a run / inference folder holding it)."""
     report = read_report(resolve_results_dir(metrics_path))
@@ -137,13 +151,8 @@ def publish_checkpoint(checkpoint: str, config: str, metrics: str, out_dir: str,
     Returns:
         (config name, index entry).
     """
-    name = zoo_config_name(config)
+    name, cfg = run_config(config, config_overrides)
     overrides = [str(item) for item in config_overrides]
-    if len(overrides) % 2:
-        raise ValueError(f"config overrides must be KEY VALUE pairs, got {overrides}")
-    cfg = get_config(name)
-    cfg.merge_from_list(overrides)
-    cfg.WSSDL.EFFICIENTNET.PRETRAINED = False
     weights = model_weights(load_checkpoint(checkpoint, allow_pickle=allow_pickle), checkpoint)
     check_weights_fit(weights, cfg, checkpoint)
     summary = summarize_metrics(metrics)

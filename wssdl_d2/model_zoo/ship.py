@@ -29,8 +29,7 @@ import torch
 
 from ..utils.atomic import atomic_open, atomic_write_json
 from .index import PACKAGED_INDEX, read_index
-from .model_zoo import get_config
-from .publish import check_weights_fit, summarize_metrics, zoo_config_name
+from .publish import check_weights_fit, run_config, summarize_metrics
 from .safe_load import evaluates_teacher, load_checkpoint, model_weights, teacher_as_model
 from .shipped import TRAINED_DIR
 
@@ -223,13 +222,8 @@ def ship_checkpoint(checkpoint: str, config: str, index_path: str = PACKAGED_IND
     """
     from ..evaluation.calibration import load_calibration
 
-    name = zoo_config_name(config)
+    name, cfg = run_config(config, config_overrides)  # the device stays the run's (CUDA falls back to the CPU)
     overrides = [str(item) for item in config_overrides]
-    if len(overrides) % 2:
-        raise ValueError(f"config overrides must be KEY VALUE pairs, got {overrides}")
-    cfg = get_config(name)
-    cfg.merge_from_list(overrides)
-    cfg.WSSDL.EFFICIENTNET.PRETRAINED = False  # the device stays the run's (CUDA falls back to the CPU when absent)
     loaded = load_checkpoint(checkpoint, allow_pickle=allow_pickle)
     if evaluates_teacher(cfg):
         loaded = teacher_as_model(loaded, checkpoint, logger)
