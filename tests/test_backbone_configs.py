@@ -60,7 +60,10 @@ def test_busi_configs_default_to_effnet_and_r18_siblings_repeat_the_resnet_keys(
     if not path.endswith("_r18.yaml"):
         base = load(os.path.join(CONFIGS, "Base-WSSDL-EffNetLite0.yaml"))
         for key in BACKBONE_KEYS:
-            assert lookup(cfg, key) == lookup(base, key), f"{path}: {key} differs from Base-WSSDL-EffNetLite0.yaml"
+            if key != "SOLVER.BASE_LR":  # the BUSI recipe's own peak LR (Base-BUSI.yaml), checked below
+                assert lookup(cfg, key) == lookup(base, key), f"{path}: {key} differs from Base-WSSDL-EffNetLite0.yaml"
+        recipe = load(os.path.join(CONFIGS, "BUSI", "Base-BUSI.yaml"))
+        assert cfg.SOLVER.BASE_LR == recipe.SOLVER.BASE_LR, f"{path}: SOLVER.BASE_LR differs from Base-BUSI.yaml"
         return
     base = load(os.path.join(CONFIGS, "Base-WSSDL.yaml"))
     for key in BACKBONE_KEYS[:-1] + ("MODEL.RESNETS",):
