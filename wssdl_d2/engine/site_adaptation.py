@@ -145,12 +145,7 @@ def adaptation_config(model_cfg: CfgNode, weights: str, source_train: Sequence[s
 def adapt(cfg: CfgNode, resume: bool = False) -> Dict[str, object]:
     """Train the adaptation ``cfg`` (continuing from ``OUTPUT_DIR/last_checkpoint`` when ``resume``). Returns
     ``{"weights": final checkpoint, "results": the final evaluation's results (empty without DATASETS.TEST)}``."""
-    from .trainer import WSSDLTrainer
+    from .trainer import train_to_final
 
-    trainer = WSSDLTrainer(cfg)
-    trainer.resume_or_load(resume=resume)
-    trainer.train()
-    final = os.path.join(cfg.OUTPUT_DIR, "model_final.pth")
-    if not os.path.isfile(final):
-        raise RuntimeError(f"training into {cfg.OUTPUT_DIR} ended without model_final.pth")
-    return {"weights": final, "results": getattr(trainer, "_last_eval_results", None) or {}}
+    final, results = train_to_final(cfg, resume)
+    return {"weights": final, "results": results}

@@ -191,3 +191,16 @@ def _weak_step_modules(model: torch.nn.Module) -> torch.nn.Module:
     """The modules a weak-only step trains: everything but the proposal generator."""
     return torch.nn.ModuleDict({name: module for name, module in model.named_children()
                                 if name != "proposal_generator"})
+
+
+def train_to_final(cfg, resume: bool = False):
+    """Train ``cfg`` with :class:`WSSDLTrainer` (continuing from ``OUTPUT_DIR/last_checkpoint`` when ``resume``).
+    Returns (path of ``OUTPUT_DIR/model_final.pth``, the trainer's last evaluation results, {} without
+    DATASETS.TEST). Raises RuntimeError when training ends without the final checkpoint."""
+    trainer = WSSDLTrainer(cfg)
+    trainer.resume_or_load(resume=resume)
+    trainer.train()
+    final = os.path.join(cfg.OUTPUT_DIR, "model_final.pth")
+    if not os.path.isfile(final):
+        raise RuntimeError(f"training into {cfg.OUTPUT_DIR} ended without model_final.pth")
+    return final, getattr(trainer, "_last_eval_results", None) or {}

@@ -149,15 +149,9 @@ def step_config(base_cfg: CfgNode, output_dir: str, train_names: Sequence[str], 
 def train_step(cfg: CfgNode, resume: bool = False) -> str:
     """Train ``cfg`` with WSSDLTrainer (continuing from ``OUTPUT_DIR/last_checkpoint`` when ``resume``); the
     trainer's last evaluation writes ``OUTPUT_DIR/inference/corloc.json``. Returns the final checkpoint's path."""
-    from ..engine import WSSDLTrainer
+    from ..engine import train_to_final
 
-    trainer = WSSDLTrainer(cfg)
-    trainer.resume_or_load(resume=resume)
-    trainer.train()
-    final = os.path.join(cfg.OUTPUT_DIR, "model_final.pth")
-    if not os.path.isfile(final):
-        raise RuntimeError(f"training into {cfg.OUTPUT_DIR} ended without model_final.pth")
-    return final
+    return train_to_final(cfg, resume)[0]
 
 
 def initial_step(cfg: CfgNode, state: RunState, key: Union[int, str], folder: str,
