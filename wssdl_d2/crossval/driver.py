@@ -61,6 +61,12 @@ def check_folds(data: str, num_folds: int) -> List[int]:
     return list(range(num_folds))
 
 
+def _run_line(name: str, fold: int, state: Dict, did: str) -> str:
+    """The progress line of a finished run: what happened, training and evaluation seconds."""
+    return (f"[crossval] {name} fold {fold}: {did} (train {state['train_seconds']:.1f} s, "
+            f"{state['max_iter']} iterations; eval {state['eval_seconds']:.1f} s)")
+
+
 def _fold_job(spec: RunSpec, data: str, fold: int, opts: Sequence[str], run_dir: str, strong_percent: Optional[int],
               dataset_root: str, threads: int, train_fn: Callable, eval_fn: Callable):
     """One run in a worker process of :func:`run_crossval` (``jobs`` > 1): ``threads`` torch threads, the prepared
@@ -95,8 +101,7 @@ def _run_parallel(tasks, data, out, opts, train_fn, eval_fn, strong_percent, job
                     log(f"[crossval] {name} fold {fold}: failed ({type(err).__name__}: {err})")
                     continue
                 states[(name, fold)] = state
-                log(f"[crossval] {name} fold {fold}: {did} (train {state['train_seconds']:.1f} s, "
-                    f"{state['max_iter']} iterations; eval {state['eval_seconds']:.1f} s)")
+                log(_run_line(name, fold, state, did))
         except BaseException:
             pool.shutdown(wait=False, cancel_futures=True)
             raise
@@ -114,8 +119,8 @@ def run_crossval(specs: Sequence[RunSpec], data: str, folds: Sequence[int], out:
     Safe to stop and start again: finished runs are skipped, a stopped one continues from its last checkpoint.
     ``strong_percent``: train on the folds' train_strong_P / train_weak_P with this P instead of the configs' P.
     ``jobs`` > 1: that many runs at a time, each in its own spawned process with ``threads`` torch threads
-    (default ``cpu_count // jobs``; two one-thread runs use 2 CPU cores better than one two-thread run); the workers register the
-    prepared datasets under ``dataset_root`` (default: $WSSDL_DATASETS or ./datasets), and ``train_fn`` /
+    (default ``cpu_count // jobs``; two one-thread runs use 2 CPU cores better than one two-thread run); the
+    workers register the prepared datasets under ``dataset_root`` (default: $WSSDL_DATASETS or ./datasets), and ``train_fn`` /
     ``eval_fn`` must be picklable (module-level functions). The results do not depend on ``jobs`` when the
     thread count per run is the same."""
     tasks = [(spec, fold) for fold in folds for spec in specs]
@@ -130,8 +135,7 @@ def run_crossval(specs: Sequence[RunSpec], data: str, folds: Sequence[int], out:
             state, did = run_fold(spec, data, fold, opts, run_dir, train_fn=train_fn, eval_fn=eval_fn,
                                   strong_percent=strong_percent)
             done[(spec.name, fold)] = state
-            log(f"[crossval] {spec.name} fold {fold}: {did} (train {state['train_seconds']:.1f} s, "
-                f"{state['max_iter']} iterations; eval {state['eval_seconds']:.1f} s)")
+            log(_run_line(spec.name, fold, state, did))
     states = {s.name: {f: done[(s.name, f)] for f in folds} for s in specs}
     pooled = {}
     for spec in specs:

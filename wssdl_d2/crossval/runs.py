@@ -52,8 +52,8 @@ class RunSpec:
 def fold_dataset_for(dataset: str, data: str, fold: int, strong_percent: Optional[int] = None) -> str:
     """The fold's dataset of the same kind: ("busi_train_strong_20", "busi", 3) -> "busi_fold3_train_strong_20";
     with ``strong_percent`` 10, train_strong_P / train_weak_P become train_strong_10 / train_weak_10 (train_all,
-    val, test and train_strong_100 - every image boxed, the fully supervised row - stay). Raises CrossValError for a name that does not end in a prepared split (train_strong_P,
-    train_weak_P, train_all, val, test)."""
+    val, test and train_strong_100 - every image boxed, the fully supervised row - stay). Raises CrossValError for
+    a name that does not end in a prepared split (train_strong_P, train_weak_P, train_all, val, test)."""
     match = SPLIT_RE.search(dataset)
     if not match:
         raise CrossValError(f"dataset {dataset!r}: not a prepared split (a name ending in train_strong_P, "
