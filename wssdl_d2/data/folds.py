@@ -143,3 +143,25 @@ def register_fold_datasets_under(root: str) -> List[str]:
                     register_wssdl_json(dataset, os.path.join(folder, file))
                     names.append(dataset)
     return names
+
+
+def read_folds_csv(path: str) -> Dict[str, tuple]:
+    """``<out>/meta/folds.csv`` (written by :func:`write_folds`) as file_name (relative to the image root) ->
+    (image_label, group, fold) ints (fold -1: excluded). ValueError naming the file for a missing column or a
+    bad value; FileNotFoundError when it does not exist."""
+    try:
+        with open(path, newline="") as f:
+            reader = csv.DictReader(f)
+            missing = [c for c in ("file_name", "image_label", "group", "fold") if c not in (reader.fieldnames or [])]
+            if missing:
+                raise ValueError(f"{path}: not a folds table, missing columns {missing}")
+            table = {}
+            for line, row in enumerate(reader, start=2):
+                try:
+                    table[row["file_name"]] = (int(row["image_label"]), int(row["group"]), int(row["fold"]))
+                except (TypeError, ValueError):
+                    raise ValueError(f"{path} line {line}: image_label, group and fold must be integers") from None
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path}: folds table not found (tools/prepare_busi.py --folds K writes "
+                                "<out>/meta/folds.csv)") from None
+    return table
