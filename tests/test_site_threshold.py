@@ -171,3 +171,12 @@ def test_tool_writes_the_threshold_and_the_rescored_outcomes(tmp_path, capsys):
     bad.write_text(json.dumps({"format": 1, "score_thresh": 1.5}))
     with pytest.raises(ValueError, match=f"{bad}: score_thresh 1.5"):
         load_site_threshold(str(bad))
+
+
+def test_a_site_without_boxes_still_gets_its_threshold():
+    images, folds, _ = synthetic_site(seed=2)
+    for image in images:
+        image["gt_boxes"], image["gt_classes"] = [], []  # diagnoses only: what a new site has
+    result = evaluate_site_threshold(images, folds, samples=50)
+    assert 0.15 <= result["deploy"]["tau"] <= 0.35 and result["deploy"]["reachable"]
+    assert np.isnan(result["site"]["CorLoc"]["value"]) and result["counts"]["mass_images"] == 0

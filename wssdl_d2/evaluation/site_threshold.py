@@ -325,6 +325,10 @@ def _fmt(value: float, digits: int = 1) -> str:
     return "-" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.{digits}f}"
 
 
+def _signed(value: float) -> str:
+    return "-" if value is None or math.isnan(value) else f"{value:+.1f}"
+
+
 def run_names(paths: Sequence[str]) -> List[str]:
     """Short names of results folders: each path without the part all share at the front and without a trailing
     ``inference`` (``.../busi/wssdl_20/fold0/breast/inference`` among its siblings -> ``wssdl_20/fold0/breast``)."""
@@ -355,8 +359,8 @@ def summary_table(results: Mapping[str, Mapping[str, Any]]) -> str:
         site, ref, hits = r["site"]["CorLoc"], r["reference"]["CorLoc"], r["hit_scores"]
         lines.append(
             f"| {name} | {_fmt(min(taus), 3)}-{_fmt(max(taus), 3)} | {_fmt(ref['value'])} | {_fmt(site['value'])} "
-            f"[{_fmt(site['ci'][0])}, {_fmt(site['ci'][1])}] | {c['diff']:+.1f} [{c['ci'][0]:+.1f}, "
-            f"{c['ci'][1]:+.1f}], {p:.2g} | {_fmt(r['reference']['CorLoc_top1']['value'])} | "
+            f"[{_fmt(site['ci'][0])}, {_fmt(site['ci'][1])}] | {_signed(c['diff'])} [{_signed(c['ci'][0])}, "
+            f"{_signed(c['ci'][1])}], {'-' if math.isnan(p) else f'{p:.2g}'} | {_fmt(r['reference']['CorLoc_top1']['value'])} | "
             f"{_fmt(r['reference']['FP_per_image'], 2)} -> {_fmt(r['site']['FP_per_image'], 2)} | "
             f"{_fmt(hits['median'], 2)} [{_fmt(hits['q1'], 2)}, {_fmt(hits['q3'], 2)}] | "
             f"{_fmt(r['froc_sens@1'], 3)}; {_fmt(r['froc_sens@site_fppi'], 3)} |")
@@ -375,7 +379,7 @@ def summary_table(results: Mapping[str, Mapping[str, Any]]) -> str:
             f"| **{group}, mean of {len(runs)}** | {_fmt(min(taus), 3)}-{_fmt(max(taus), 3)} | "
             f"{_fmt(mean(lambda r: r['reference']['CorLoc']['value']))} | "
             f"{_fmt(mean(lambda r: r['site']['CorLoc']['value']))} | "
-            f"{mean(lambda r: r['comparison']['CorLoc']['diff']):+.1f} | "
+            f"{_signed(mean(lambda r: r['comparison']['CorLoc']['diff']))} | "
             f"{_fmt(mean(lambda r: r['reference']['CorLoc_top1']['value']))} | "
             f"{_fmt(mean(lambda r: r['reference']['FP_per_image']), 2)} -> "
             f"{_fmt(mean(lambda r: r['site']['FP_per_image']), 2)} | "
