@@ -65,6 +65,53 @@ def test_prediction_result_and_expert_answers():
     assert read_annotation_result([diagnosis("normal")], 128, 96).diagnosis == 0
 
 
+class _ExportedProject:
+    """The two calls pull_annotations makes, answered from a list of exported tasks (no server)."""
+
+    url = "http://label-studio.invalid"
+
+    def __init__(self, tasks):
+        self.tasks = tasks
+
+    def find_project(self, title):
+        return {"id": 1, "title": title}
+
+    def export_tasks(self, project_id):
+        return self.tasks
+
+
+def test_pull_sorts_each_answer_by_the_image_label(tmp_path):
+    """Which answers make an image strong and which leave it weak, for normal, benign and malignant images."""
+    names = ["normal_empty", "normal_boxed", "benign_ok", "benign_other_class", "malignant_no_box",
+             "malignant_diagnosis_differs", "skipped", "waiting"]
+    labels = [0, 0, 1, 1, 2, 2, 1, 2]
+    weak = [{"file_name": str(tmp_path / f"{n}.png"), "image_label": y, "width": 128, "height": 96,
+             "supervision": "weak"} for n, y in zip(names, labels)]
+    results = [[diagnosis("normal")], [rect(10, 10, 20, 20, "benign")], [rect(12.5, 25, 25, 50, "benign")],
+               [rect(10, 10, 20, 20, "malignant")], [diagnosis("malignant")],
+               [rect(10, 10, 20, 20, "malignant"), diagnosis("benign")], None, "none"]
+    tasks = []
+    for k, (record, result) in enumerate(zip(weak, results)):
+        annotations = ([] if result == "none" else [{"id": 100 + k, "was_cancelled": True, "result": []}]
+                       if result is None else [{"id": 100 + k, "result": result, "completed_by": 1}])
+        tasks.append({"id": k + 1, "data": {"wssdl_source": record["file_name"]}, "annotations": annotations})
+    tasks.append({"id": 99, "data": {"wssdl_source": str(tmp_path / "elsewhere.png")}, "annotations": []})
+    report = pull_annotations(_ExportedProject(tasks), "p", weak)
+    assert [os.path.basename(r["file_name"]) for r in report.strong] == ["normal_empty.png", "benign_ok.png"]
+    normal, benign = report.strong
+    assert normal["supervision"] == "strong" and normal["annotations"] == []
+    assert benign["annotations"][0]["bbox"] == [16.0, 24.0, 48.0, 72.0] and benign["annotations"][0]["category_id"] == 0
+    conflicts = {name: why for _, name, why in report.conflicts}
+    assert set(conflicts) == {"normal_boxed.png", "benign_other_class.png", "malignant_diagnosis_differs.png"}
+    assert conflicts["normal_boxed.png"] == "1 rectangle(s) on a normal image"
+    assert "other class on a benign image" in conflicts["benign_other_class.png"]
+    assert "differs from the image label 'malignant'" in conflicts["malignant_diagnosis_differs.png"]
+    assert [n for _, n, _ in report.no_mass] == ["malignant_no_box.png"]
+    assert [n for _, n, _ in report.skipped] == ["skipped.png"]
+    assert [n for _, n, _ in report.incomplete] == ["waiting.png"]
+    assert [t for t, _, _ in report.unknown] == [99]
+
+
 def test_missing_key_and_a_server_that_is_down_give_clear_errors(tmp_path, phantom_root):
     with pytest.raises(LabelStudioError, match="LABEL_STUDIO_API_KEY"):
         api_key_from_env({})

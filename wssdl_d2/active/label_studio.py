@@ -307,13 +307,13 @@ def pull_annotations(client: LabelStudioClient, project: str, weak_records: Sequ
             report.conflicts.append((tid, name, f"diagnosis {IMAGE_LABEL_NAMES[answer.diagnosis]!r} differs from "
                                                 f"the image label {IMAGE_LABEL_NAMES[label]!r}"))
             continue
+        if label not in MASS_LABELS and answer.boxes:
+            report.conflicts.append((tid, name, f"{len(answer.boxes)} rectangle(s) on a normal image"))
+            continue
         wrong = [k for k in answer.classes if k != image_label_to_class(label)]
         if wrong:
             report.conflicts.append((tid, name, f"{len(wrong)} rectangle(s) of the other class on a "
                                                 f"{IMAGE_LABEL_NAMES[label]} image"))
-            continue
-        if label not in MASS_LABELS and answer.boxes:
-            report.conflicts.append((tid, name, f"{len(answer.boxes)} rectangle(s) on a normal image"))
             continue
         report.strong.append(strong_record(weak, answer, task, annotation))
     return report
