@@ -190,3 +190,68 @@ def test_without_a_shipped_model_the_tools_say_how_to_get_one(tmp_path, monkeypa
     assert demo.main(["--input", str(tmp_path / "x.png")]) == 2
     err = capsys.readouterr().err
     assert "the default model BUSI/wssdl.yaml is not shipped" in err and "train one" in err
+
+
+def _teacher_checkpoint(tiny_cfg, folder):
+    """A mean-teacher run's checkpoint of configs/Phantom/wssdl_teacher.yaml (tiny shapes): the student as
+    ``model``, a teacher whose weights differ from it (the student's + 1) as ``teacher``. Returns (path, teacher)."""
+    cfg = tiny_cfg(os.path.join(ROOT, "configs", "Phantom", "wssdl_teacher.yaml"))
+    torch.manual_seed(0)
+    student = WSSDLTrainer.build_model(cfg).state_dict()
+    teacher = {k: v + 1.0 if v.is_floating_point() else v.clone() for k, v in student.items()}
+    path = folder / "model_final.pth"
+    torch.save({"model": student, "iteration": 4,
+                "teacher": {"model": teacher, "n_averaged": torch.tensor(3),
+                            "thresholds": {"image_labels": torch.zeros(0, dtype=torch.long),
+                                           "det_classes": torch.zeros(0, dtype=torch.long),
+                                           "scores": torch.zeros(0, dtype=torch.float64)}}}, path)
+    return path, teacher
+
+
+def test_a_mean_teacher_run_is_published_and_shipped_with_its_teachers_weights(tiny_cfg, tmp_path, monkeypatch,
+                                                                                 one_thread):
+    """configs/*/wssdl_teacher.yaml evaluates the teacher (its metrics are the teacher's): tools/publish_model.py
+    publishes, and --ship ships, the teacher's weights, and the zoo entry loads them both through get() and
+    through build_trained_model (the predictor's loader), which refuses a teacher config's file without a teacher."""
+    from wssdl_d2.model_zoo.publish import publish_checkpoint
+    from wssdl_d2.model_zoo.safe_load import build_trained_model
+
+    name = "Phantom/wssdl_teacher.yaml"
+    checkpoint, teacher = _teacher_checkpoint(tiny_cfg, tmp_path)
+    monkeypatch.delenv("WSSDL_MODEL_INDEX", raising=False)
+    monkeypatch.setenv("WSSDL_CACHE", str(tmp_path / "cache"))
+
+    def loads_the_teacher(model_state):
+        for key, value in teacher.items():
+            assert torch.equal(model_state[key].float(), value.float()), key
+
+    # shipped in the package
+    ship_index = tmp_path / "zoo" / "checkpoints.json"
+    ship_index.parent.mkdir()
+    ship_index.write_text(json.dumps({"format": 1, "models": {}}))
+    monkeypatch.setattr(zoo_index, "PACKAGED_INDEX", str(ship_index))
+    _, entry = ship_checkpoint(str(checkpoint), name, index_path=str(ship_index), fp16=False,
+                               config_overrides=SHIP_OVERRIDES)
+    loads_the_teacher(load_checkpoint(ship_index.parent / entry["packaged"])["model"])
+    cfg = model_zoo.get_config(name, trained=True)
+    cfg.MODEL.DEVICE = "cpu"
+    loads_the_teacher(build_trained_model(cfg).state_dict())
+
+    # published for download
+    empty = tmp_path / "empty.json"
+    empty.write_text(json.dumps({"format": 1, "models": {}}))
+    monkeypatch.setattr(zoo_index, "PACKAGED_INDEX", str(empty))
+    index, metrics = tmp_path / "index.json", tmp_path / "corloc.json"
+    metrics.write_text(json.dumps({"dataset": "testphantom_val", "counts": {"images": 8}, "settings": {},
+                                   "metrics": {"CorLoc": {"value": 50.0, "lo": 25.0, "hi": 75.0}}}))
+    _, entry = publish_checkpoint(str(checkpoint), name, str(metrics), str(tmp_path / "www"), index_path=str(index),
+                                  config_overrides=SHIP_OVERRIDES)
+    loads_the_teacher(load_checkpoint(tmp_path / "www" / entry["file"])["model"])
+    assert entry["config_overrides"] == SHIP_OVERRIDES + ["WSSDL.TEACHER.EVAL_WITH", "student"]
+    assert entry["command"] == " ".join(["python tools/train_net.py --config-file", f"configs/{name}"]
+                                        + SHIP_OVERRIDES)  # the run's command, without the added override
+    monkeypatch.setenv("WSSDL_MODEL_INDEX", str(index))
+    cfg = model_zoo.get_config(name, trained=True)
+    cfg.MODEL.DEVICE = "cpu"
+    loads_the_teacher(build_trained_model(cfg).state_dict())
+    loads_the_teacher(model_zoo.get(name, trained=True, device="cpu").state_dict())

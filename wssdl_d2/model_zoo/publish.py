@@ -24,9 +24,11 @@ from ..evaluation.results_io import read_report, resolve_results_dir
 from ..utils.atomic import atomic_open, atomic_write_json
 from .index import PACKAGED_INDEX, read_index
 from .model_zoo import CONFIG_DIRS, get_config, get_config_file
-from .safe_load import load_checkpoint, model_weights
+from .safe_load import evaluates_teacher, load_checkpoint, model_weights, teacher_as_model
 
 TABLE_START, TABLE_END = "<!-- zoo-table:start -->", "<!-- zoo-table:end -->"
+#: The override a mean-teacher run's zoo entry gets: its published weights are the teacher's, used as the model.
+TEACHER_AS_STUDENT = ["WSSDL.TEACHER.EVAL_WITH", "student"]
 TABLE_HEADER = ("| config | trained on | evaluated on | CorLoc % (CI) | CorLoc top-1 % (CI) | download | sha256 | command |\n"
                 "|---|---|---|---|---|---|---|---|")
 
@@ -56,6 +58,16 @@ def run_config(config: str, config_overrides: Sequence[str] = ()) -> Tuple[str, 
     cfg.merge_from_list(overrides)
     cfg.WSSDL.EFFICIENTNET.PRETRAINED = False
     return name, cfg
+
+
+def run_weights(checkpoint: str, cfg: CfgNode, allow_pickle: bool = False, logger=None) -> Dict[str, torch.Tensor]:
+    """The weights a run is published / shipped with (CPU tensors): the checkpoint's ``"model"``, or a mean-teacher
+    run's teacher weights when ``cfg`` evaluates the teacher (``WSSDL.TEACHER.EVAL_WITH teacher``, what its
+    metrics measured). ValueError naming ``checkpoint`` when it has no model (or no teacher) weights."""
+    loaded = load_checkpoint(checkpoint, allow_pickle=allow_pickle)
+    if evaluates_teacher(cfg):
+        loaded = teacher_as_model(loaded, checkpoint, logger)
+    return model_weights(loaded, checkpoint)
 
 
 def summarize_metrics(metrics_path: str) -> Dict[str, Any]:
@@ -138,7 +150,8 @@ def publish_checkpoint(checkpoint: str, config: str, metrics: str, out_dir: str,
 
     Args:
         checkpoint (str): ``model_final.pth`` or any checkpoint of a run (weights-only readable, or a pickle with
-            ``allow_pickle``).
+            ``allow_pickle``); a mean-teacher run's teacher weights are published when its config evaluates the
+            teacher (:func:`run_weights`), and its entry's ``config_overrides`` end with :data:`TEACHER_AS_STUDENT`.
         config (str): the zoo config it was trained with (name or file under ``configs/``).
         metrics (str): ``corloc.json`` of its evaluation (or the run / inference folder holding it).
         out_dir (str): where the published file goes (upload this folder to ``base_url``).
@@ -153,7 +166,7 @@ def publish_checkpoint(checkpoint: str, config: str, metrics: str, out_dir: str,
     """
     name, cfg = run_config(config, config_overrides)
     overrides = [str(item) for item in config_overrides]
-    weights = model_weights(load_checkpoint(checkpoint, allow_pickle=allow_pickle), checkpoint)
+    weights = run_weights(checkpoint, cfg, allow_pickle)
     check_weights_fit(weights, cfg, checkpoint)
     summary = summarize_metrics(metrics)
     stem = os.path.splitext(name)[0]
@@ -163,8 +176,10 @@ def publish_checkpoint(checkpoint: str, config: str, metrics: str, out_dir: str,
     default_command = " ".join(["python tools/train_net.py --config-file", f"configs/{name}"] + overrides)
     entry = {
         "file": relative, "url": base_url.rstrip("/") + "/" + relative, "sha256": digest, "size": size,
-        "config_overrides": overrides, "trained_on": trained_on or " + ".join(cfg.DATASETS.TRAIN),
-        "command": command or default_command, "metrics": summary,
+        # a mean-teacher run's file holds the teacher's weights as "model": its entry evaluates them as the model
+        "config_overrides": overrides + (TEACHER_AS_STUDENT if evaluates_teacher(cfg) else []),
+        "trained_on": trained_on or " + ".join(cfg.DATASETS.TRAIN), "command": command or default_command,
+        "metrics": summary,
         "published": datetime.date.today().isoformat(),
     }
     index = read_index(index_path)

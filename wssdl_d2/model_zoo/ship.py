@@ -29,8 +29,8 @@ import torch
 
 from ..utils.atomic import atomic_open, atomic_write_json
 from .index import PACKAGED_INDEX, read_index
-from .publish import check_weights_fit, run_config, summarize_metrics
-from .safe_load import evaluates_teacher, load_checkpoint, model_weights, teacher_as_model
+from .publish import check_weights_fit, run_config, run_weights, summarize_metrics
+from .safe_load import evaluates_teacher
 from .shipped import TRAINED_DIR
 
 logger = logging.getLogger(__name__)
@@ -224,10 +224,7 @@ def ship_checkpoint(checkpoint: str, config: str, index_path: str = PACKAGED_IND
 
     name, cfg = run_config(config, config_overrides)  # the device stays the run's (CUDA falls back to the CPU)
     overrides = [str(item) for item in config_overrides]
-    loaded = load_checkpoint(checkpoint, allow_pickle=allow_pickle)
-    if evaluates_teacher(cfg):
-        loaded = teacher_as_model(loaded, checkpoint, logger)
-    weights = model_weights(loaded, checkpoint)
+    weights = run_weights(checkpoint, cfg, allow_pickle, logger)
     check_weights_fit(weights, cfg, checkpoint)
     if calibration:
         load_calibration(calibration)  # refuse a bad file before anything is written
