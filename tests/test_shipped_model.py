@@ -140,6 +140,23 @@ def test_float16_storage_gives_the_float32_checkpoints_detections(zoo, phantom_r
         assert np.abs(a.scores - b.scores).max() <= SCORE_TOLERANCE
 
 
+def test_a_ship_whose_storage_check_fails_leaves_the_shipped_model_as_it_was(zoo, tmp_path):
+    """The storage check runs before anything is written into the package: a check that fails (here an image that
+    is not there; on BUSI the check takes minutes, and can be interrupted) changes no shipped file, so the model
+    shipped before still loads (its config's sha256 still matches the index)."""
+    from wssdl_d2.data.errors import DatasetError
+
+    folder = zoo["root"] / "trained" / "Phantom" / "strong_only"
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+    index = zoo["index"].read_text()
+    other_run = SHIP_OVERRIDES[:-1] + ["3"]  # TEST.DETECTIONS_PER_IMAGE 3: another config.yaml
+    with pytest.raises(DatasetError, match="not_there.png"):
+        ship_checkpoint(zoo["fp32_cfg"].MODEL.WEIGHTS, CONFIG, index_path=str(zoo["index"]),
+                        check_images=[str(tmp_path / "not_there.png")], config_overrides=other_run)
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == before and zoo["index"].read_text() == index
+    assert model_zoo.get_config(CONFIG, trained=True).TEST.DETECTIONS_PER_IMAGE == 4
+
+
 def test_compare_predictions_pairs_detections_by_overlap_not_rank():
     from wssdl_d2.inference.diagnosis import diagnose
     from wssdl_d2.inference.predictor import Prediction

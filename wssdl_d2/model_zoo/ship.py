@@ -243,6 +243,15 @@ def ship_checkpoint(checkpoint: str, config: str, index_path: str = PACKAGED_IND
                 "kept_float32": ",".join(kept), "source_sha256": _sha256(checkpoint)}
     index = read_index(index_path)
     previous = index["models"].get(name, {})
+    check = {}
+    if check_images or records:
+        # on copies in a temporary folder: a check that fails or is interrupted leaves the shipped model as it was
+        with tempfile.TemporaryDirectory() as tmp:
+            reference, _, _ = write_safetensors(storage_weights(weights, False)[0], os.path.join(tmp, "reference"),
+                                                {"format": "pt"})
+            candidate, _, _ = write_safetensors(stored, os.path.join(tmp, "stored"), metadata)
+            check = compare_storage(shipped_cfg(cfg), reference, candidate, check_images, records)
+        check["dataset"] = check_dataset
     path, digest, size = write_safetensors(stored, folder, metadata)
     if size > SIZE_BUDGET:
         logger.warning(f"{path}: {size / 2 ** 20:.1f} MiB, over the {SIZE_BUDGET / 2 ** 20:.0f} MiB budget of a "
@@ -250,12 +259,6 @@ def ship_checkpoint(checkpoint: str, config: str, index_path: str = PACKAGED_IND
     config_path = os.path.join(folder, "config.yaml")
     with atomic_open(config_path, "w") as f:
         f.write(shipped_config_text(cfg, name, overrides))
-    check = {}
-    if check_images or records:
-        with tempfile.TemporaryDirectory() as tmp:
-            reference, _, _ = write_safetensors(storage_weights(weights, False)[0], tmp, {"format": "pt"})
-            check = compare_storage(shipped_cfg(cfg), reference, path, check_images, records)
-        check["dataset"] = check_dataset
     entry = {"packaged": os.path.relpath(path, root).replace(os.sep, "/"), "sha256": digest, "size": size,
              "dtype": metadata["stored_dtype"], "kept_float32": kept,
              "config": {"path": os.path.relpath(config_path, root).replace(os.sep, "/"),
