@@ -292,3 +292,36 @@ def test_audit_of_a_teacher_run_against_the_true_boxes(tiny_cfg, one_thread, pha
     cfg.merge_from_list(["MODEL.WEIGHTS", os.path.join(plain.OUTPUT_DIR, "model_final.pth")])
     with pytest.raises(ValueError, match="no teacher"):
         checkpoint_thresholds(cfg)
+
+
+def test_the_audit_gives_the_predictor_bgr_images_whatever_the_input_format(tiny_cfg, tmp_path, monkeypatch):
+    """WSSDLPredictor takes BGR images and converts them to INPUT.FORMAT itself; the audit must not convert first
+    (an RGB config, as every BUSI one, would then see its colour channels swapped)."""
+    import cv2
+
+    import wssdl_d2.inference.predictor as predictor_module
+    import wssdl_d2.teacher.audit as teacher_audit
+
+    bgr = np.zeros((24, 32, 3), np.uint8)
+    bgr[..., 0] = 200  # blue in OpenCV's BGR order
+    path = str(tmp_path / "blue.png")
+    cv2.imwrite(path, bgr)
+    seen = []
+
+    class Predictor:
+        def __init__(self, cfg):
+            pass
+
+        def __call__(self, image_bgr):
+            seen.append(image_bgr)
+            empty = np.zeros((0,), np.float32)
+            return type("P", (), {"boxes": np.zeros((0, 4), np.float32), "scores": empty,
+                                  "classes": np.zeros((0,), np.int64)})()
+
+    monkeypatch.setattr(predictor_module, "WSSDLPredictor", Predictor)
+    monkeypatch.setattr(teacher_audit, "checkpoint_thresholds", lambda cfg: np.array([0.5, 0.5]))
+    cfg = tiny_cfg(TEACHER, **{"INPUT.FORMAT": "RGB"})
+    records = teacher_audit.teacher_pseudo_records(cfg, [{"file_name": path, "image_label": 1, "width": 32,
+                                                           "height": 24}])
+    assert len(records) == 1 and records[0]["annotations"] == []
+    np.testing.assert_array_equal(seen[0], bgr)

@@ -45,7 +45,7 @@ def teacher_pseudo_records(cfg, weak_dicts: Sequence[Dict[str, Any]]) -> List[Di
     t = cfg.WSSDL.TEACHER
     records = []
     for d in weak_dicts:
-        p = predictor(read_image(d["file_name"], cfg.INPUT.FORMAT))
+        p = predictor(read_image(d["file_name"]))  # BGR: the predictor converts to INPUT.FORMAT itself
         boxes, scores, classes = (torch.as_tensor(x) for x in (p.boxes, p.scores, p.classes))
         if t.LABEL_FILTER:
             target = label_aware_target(boxes, scores, classes, int(d["image_label"]), bars, bool(t.KEEP_BEST))
