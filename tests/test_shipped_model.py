@@ -157,6 +157,24 @@ def test_a_ship_whose_storage_check_fails_leaves_the_shipped_model_as_it_was(zoo
     assert model_zoo.get_config(CONFIG, trained=True).TEST.DETECTIONS_PER_IMAGE == 4
 
 
+def test_a_damaged_checkpoint_is_a_clear_error_naming_the_file(tmp_path):
+    """A truncated, empty or foreign .pth (an interrupted copy, a wrong file) is refused with the file's name, by
+    load_checkpoint and by the MODEL.WEIGHTS loader, not with torch's bare RuntimeError / KeyError / EOFError."""
+    from wssdl_d2.model_zoo import load_model_weights
+
+    good = tmp_path / "good.pth"
+    torch.save({"model": {"weight": torch.zeros(1, 1), "bias": torch.zeros(1)}}, good)
+    whole = good.read_bytes()
+    damaged = {"truncated.pth": whole[: len(whole) // 2], "empty.pth": b"", "foreign.pth": b"hello, not weights"}
+    for name, data in damaged.items():
+        (tmp_path / name).write_bytes(data)
+        with pytest.raises(UnsafeCheckpointError, match=f"{tmp_path / name}: not a readable PyTorch checkpoint"):
+            load_checkpoint(tmp_path / name)
+        with pytest.raises(UnsafeCheckpointError, match=f"{tmp_path / name}: not a readable"):
+            load_model_weights(torch.nn.Linear(1, 1), str(tmp_path / name))
+    load_model_weights(torch.nn.Linear(1, 1), str(good))
+
+
 def test_compare_predictions_pairs_detections_by_overlap_not_rank():
     from wssdl_d2.inference.diagnosis import diagnose
     from wssdl_d2.inference.predictor import Prediction

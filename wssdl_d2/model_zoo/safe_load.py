@@ -45,7 +45,8 @@ def load_checkpoint(path: Union[str, os.PathLike], allow_pickle: bool = False) -
         path (str): a local ``.pth`` / ``.pt`` / ``.safetensors`` file (``.pkl`` / ``.pyth`` with ``allow_pickle``).
         allow_pickle (bool): read pickle files with Detectron2's unrestricted loader; only for trusted files.
     Raises:
-        UnsafeCheckpointError: a pickle without ``allow_pickle``, or a ``.pth`` with non-tensor Python objects.
+        UnsafeCheckpointError: a pickle without ``allow_pickle``, a ``.pth`` with non-tensor Python objects, or a
+            file that is not a readable checkpoint (truncated, empty, another format), naming ``path``.
     """
     path = str(path)
     if path.endswith(PICKLE_SUFFIXES):
@@ -72,6 +73,11 @@ def load_checkpoint(path: Union[str, os.PathLike], allow_pickle: bool = False) -
         raise UnsafeCheckpointError(
             f"{path}: refused: the file holds Python objects besides tensors, and unpickling them could run code "
             f"({reason}). Publish checkpoints with tools/publish_model.py, which writes weights only") from None
+    except OSError:
+        raise  # not there / not readable: the OS's message names the file
+    except Exception as error:  # truncated, empty or foreign: torch's readers raise many kinds, none naming the file
+        raise UnsafeCheckpointError(f"{path}: not a readable PyTorch checkpoint ({type(error).__name__}: "
+                                    f"{str(error)[:200]}); nothing in it was run") from None
     if not isinstance(data, dict):
         raise UnsafeCheckpointError(f"{path}: expected a dict of weights, found {type(data).__name__}")
     return data if "model" in data else {"model": data}
