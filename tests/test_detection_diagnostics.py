@@ -14,7 +14,9 @@ from wssdl_d2.data.phantom import generate_image
 from wssdl_d2.evaluation.detection_diagnostics import (align, as_columns, border_distance, box_mask_counts,
                                                        class_confusion, discordant_profile, image_diagnostics,
                                                        miss_reason, paired_flags, subgroup_differences, summarize)
+from wssdl_d2.evaluation import results_io
 from wssdl_d2.evaluation.diagnostics_report import build_report, diagnose_runs, markdown, parse_run
+from wssdl_d2.evaluation.outcomes import OutcomeTable
 from wssdl_d2.utils.cli import run_main
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -185,12 +187,19 @@ def test_parse_run():
         parse_run("just_a_folder")
 
 
-def write_results(folder, images):
-    os.makedirs(os.path.join(folder, "inference"), exist_ok=True)
-    with open(os.path.join(folder, "inference", "corloc_detections.json"), "w") as f:
+def write_results(folder, images, saved_hits=None):
+    """A results folder as the CorLoc evaluator writes it; ``saved_hits`` overrides the CSV's hit_any flags."""
+    inference = os.path.join(folder, "inference")
+    os.makedirs(inference, exist_ok=True)
+    with open(os.path.join(inference, "corloc_detections.json"), "w") as f:
         json.dump(images, f)
-    with open(os.path.join(folder, "inference", "corloc_per_image.csv"), "w") as f:
-        f.write("image_id,file_name\n")  # the folder finder only needs it to exist
+    table = OutcomeTable()
+    for k, e in enumerate(images):
+        row = table.add(k, e["file_name"], e["image_label"], e["gt_boxes"], e["gt_classes"], e["boxes"], e["scores"],
+                        e["classes"])
+        if saved_hits is not None:
+            row["hit_any"] = saved_hits[k]
+    results_io.write_per_image(inference, table.rows)
 
 
 def make_dataset(tmp_path):
@@ -235,6 +244,19 @@ def test_tool_runs_end_to_end(tmp_path, capsys):
     rows = list(csv.DictReader(open(out / "B.csv")))
     assert [r["fold"] for r in rows] == ["0", "0", "1", "1"]
     assert [r["miss_reason"] for r in rows] == ["elsewhere", "elsewhere", "hit", ""]
+
+
+def test_saved_outcomes_win_over_rounded_scores(tmp_path):
+    """corloc_detections.json rounds scores (0.49996 -> 0.5): the hit flag comes from corloc_per_image.csv."""
+    path = str(tmp_path / "a.png")
+    cv2.imwrite(path, phantom(0, 1))
+    e = entry(1, [[100, 80, 160, 140]], [[100, 80, 160, 140]], [0.5], [0], path)
+    write_results(str(tmp_path / "R" / "fold0"), [e], saved_hits=[False])
+    columns = diagnose_runs({"R": [(0, str(tmp_path / "R" / "fold0"))]})[0]["R"]
+    assert not columns["hit_any"][0] and columns["miss_reason"][0] == "low_score"
+    write_results(str(tmp_path / "S" / "fold0"), [e])
+    columns = diagnose_runs({"S": [(0, str(tmp_path / "S" / "fold0"))]})[0]["S"]
+    assert columns["hit_any"][0] and columns["miss_reason"][0] == "hit"
 
 
 def test_per_model_layout_and_errors(tmp_path, capsys):

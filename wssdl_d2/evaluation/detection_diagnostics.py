@@ -99,7 +99,7 @@ def miss_reason(image_label: int, gt_boxes, gt_classes, det_boxes, det_scores, d
 
 def image_diagnostics(entry: Mapping[str, Any], overlay: np.ndarray, fov_box: Sequence[float], tau: float = 0.5,
                       iou_thresh: float = 0.5, border_px: float = 8.0, min_overlay_px: int = 10,
-                      near_px: float = 15.0) -> Dict[str, Any]:
+                      near_px: float = 15.0, saved: Optional[Mapping[str, Any]] = None) -> Dict[str, Any]:
     """The diagnostic row of one image (``DIAGNOSTIC_COLUMNS`` less ``fold``).
 
     Args:
@@ -109,6 +109,9 @@ def image_diagnostics(entry: Mapping[str, Any], overlay: np.ndarray, fov_box: Se
             gives the image size.
         fov_box: XYXY field-of-view box (:func:`wssdl_d2.data.overlays.field_of_view_box`).
         tau, iou_thresh: as in :mod:`.outcomes`; border_px, min_overlay_px, near_px: see the module docstring.
+        saved: the image's row of ``corloc_per_image.csv``, if any: its ``hit_any``, ``hit_top1`` and
+            ``predicted_label`` replace the ones recomputed here (``corloc_detections.json`` rounds scores to
+            4 decimals, so a score just under tau can read as tau).
     Returns:
         dict: areas as fractions of the image (``*_area_frac``) or of the best-overlapping ground-truth box
         (``top_area_to_gt``), ``top_aspect`` width / height, distances in pixels, IoUs class-agnostic (the top
@@ -122,6 +125,9 @@ def image_diagnostics(entry: Mapping[str, Any], overlay: np.ndarray, fov_box: Se
     scores = np.asarray(entry.get("scores", []), dtype=np.float64).reshape(-1)
     classes = np.asarray(entry.get("classes", []), dtype=np.int64).reshape(-1)
     outcome, _, _ = image_outcome(label, gt_boxes, gt_classes, boxes, scores, classes, tau, iou_thresh)
+    if saved is not None:
+        outcome.update(hit_any=bool(saved["hit_any"]), hit_top1=bool(saved["hit_top1"]),
+                       predicted_label=int(saved["predicted_label"]))
     frame = (0.0, 0.0, float(width), float(height))
     image_area = float(width * height)
     overlay_px = int(overlay.sum())

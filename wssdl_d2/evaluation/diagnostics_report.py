@@ -92,7 +92,8 @@ def diagnose_runs(runs: Mapping[str, Sequence[Tuple[int, str]]], tau: Optional[f
                   iou_thresh: Optional[float] = None, border_px: float = 8.0, min_overlay_px: int = 10,
                   near_px: float = 15.0, reader: Callable[[str], np.ndarray] = read_image,
                   ) -> Tuple[Dict[str, Dict[str, np.ndarray]], Dict[str, Any]]:
-    """Per-image diagnostic columns of every run; each image file is read and analysed once for all runs.
+    """Per-image diagnostic columns of every run; each image file is read and analysed once for all runs. The hit
+    flags come from each folder's ``corloc_per_image.csv`` (exact), the rest from ``corloc_detections.json``.
 
     Args:
         runs: name -> [(fold, results folder: a run folder or its ``inference/``)].
@@ -114,16 +115,22 @@ def diagnose_runs(runs: Mapping[str, Sequence[Tuple[int, str]]], tau: Optional[f
                         raise results_io.ResultsError(f"{results} was evaluated with {key} {value} but "
                                                       f"{seen[key][1]} with {seen[key][0]}")
                     seen.setdefault(key, (value, results))
+            saved = results_io.read_per_image(results)
+            saved_rows = {f: {k: v[i] for k, v in saved.items()} for i, f in enumerate(saved["file_name"])}
             for entry in results_io.read_detections(results):
-                entries.setdefault(entry["file_name"], []).append((name, fold, entry))
+                if entry["file_name"] not in saved_rows:
+                    raise results_io.ResultsError(f"{results}: {entry['file_name']} is in "
+                                                  f"{results_io.DETECTIONS_FILE} but not in "
+                                                  f"{results_io.PER_IMAGE_FILE}")
+                entries.setdefault(entry["file_name"], []).append((name, fold, entry, saved_rows[entry["file_name"]]))
     tau = tau if tau is not None else seen.get("tau", (0.5,))[0]
     iou_thresh = iou_thresh if iou_thresh is not None else seen.get("iou_thresh", (0.5,))[0]
     rows: Dict[str, List[Dict]] = {name: [] for name in runs}
     for file_name, items in entries.items():
         image = reader(file_name)
         overlay, fov = overlay_mask(image), field_of_view_box(image)
-        for name, fold, entry in items:
-            row = image_diagnostics(entry, overlay, fov, tau, iou_thresh, border_px, min_overlay_px, near_px)
+        for name, fold, entry, saved in items:
+            row = image_diagnostics(entry, overlay, fov, tau, iou_thresh, border_px, min_overlay_px, near_px, saved)
             rows[name].append({"fold": fold, **row})
     settings = {"tau": tau, "iou_thresh": iou_thresh, "border_px": border_px, "min_overlay_px": min_overlay_px,
                 "near_px": near_px}
