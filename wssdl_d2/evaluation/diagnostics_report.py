@@ -26,6 +26,7 @@ from ..data.image_io import read_image
 from ..data.overlays import field_of_view_box, overlay_mask
 from ..utils.atomic import atomic_open
 from . import results_io
+from .results_io import csv_cell
 from .detection_diagnostics import (DIAGNOSTIC_COLUMNS, align, as_columns, discordant_profile, image_diagnostics,
                                     paired_flags, spread, subgroup_differences, summarize)
 
@@ -361,13 +362,5 @@ def write_rows(columns: Mapping[str, np.ndarray], path: str) -> str:
         writer = csv.writer(f)
         writer.writerow(names)
         for i in range(len(columns["file_name"])):
-            writer.writerow([_csv(columns[c][i]) for c in names])
+            writer.writerow([csv_cell(columns[c][i]) for c in names])
     return path
-
-
-def _csv(value):
-    if isinstance(value, (bool, np.bool_)):
-        return int(value)
-    if isinstance(value, (float, np.floating)):
-        return "" if math.isnan(value) else f"{value:.6g}"
-    return value

@@ -60,11 +60,13 @@ def write_per_image(folder: str, rows: Iterable[Mapping[str, Any]]) -> str:
         writer = csv.DictWriter(f, fieldnames=OUTCOME_COLUMNS, extrasaction="ignore")
         writer.writeheader()
         for row in rows:
-            writer.writerow({k: _csv_value(row[k]) for k in OUTCOME_COLUMNS})
+            writer.writerow({k: csv_cell(row[k]) for k in OUTCOME_COLUMNS})
     return path
 
 
-def _csv_value(value):
+def csv_cell(value):
+    """A value as written to this project's CSV files: booleans as 0 / 1, floats with 6 significant digits, NaN as an
+    empty cell, anything else as is."""
     if isinstance(value, (bool, np.bool_)):
         return int(value)
     if isinstance(value, (float, np.floating)):
