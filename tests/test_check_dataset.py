@@ -67,7 +67,7 @@ def bad_prepared(phantom_root, tmp_path):
     odd = dict(im[normal], id=1002, image_label=5, supervision="maybe")
     train["images"] += [extra, twin, dup_id, odd]
     bid, nid = im[benign]["id"], im[normal]["id"]
-    w, h = im[benign]["width"], im[benign]["height"]
+    w = im[benign]["width"]
     train["annotations"] += [
         {"id": 900, "image_id": bid, "category_id": 1, "bbox": [w - 5, 10, 30, 20]},  # outside
         {"id": 901, "image_id": bid, "category_id": 1, "bbox": [10, 10, 0, 20]},  # empty
