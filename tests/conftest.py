@@ -64,6 +64,14 @@ TINY_OPTS = [
     "SOLVER.IMS_PER_BATCH", "2", "SOLVER.MAX_ITER", "4", "SOLVER.WARMUP_ITERS", "0", "SOLVER.STEPS", "()",
     "SOLVER.CHECKPOINT_PERIOD", "1000", "DATALOADER.NUM_WORKERS", "0",
 ]
+#: The small Faster R-CNN of the end-to-end phantom tests (96 x 128 images): input sizes, anchors, head widths and
+#: proposal / RoI counts. Each test adds its own solver, data and method keys.
+E2E_SMALL_MODEL = {
+    "INPUT.MIN_SIZE_TRAIN": (96,), "INPUT.MAX_SIZE_TRAIN": 128, "INPUT.MIN_SIZE_TEST": 96, "INPUT.MAX_SIZE_TEST": 128,
+    "MODEL.ANCHOR_GENERATOR.SIZES": [[24], [48], [96], [192]], "MODEL.FPN.OUT_CHANNELS": 64,
+    "MODEL.ROI_BOX_HEAD.FC_DIM": 128, "MODEL.ROI_BOX_HEAD.CLS_AGNOSTIC_BBOX_REG": True,
+    "MODEL.RPN.POST_NMS_TOPK_TRAIN": 100, "MODEL.RPN.POST_NMS_TOPK_TEST": 32, "MODEL.ROI_HEADS.BATCH_SIZE_PER_IMAGE": 64,
+}
 PHANTOM_CONFIG = os.path.join(os.path.dirname(__file__), "..", "configs", "Phantom", "strong_only.yaml")
 
 
