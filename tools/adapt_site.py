@@ -7,6 +7,8 @@
     python tools/adapt_site.py ... --resume                   # continue a stopped run in --out
     python tools/adapt_site.py --from MODEL --site-train breast_fold0_train_weak_n0 --test breast_fold0_val \\
         --out output/breast/adapt_fold0_n0                     # already prepared / registered site datasets
+    python tools/adapt_site.py --from MODEL --site-folds breast --boxes 0 10 25 \\
+        --out output/breast/adapt_crossval                     # measure it: cross-validation over the site's folds
 
 ``--site DIR`` holds the site's scans in BUSI's layout, one folder per diagnosis: ``DIR/{normal,benign,malignant}/
 <name>.png``; a ``<name>_mask.png`` outline is needed only for the ``--boxes N`` scans that keep boxes (the first N
@@ -18,6 +20,12 @@ images, at a constant ``--lr`` with a static MIL scale ``--alpha`` for ``--max-i
 (wssdl_d2.engine.site_adaptation). ``--out`` gets config.yaml, checkpoints and, with ``--test``, the evaluation of
 the model before (``before/inference``) and after (``inference``); compare them paired with
 ``tools/compare.py OUT OUT/before``. Trailing KEY VALUE pairs override the adaptation config.
+
+``--site-folds NAME`` measures the adaptation on a site prepared in folds (``tools/prepare_busi.py --test-all
+--folds K --strong-count 10 25``; wssdl_d2.crossval.site): for every fold, the model as it is and the model adapted on
+the other folds' scans (diagnoses only, plus each ``--boxes`` count of boxed scans) are tested on the fold's scans;
+the outcomes are pooled over the folds and compared paired in ``OUT/site_crossval.{md,json,csv,png}``. Stopped runs
+continue and finished ones are skipped when the same command is run again.
 """
 import argparse
 import os
@@ -25,7 +33,11 @@ import re
 import sys
 
 from wssdl_d2.config import load_config
+from wssdl_d2.crossval.driver import timings
+from wssdl_d2.crossval.report import build_report
+from wssdl_d2.crossval.runs import CrossValError
 from wssdl_d2.data import default_dataset_root
+from wssdl_d2.evaluation.results_io import ResultsError
 from wssdl_d2.data.errors import DatasetError
 from wssdl_d2.engine.site_adaptation import adapt, adaptation_config, prepare_site, source_strong_datasets
 from wssdl_d2.utils.cli import add_opts, run_main, setup_run
@@ -40,9 +52,16 @@ def get_parser():
     site = parser.add_mutually_exclusive_group()
     site.add_argument("--site", metavar="DIR", help="the site's scans, {normal,benign,malignant}/ folders")
     site.add_argument("--site-train", nargs="+", metavar="NAME", help="registered site datasets instead of --site")
+    site.add_argument("--site-folds", metavar="NAME",
+                      help="cross-validate the adaptation over the folds of the prepared site NAME (NAME_fold<k>_*)")
+    parser.add_argument("--folds", type=int, default=0, metavar="K",
+                        help="with --site-folds: folds 0..K-1 (default: every registered fold)")
+    parser.add_argument("--report", default="site_crossval", metavar="STEM",
+                        help="with --site-folds: report files OUT/STEM.{md,json,csv,png} (default: %(default)s)")
     parser.add_argument("--site-name", help="dataset name of --site (default: its folder name)")
-    parser.add_argument("--boxes", type=int, default=0, metavar="N",
-                        help="outlined site scans that keep their boxes (default 0: diagnoses only)")
+    parser.add_argument("--boxes", type=int, nargs="+", default=[0], metavar="N",
+                        help="outlined site scans that keep their boxes (default 0: diagnoses only); with "
+                             "--site-folds one row per count, e.g. 0 10 25")
     parser.add_argument("--source", nargs="+", metavar="NAME",
                         help="the source's boxed datasets (default: those of the model's DATASETS.TRAIN)")
     parser.add_argument("--test", nargs="+", default=[], metavar="NAME",
@@ -62,6 +81,35 @@ def _site_name(path):
     return re.sub(r"[^a-z0-9]+", "_", os.path.basename(os.path.normpath(path)).lower()).strip("_") or "site"
 
 
+def model_config_and_source(args):
+    """(the model's training config, the source's boxed datasets). Raises FileNotFoundError for a missing model."""
+    if not os.path.isfile(args.weights):
+        raise FileNotFoundError(f"{args.weights}: model file not found")
+    config_file = args.config_file or os.path.join(os.path.dirname(os.path.abspath(args.weights)), "config.yaml")
+    if not os.path.isfile(config_file):
+        raise FileNotFoundError(f"{config_file}: the model's config not found (give --config-file)")
+    model_cfg = load_config(config_file)
+    return model_cfg, list(args.source or source_strong_datasets(model_cfg.DATASETS.TRAIN))
+
+
+def site_crossval(args):
+    """--site-folds: run (or continue) the cross-validation and write its report. Returns the report dict."""
+    from wssdl_d2.crossval.driver import check_folds
+    from wssdl_d2.crossval.report import markdown, write_all
+    from wssdl_d2.crossval.site import run_site_crossval
+
+    model_cfg, source = model_config_and_source(args)
+    setup_run(model_cfg, log_dir=args.out)
+    folds = check_folds(args.site_folds, args.folds)
+    result = run_site_crossval(model_cfg, args.weights, args.site_folds, folds, args.boxes, args.out, source,
+                               args.max_iter, args.lr, args.alpha, args.opts)
+    report = build_report(result["pooled"], timings=timings(result["states"]))
+    paths = write_all(report, args.out, args.report)
+    print(markdown(report))
+    print("wrote", ", ".join(paths.values()))
+    return report
+
+
 def build_config(args):
     """The adaptation's frozen config: ``<out>/config.yaml`` when resuming, else a new one (preparing --site)."""
     saved = os.path.join(args.out, "config.yaml")
@@ -71,24 +119,29 @@ def build_config(args):
         raise FileNotFoundError(f"{saved}: nothing to resume (no adaptation config in --out)")
     if not args.site and not args.site_train:
         raise ValueError("give the site's scans (--site DIR) or its registered datasets (--site-train NAME ...)")
-    if not os.path.isfile(args.weights):
-        raise FileNotFoundError(f"{args.weights}: model file not found")
-    config_file = args.config_file or os.path.join(os.path.dirname(os.path.abspath(args.weights)), "config.yaml")
-    model_cfg = load_config(config_file)
+    if len(args.boxes) != 1:
+        raise ValueError(f"--boxes {args.boxes}: one count when adapting (several only with --site-folds)")
+    model_cfg, source = model_config_and_source(args)
     if args.site:
         name = args.site_name or _site_name(args.site)
         root = model_cfg.WSSDL.DATASET_ROOT or default_dataset_root()
-        weak, strong = prepare_site(args.site, root, name, args.boxes, args.seed, args.overwrite)
+        weak, strong = prepare_site(args.site, root, name, args.boxes[0], args.seed, args.overwrite)
         site_train = [weak] + ([strong] if strong else [])
     else:
         site_train = list(args.site_train)
-    source = args.source or source_strong_datasets(model_cfg.DATASETS.TRAIN)
     return adaptation_config(model_cfg, os.path.abspath(args.weights), source, site_train, args.out, args.max_iter,
                              args.lr, args.alpha, args.test, args.opts)
 
 
 def main(argv=None):
     args = get_parser().parse_args(argv)
+    if args.site_folds:
+        try:
+            site_crossval(args)
+        except (CrossValError, ResultsError, FileNotFoundError, ValueError, KeyError) as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 2
+        return 0
     try:
         cfg = build_config(args)
     except (DatasetError, FileExistsError, FileNotFoundError, ValueError, KeyError) as err:

@@ -175,13 +175,23 @@ def evaluate_model(cfg, weights: str, output_dir: str):
 def run_fold(spec: RunSpec, data: str, fold: int, opts: Sequence[str], run_dir: str,
              train_fn: Callable = train_model, eval_fn: Callable = evaluate_model,
              strong_percent: Optional[int] = None) -> Tuple[Dict, str]:
-    """Train (or continue) and evaluate one run; a finished run is left alone.
+    """Train (or continue) and evaluate one run of ``spec`` on fold ``fold`` (:func:`fold_config`, then
+    :func:`run_config`); a finished run is left alone. Returns what :func:`run_config` returns."""
+    cfg = fold_config(spec, data, fold, opts, run_dir, strong_percent)
+    about = {"config": spec.name, "config_file": os.path.abspath(spec.config_file), "fold": int(fold), "data": data}
+    return run_config(cfg, run_dir, about, train_fn, eval_fn)
 
+
+def run_config(cfg, run_dir: str, about: Dict, train_fn: Callable = train_model,
+               eval_fn: Callable = evaluate_model) -> Tuple[Dict, str]:
+    """Train (or continue) the frozen ``cfg`` into ``run_dir`` (its OUTPUT_DIR) and evaluate it on
+    ``cfg.DATASETS.TEST``; a finished run is left alone.
+
+    ``about``: what the state file records of the run (``config`` name, ``config_file``, ``fold``, ``data``).
     Returns (state dict, what happened: "skipped" | "evaluated" | "trained and evaluated"). The per-image outcomes
     are in ``<run_dir>/inference/corloc_per_image.csv``. Raises CrossValError for a folder that holds another
     config's run or files not made by cross-validation; training errors propagate after the state records them.
     """
-    cfg = fold_config(spec, data, fold, opts, run_dir, strong_percent)
     fingerprint = config_fingerprint(cfg)
     state = read_state(run_dir)
     if state is None:
@@ -189,10 +199,9 @@ def run_fold(spec: RunSpec, data: str, fold: int, opts: Sequence[str], run_dir: 
             raise CrossValError(f"{run_dir}: not empty and has no {STATE_FILE}; it was not made by cross-validation "
                                 "and is not overwritten (choose another --out)")
         os.makedirs(run_dir, exist_ok=True)
-        state = {"config": spec.name, "config_file": os.path.abspath(spec.config_file), "fold": int(fold),
-                 "data": data, "train": list(cfg.DATASETS.TRAIN), "test": list(cfg.DATASETS.TEST),
-                 "max_iter": int(cfg.SOLVER.MAX_ITER), "fingerprint": fingerprint, "status": "new",
-                 "train_seconds": 0.0, "eval_seconds": 0.0}
+        state = dict(about, train=list(cfg.DATASETS.TRAIN), test=list(cfg.DATASETS.TEST),
+                     max_iter=int(cfg.SOLVER.MAX_ITER), fingerprint=fingerprint, status="new",
+                     train_seconds=0.0, eval_seconds=0.0)
         cfg_path = os.path.join(run_dir, "config.yaml")
         with open(cfg_path, "w") as f:
             f.write(cfg.dump())

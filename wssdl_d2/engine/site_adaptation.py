@@ -99,8 +99,8 @@ def prepare_site(site_dir: str, dataset_root: str, name: str, boxes: int = 0, se
 
 def adaptation_config(model_cfg: CfgNode, weights: str, source_train: Sequence[str], site_train: Sequence[str],
                       output_dir: str, max_iter: int = 300, base_lr: float = 0.002, alpha: float = 0.5,
-                      site_test: Sequence[str] = (), overrides: Sequence = ()) -> CfgNode:
-    """The fine-tuning config (frozen), also written to ``<output_dir>/config.yaml``.
+                      site_test: Sequence[str] = (), overrides: Sequence = (), write: bool = True) -> CfgNode:
+    """The fine-tuning config (frozen), also written to ``<output_dir>/config.yaml`` (unless ``write`` is False).
 
     Args:
         model_cfg: the config the model was trained with (its run folder's config.yaml).
@@ -112,6 +112,10 @@ def adaptation_config(model_cfg: CfgNode, weights: str, source_train: Sequence[s
         alpha: the MIL loss scale, static.
         site_test: the site's boxed test datasets, evaluated at the end (none: no evaluation).
         overrides: KEY VALUE pairs applied last (command-line style).
+        write: write ``<output_dir>/config.yaml`` (cross-validation writes it when a run starts).
+
+    The learning rate is constant whatever schedule the model was trained with (WarmupMultiStepLR without steps
+    or warm-up), so the same command adapts a model of any recipe alike.
     """
     if max_iter < 1 or base_lr <= 0 or not 0 <= alpha <= 1:
         raise ValueError(f"max_iter must be >= 1, base_lr > 0 and alpha in [0, 1], not {max_iter}, {base_lr}, "
@@ -126,6 +130,7 @@ def adaptation_config(model_cfg: CfgNode, weights: str, source_train: Sequence[s
     cfg.DATASETS.TEST = tuple(site_test)
     cfg.SOLVER.MAX_ITER = int(max_iter)
     cfg.SOLVER.BASE_LR = float(base_lr)
+    cfg.SOLVER.LR_SCHEDULER_NAME = "WarmupMultiStepLR"
     cfg.SOLVER.STEPS = ()
     cfg.SOLVER.WARMUP_ITERS = 0
     cfg.SOLVER.CHECKPOINT_PERIOD = min(int(cfg.SOLVER.CHECKPOINT_PERIOD), max(1, int(max_iter) // 4))
@@ -136,6 +141,8 @@ def adaptation_config(model_cfg: CfgNode, weights: str, source_train: Sequence[s
     if overrides:
         cfg.merge_from_list(list(overrides))
     cfg.freeze()
+    if not write:
+        return cfg
     os.makedirs(output_dir, exist_ok=True)
     with atomic_open(os.path.join(output_dir, "config.yaml"), "w") as f:
         f.write(cfg.dump())

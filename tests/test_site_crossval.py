@@ -1,0 +1,140 @@
+"""Cross-validation of site adaptation over a site's folds (wssdl_d2.crossval.site, ``tools/adapt_site.py
+--site-folds``): a tiny source model, a tiny site in 2 folds with 0 and 2 boxed scans per training part; every run's
+datasets, a stop and a restart that trains only what was left, the pooled report, and the errors a user meets."""
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+from detectron2.checkpoint import DetectionCheckpointer
+from detectron2.data import DatasetCatalog
+from detectron2.modeling import build_model
+
+from conftest import TINY_OPTS, write_tiny_phantom
+from wssdl_d2.config import merge_config
+from wssdl_d2.crossval import runs as cv_runs
+from wssdl_d2.crossval.report import build_report
+from wssdl_d2.crossval.runs import CrossValError
+from wssdl_d2.crossval.site import ZERO_SHOT, adapted_row, run_site_crossval, site_fold_datasets
+from wssdl_d2.data import register_datasets_under
+from wssdl_d2.data.phantom import write_phantom_dataset
+from wssdl_d2.data.prepare import prepare_pool
+
+ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
+SOURCE = "scsrc_train_strong_30"
+
+
+def _opts(max_iter=2):
+    """The tiny model and solver of TINY_OPTS (no datasets), ``max_iter`` iterations, one image per stream."""
+    opts = []
+    for key, value in zip(TINY_OPTS[::2], TINY_OPTS[1::2]):
+        if not key.startswith("DATASETS."):
+            opts += [key, value]
+    return opts + ["SOLVER.MAX_ITER", str(max_iter), "WSSDL.STRONG_PER_BATCH", "1", "WSSDL.WEAK_PER_BATCH", "1",
+                   "WSSDL.EVAL.COCO", "False", "WSSDL.EVAL.PLOTS", "False", "WSSDL.EVAL.BOOTSTRAP_SAMPLES", "50",
+                   "TEST.DETECTIONS_PER_IMAGE", "20"]
+
+
+@pytest.fixture(scope="module")
+def source_and_site(tmp_path_factory):
+    """(the source model's config file, its weights file, the datasets root) with the site ``scsite`` in 2 folds."""
+    base = tmp_path_factory.mktemp("sitecv")
+    write_tiny_phantom(base, "scsrc", strong_fractions=(0.3,))
+    write_phantom_dataset(base / "scsite" / "images", (2, 6, 6), 96, 128, seed=1, site="b")
+    prepare_pool(base / "scsite" / "images", base / "scsite", strong_fractions=(), val_fraction=0.0, seed=0,
+                 name="scsite", progress=False, log=lambda *a: None, test_all=True, folds=2, strong_counts=(0, 2))
+    register_datasets_under(str(base))
+    cfg = merge_config(os.path.join(ROOT, "configs", "Phantom", "strong_only.yaml"),
+                       _opts() + ["DATASETS.TRAIN", f"('{SOURCE}',)", "DATASETS.TEST", "()", "MODEL.DEVICE", "cpu"])
+    model_dir = base / "source_model"
+    model_dir.mkdir()
+    torch.manual_seed(0)
+    DetectionCheckpointer(build_model(cfg), save_dir=str(model_dir)).save("model_final")
+    config_file = model_dir / "config.yaml"
+    config_file.write_text(cfg.dump())
+    return str(config_file), str(model_dir / "model_final.pth"), base
+
+
+class Counting:
+    """The real train / evaluate functions, counted; ``stop_at`` (1-based) raises KeyboardInterrupt at that
+    training call, as a user stopping the command would."""
+
+    def __init__(self, stop_at=None):
+        self.trained, self.evaluated, self.configs, self.stop_at = [], [], [], stop_at
+
+    def train(self, cfg):
+        self.trained.append(cfg.OUTPUT_DIR)
+        self.configs.append(cfg)
+        if self.stop_at == len(self.trained):
+            raise KeyboardInterrupt
+        cv_runs.train_model(cfg)
+
+    def evaluate(self, cfg, weights, output_dir):
+        self.evaluated.append(output_dir)
+        return cv_runs.evaluate_model(cfg, weights, output_dir)
+
+
+def test_site_crossval_adapts_each_fold_resumes_and_pools(source_and_site, tmp_path, one_thread):
+    config_file, weights, _ = source_and_site
+    model_cfg = merge_config(config_file, ["MODEL.DEVICE", "cpu"])
+    out = str(tmp_path / "adapt")
+    args = (model_cfg, weights, "scsite", [0, 1], [0, 2], out, [SOURCE])
+    first = Counting(stop_at=3)  # fold 0: both box counts done; fold 1: the first adaptation is stopped
+    with pytest.raises(KeyboardInterrupt):
+        run_site_crossval(*args, max_iter=2, opts=_opts(), log=lambda *a: None, train_fn=first.train,
+                          eval_fn=first.evaluate)
+    # each adaptation trains on the source's boxes plus its fold's training part, at a constant rate
+    n0, n2 = first.configs[0], first.configs[1]
+    assert n0.DATASETS.TRAIN == (SOURCE, "scsite_fold0_train_weak_n0")
+    assert n2.DATASETS.TRAIN == (SOURCE, "scsite_fold0_train_weak_n2", "scsite_fold0_train_strong_n2")
+    assert n0.MODEL.META_ARCHITECTURE == "WSSDLRCNN" and n0.SOLVER.LR_SCHEDULER_NAME == "WarmupMultiStepLR"
+    assert n0.SOLVER.STEPS == () and n0.MODEL.WEIGHTS == os.path.abspath(weights)
+    assert cv_runs.read_state(os.path.join(out, adapted_row(0), "fold1"))["status"] == "failed"
+    assert first.evaluated[0] == os.path.join(out, ZERO_SHOT, "fold0")  # the model as it came, before adapting
+    finished = os.path.join(out, adapted_row(2), "fold0", "model_final.pth")
+    mtime = os.path.getmtime(finished)
+
+    second = Counting()
+    result = run_site_crossval(*args, max_iter=2, opts=_opts(), log=lambda *a: None, train_fn=second.train,
+                               eval_fn=second.evaluate)
+    assert second.trained == [os.path.join(out, adapted_row(n), "fold1") for n in (0, 2)]
+    assert len(second.evaluated) == 2 and os.path.getmtime(finished) == mtime  # fold 1's zero-shot was done
+
+    assert list(result["pooled"]) == [ZERO_SHOT, adapted_row(0), adapted_row(2)]
+    site_scans = sorted(os.path.basename(d["file_name"]) for k in (0, 1) for d in DatasetCatalog.get(f"scsite_fold{k}_val"))
+    for row, pooled in result["pooled"].items():  # every site scan tested once per row, by the model of its fold
+        assert sorted(os.path.basename(f) for f in pooled["file_name"]) == site_scans, row
+    report = build_report(result["pooled"], num_samples=50)
+    assert [(p["a"], p["b"]) for p in report["pairs"]] == [(adapted_row(0), ZERO_SHOT), (adapted_row(2), ZERO_SHOT),
+                                                             (adapted_row(2), adapted_row(0))]
+
+    third = Counting()
+    run_site_crossval(*args, max_iter=2, opts=_opts(), log=lambda *a: None, train_fn=third.train,
+                      eval_fn=third.evaluate)
+    assert not third.trained and not third.evaluated
+    # the same folder with other settings is refused, not continued or overwritten
+    with pytest.raises(CrossValError, match="another config"):
+        run_site_crossval(*args, max_iter=2, alpha=0.25, opts=_opts(), log=lambda *a: None, train_fn=third.train,
+                          eval_fn=third.evaluate)
+
+
+def test_site_fold_datasets_name_what_is_missing(source_and_site):
+    assert site_fold_datasets("scsite", 1, 2) == (["scsite_fold1_train_weak_n2", "scsite_fold1_train_strong_n2"],
+                                                  "scsite_fold1_val")
+    with pytest.raises(CrossValError, match="scsite_fold0_train_weak_n5"):
+        site_fold_datasets("scsite", 0, 5)
+
+
+def test_adapt_site_tool_site_folds_errors(source_and_site, tmp_path):
+    config_file, weights, base = source_and_site
+    tool = os.path.join(ROOT, "tools", "adapt_site.py")
+    env = dict(os.environ, WSSDL_DATASETS=str(base), PYTHONWARNINGS="ignore")
+    run = subprocess.run([sys.executable, tool, "--from", weights, "--site-folds", "scsite", "--boxes", "0", "5",
+                          "--out", str(tmp_path / "x")], capture_output=True, text=True, timeout=300, env=env)
+    assert run.returncode == 2 and "scsite_fold0_train_weak_n5" in run.stderr and "prepare_busi.py" in run.stderr
+    run = subprocess.run([sys.executable, tool, "--from", weights, "--site-train", "scsite_fold0_train_weak_n0",
+                          "--boxes", "0", "2", "--out", str(tmp_path / "y")], capture_output=True, text=True,
+                         timeout=300, env=env)
+    assert run.returncode == 2 and "one count" in run.stderr
+    assert not os.path.exists(tmp_path / "y")

@@ -1,0 +1,112 @@
+"""Cross-validation of site adaptation over a new site's patient folds.
+
+A site prepared with ``tools/prepare_busi.py --test-all --folds K --strong-count 10 25`` has, per fold k,
+``<site>_fold<k>_val`` (the held-out patients' scans, every one boxed) and training parts
+``<site>_fold<k>_train_weak_n<N>`` (the other patients' scans with their diagnosis only, except N of them) and
+``<site>_fold<k>_train_strong_n<N>`` (those N with their boxes; none for N = 0).
+
+For every fold, :func:`run_site_crossval` evaluates the source model as it is on the held-out scans (the row
+``zero_shot``) and adapts it (:func:`wssdl_d2.engine.site_adaptation.adaptation_config`) on the fold's training part
+with N boxed scans, for each N asked (rows ``adapted_n<N>``), then tests the adapted model on the same held-out scans.
+Each adaptation is a resumable cross-validation run (:func:`.runs.run_config`: state file, config fingerprint, a
+finished run is never trained again). The per-image outcomes of each row are pooled over the folds, so every scan of
+the site is tested once per row, by a model that never saw it, and the rows are compared paired (:mod:`.report`).
+
+Layout: ``<out>/zero_shot/fold<k>/inference`` and ``<out>/adapted_n<N>/fold<k>/`` (a run folder).
+"""
+import os
+from typing import Callable, Dict, List, Sequence, Tuple
+
+from detectron2.config import CfgNode
+from detectron2.data import DatasetCatalog
+
+from ..config import resolve_device
+from ..data.folds import fold_dataset_name
+from ..evaluation.results_io import PER_IMAGE_FILE, read_per_image
+from .pooled import pool_folds
+from .runs import CrossValError, evaluate_model, run_config, train_model
+
+ZERO_SHOT = "zero_shot"
+
+
+def adapted_row(boxes: int) -> str:
+    """The report's row (and folder) name of the adaptation with ``boxes`` boxed site scans: ``adapted_n<boxes>``."""
+    return f"adapted_n{int(boxes)}"
+
+
+def site_fold_datasets(site: str, fold: int, boxes: int) -> Tuple[List[str], str]:
+    """(the fold's training datasets with ``boxes`` boxed scans, its held-out dataset). Raises CrossValError naming
+    the datasets that are not registered."""
+    train = [fold_dataset_name(site, fold, f"train_weak_n{int(boxes)}")]
+    if boxes:
+        train.append(fold_dataset_name(site, fold, f"train_strong_n{int(boxes)}"))
+    test = fold_dataset_name(site, fold, "val")
+    missing = [d for d in train + [test] if d not in DatasetCatalog.list()]
+    if missing:
+        raise CrossValError(f"site {site!r}, fold {fold}: datasets {missing} are not registered; prepare the site with "
+                            f"tools/prepare_busi.py --test-all --folds K --strong-count {int(boxes) or 10} ... "
+                            "under WSSDL.DATASET_ROOT / $WSSDL_DATASETS / ./datasets")
+    return train, test
+
+
+def _zero_shot(model_cfg: CfgNode, weights: str, test: str, run_dir: str, eval_fn: Callable) -> str:
+    """Evaluate the source model on ``test`` into ``run_dir`` unless its per-image outcomes are there already."""
+    if not os.path.isfile(os.path.join(run_dir, "inference", PER_IMAGE_FILE)):
+        cfg = model_cfg.clone()
+        cfg.defrost()
+        cfg.DATASETS.TEST = (test,)
+        cfg.OUTPUT_DIR = run_dir
+        resolve_device(cfg)
+        cfg.freeze()
+        eval_fn(cfg, weights, run_dir)
+        return "evaluated"
+    return "skipped"
+
+
+def run_site_crossval(model_cfg: CfgNode, weights: str, site: str, folds: Sequence[int], boxes: Sequence[int],
+                      out: str, source: Sequence[str], max_iter: int = 300, base_lr: float = 0.002,
+                      alpha: float = 0.5, opts: Sequence = (), log=print, train_fn: Callable = train_model,
+                      eval_fn: Callable = evaluate_model) -> Dict:
+    """Zero-shot and adapted rows of a site, every fold; resumable (finished runs are skipped).
+
+    Args:
+        model_cfg: the source model's config; weights: its checkpoint (.pth / .safetensors, loaded weights-only).
+        site: the prepared site's dataset name (``breast`` for ``breast_fold<k>_*``); folds: the folds to run.
+        boxes: boxed site scans per adaptation, one row each (e.g. (0, 10, 25)).
+        out: the output folder; source: the source's boxed datasets kept in the adaptation's batches.
+        max_iter, base_lr, alpha, opts: the adaptation's settings (:func:`adaptation_config`).
+
+    Returns {"pooled": {row: pooled per-image columns}, "states": {adapted row: {fold: run state}}}, rows in the
+    order zero_shot, adapted_n<boxes[0]>, ...
+    """
+    from ..engine.site_adaptation import adaptation_config
+
+    if not folds:
+        raise CrossValError(f"site {site!r}: no folds to run")
+    rows = [ZERO_SHOT] + [adapted_row(n) for n in boxes]
+    if len(set(rows)) != len(rows):
+        raise CrossValError(f"--boxes {list(boxes)}: each box count once")
+    states: Dict[str, Dict[int, Dict]] = {adapted_row(n): {} for n in boxes}
+    for fold in folds:
+        for n in boxes:  # check every dataset of the fold before anything runs
+            site_fold_datasets(site, fold, n)
+    for fold in folds:
+        _, test = site_fold_datasets(site, fold, 0)
+        did = _zero_shot(model_cfg, weights, test, os.path.join(out, ZERO_SHOT, f"fold{fold}"), eval_fn)
+        log(f"[site crossval] {ZERO_SHOT} fold {fold}: {did}")
+        for n in boxes:
+            train, test = site_fold_datasets(site, fold, n)
+            run_dir = os.path.join(out, adapted_row(n), f"fold{fold}")
+            cfg = adaptation_config(model_cfg, os.path.abspath(weights), source, train, run_dir, max_iter, base_lr,
+                                    alpha, [test], opts, write=False)
+            about = {"config": adapted_row(n), "config_file": os.path.abspath(weights), "fold": int(fold),
+                     "data": site}
+            state, did = run_config(cfg, run_dir, about, train_fn, eval_fn)
+            states[adapted_row(n)][fold] = state
+            log(f"[site crossval] {adapted_row(n)} fold {fold}: {did} "
+                f"(training {state['train_seconds'] / 60:.1f} min)")
+    pooled = {row: pool_folds({f: read_per_image(os.path.join(out, row, f"fold{f}", "inference")) for f in folds},
+                              row)
+              for row in rows}
+    return {"pooled": pooled, "states": states}
+
