@@ -22,10 +22,12 @@ PAPER_ROWS = ("strong_only", "fully_supervised", "wssdl", "wssdl_alternating", "
               "wssdl_moi_abnormal", "wssdl_moi_benign", "wssdl_moi_discriminative", "weak_only_mil")
 #: The label-aware mean teacher and its ablations (issue 17): rows of the same tables, the same recipe.
 TEACHER_ROWS = ("wssdl_teacher", "wssdl_teacher_no_label_filter", "wssdl_teacher_no_mil")
+#: Rows of the new-site work (issue 18), BUSI only: strong-only with the ultrasound augmentations.
+SITE_ROWS = ("strong_only_ultrasound_aug",)
 
 #: table name -> the config files (relative to configs/) whose rows are compared with each other.
 TABLES = {
-    "BUSI paper rows": [f"BUSI/{n}.yaml" for n in PAPER_ROWS + TEACHER_ROWS],
+    "BUSI paper rows": [f"BUSI/{n}.yaml" for n in PAPER_ROWS + TEACHER_ROWS + SITE_ROWS],
     "BUSI ResNet-18 rows": ["BUSI/strong_only_r18.yaml", "BUSI/wssdl_r18.yaml"],
     "Phantom paper rows": [f"Phantom/{n}.yaml" for n in PAPER_ROWS + TEACHER_ROWS],
     "Phantom EfficientNet rows": ["Phantom/strong_only_effnet.yaml", "Phantom/wssdl_effnet.yaml"],
@@ -45,6 +47,7 @@ ALLOWED = {
     "WSSDL.BATCH_MODE": "combined vs alternating is the alternating ablation's subject",
     "WSSDL.WEAK_PER_BATCH": "weak images per step (0 images are drawn when a row has no weak stream)",
     "WSSDL.TEACHER.": "the label-aware mean teacher (issue 17): on or off, and its ablations' subject",
+    "WSSDL.AUG.ULTRASOUND.": "the ultrasound augmentations (issue 18): on or off is the augmentation pair's subject",
     # not used by the trainer: each step holds WSSDL.STRONG_PER_BATCH + WEAK_PER_BATCH images per process
     # (wssdl_d2/engine/trainer.py warns when IMS_PER_BATCH disagrees); the configs only document the count.
     "SOLVER.IMS_PER_BATCH": "unused by WSSDLTrainer; documents the images per step of the row",
