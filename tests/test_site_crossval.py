@@ -1,7 +1,9 @@
 """Cross-validation of site adaptation over a site's folds (wssdl_d2.crossval.site, ``tools/adapt_site.py
 --site-folds``): a tiny source model, a tiny site in 2 folds with 0 and 2 boxed scans per training part; every run's
 datasets, a stop and a restart that trains only what was left, the pooled report, and the errors a user meets."""
+import importlib.util
 import os
+import shutil
 import subprocess
 import sys
 
@@ -61,7 +63,7 @@ class Counting:
     training call, as a user stopping the command would."""
 
     def __init__(self, stop_at=None):
-        self.trained, self.evaluated, self.configs, self.stop_at = [], [], [], stop_at
+        self.trained, self.evaluated, self.configs, self.eval_configs, self.stop_at = [], [], [], [], stop_at
 
     def train(self, cfg):
         self.trained.append(cfg.OUTPUT_DIR)
@@ -72,17 +74,20 @@ class Counting:
 
     def evaluate(self, cfg, weights, output_dir):
         self.evaluated.append(output_dir)
+        self.eval_configs.append(cfg)
         return cv_runs.evaluate_model(cfg, weights, output_dir)
 
 
 def test_site_crossval_adapts_each_fold_resumes_and_pools(source_and_site, tmp_path, one_thread):
     config_file, weights, _ = source_and_site
-    model_cfg = merge_config(config_file, ["MODEL.DEVICE", "cpu"])
+    # a source trained with a cosine schedule: the adaptation's rate is constant all the same
+    model_cfg = merge_config(config_file, ["MODEL.DEVICE", "cpu", "SOLVER.LR_SCHEDULER_NAME", "WarmupCosineLR"])
     out = str(tmp_path / "adapt")
     args = (model_cfg, weights, "scsite", [0, 1], [0, 2], out, [SOURCE])
+    opts = _opts() + ["TEST.DETECTIONS_PER_IMAGE", "19"]
     first = Counting(stop_at=3)  # fold 0: both box counts done; fold 1: the first adaptation is stopped
     with pytest.raises(KeyboardInterrupt):
-        run_site_crossval(*args, max_iter=2, opts=_opts(), log=lambda *a: None, train_fn=first.train,
+        run_site_crossval(*args, max_iter=2, opts=opts, log=lambda *a: None, train_fn=first.train,
                           eval_fn=first.evaluate)
     # each adaptation trains on the source's boxes plus its fold's training part, at a constant rate
     n0, n2 = first.configs[0], first.configs[1]
@@ -92,11 +97,13 @@ def test_site_crossval_adapts_each_fold_resumes_and_pools(source_and_site, tmp_p
     assert n0.SOLVER.STEPS == () and n0.MODEL.WEIGHTS == os.path.abspath(weights)
     assert cv_runs.read_state(os.path.join(out, adapted_row(0), "fold1"))["status"] == "failed"
     assert first.evaluated[0] == os.path.join(out, ZERO_SHOT, "fold0")  # the model as it came, before adapting
+    # the zero-shot row is evaluated with the adaptations' overrides too, so the paired rows differ in the model only
+    assert first.eval_configs[0].TEST.DETECTIONS_PER_IMAGE == 19 == first.configs[0].TEST.DETECTIONS_PER_IMAGE
     finished = os.path.join(out, adapted_row(2), "fold0", "model_final.pth")
     mtime = os.path.getmtime(finished)
 
     second = Counting()
-    result = run_site_crossval(*args, max_iter=2, opts=_opts(), log=lambda *a: None, train_fn=second.train,
+    result = run_site_crossval(*args, max_iter=2, opts=opts, log=lambda *a: None, train_fn=second.train,
                                eval_fn=second.evaluate)
     assert second.trained == [os.path.join(out, adapted_row(n), "fold1") for n in (0, 2)]
     assert len(second.evaluated) == 2 and os.path.getmtime(finished) == mtime  # fold 1's zero-shot was done
@@ -110,13 +117,20 @@ def test_site_crossval_adapts_each_fold_resumes_and_pools(source_and_site, tmp_p
                                                              (adapted_row(2), adapted_row(0))]
 
     third = Counting()
-    run_site_crossval(*args, max_iter=2, opts=_opts(), log=lambda *a: None, train_fn=third.train,
+    run_site_crossval(*args, max_iter=2, opts=opts, log=lambda *a: None, train_fn=third.train,
                       eval_fn=third.evaluate)
     assert not third.trained and not third.evaluated
-    # the same folder with other settings is refused, not continued or overwritten
+    # the same folder with another model or other settings is refused, not continued or overwritten
+    other_model = str(tmp_path / "other" / "model_final.pth")
+    os.makedirs(os.path.dirname(other_model))
+    shutil.copy(weights, other_model)
+    with pytest.raises(CrossValError, match="another model"):
+        run_site_crossval(model_cfg, other_model, *args[2:], max_iter=2, opts=opts, log=lambda *a: None,
+                          train_fn=third.train, eval_fn=third.evaluate)
     with pytest.raises(CrossValError, match="another config"):
-        run_site_crossval(*args, max_iter=2, alpha=0.25, opts=_opts(), log=lambda *a: None, train_fn=third.train,
+        run_site_crossval(*args, max_iter=2, alpha=0.25, opts=opts, log=lambda *a: None, train_fn=third.train,
                           eval_fn=third.evaluate)
+    assert not third.trained and not third.evaluated
 
 
 def test_site_fold_datasets_name_what_is_missing(source_and_site):
@@ -124,6 +138,23 @@ def test_site_fold_datasets_name_what_is_missing(source_and_site):
                                                   "scsite_fold1_val")
     with pytest.raises(CrossValError, match="scsite_fold0_train_weak_n5"):
         site_fold_datasets("scsite", 0, 5)
+
+
+def _tool():
+    spec = importlib.util.spec_from_file_location("adapt_site_tool", os.path.join(ROOT, "tools", "adapt_site.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_adapt_site_tool_arguments():
+    tool = _tool()
+    args = tool.parse_args(["--from", "m.pth", "--site", "s", "--out", "o", "--boxes", "10", "SOLVER.MAX_ITER", "5"])
+    assert args.boxes == [10] and args.opts == ["SOLVER.MAX_ITER", "5"]
+    args = tool.parse_args(["--from", "m.pth", "--site-folds", "breast", "--out", "o", "--boxes", "0", "10", "25"])
+    assert args.boxes == [0, 10, 25] and args.opts == []
+    with pytest.raises(SystemExit):
+        tool.parse_args(["--from", "m.pth", "--site", "s", "--out", "o", "--boxes", "ten"])
 
 
 def test_adapt_site_tool_site_folds_errors(source_and_site, tmp_path):
@@ -138,3 +169,9 @@ def test_adapt_site_tool_site_folds_errors(source_and_site, tmp_path):
                          timeout=300, env=env)
     assert run.returncode == 2 and "one count" in run.stderr
     assert not os.path.exists(tmp_path / "y")
+    # a misspelt override is named before anything runs
+    run = subprocess.run([sys.executable, tool, "--from", weights, "--site-folds", "scsite", "--out",
+                          str(tmp_path / "z"), "SOLVER.MAXITER", "5"], capture_output=True, text=True, timeout=300,
+                         env=env)
+    assert run.returncode == 2 and "SOLVER.MAXITER" in run.stderr and "Traceback" not in run.stderr
+    assert not os.path.exists(tmp_path / "z" / ZERO_SHOT)

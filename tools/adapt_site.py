@@ -22,7 +22,7 @@ the model before (``before/inference``) and after (``inference``); compare them 
 ``tools/compare.py OUT OUT/before``. Trailing KEY VALUE pairs override the adaptation config.
 
 ``--site-folds NAME`` measures the adaptation on a site prepared in folds (``tools/prepare_busi.py --test-all
---folds K --strong-count 10 25``; wssdl_d2.crossval.site): for every fold, the model as it is and the model adapted on
+--folds K --strong-count 0 10 25``; wssdl_d2.crossval.site): for every fold, the model as it is and the model adapted on
 the other folds' scans (diagnoses only, plus each ``--boxes`` count of boxed scans) are tested on the fold's scans;
 the outcomes are pooled over the folds and compared paired in ``OUT/site_crossval.{md,json,csv,png}``. Stopped runs
 continue and finished ones are skipped when the same command is run again.
@@ -40,7 +40,7 @@ from wssdl_d2.data import default_dataset_root
 from wssdl_d2.evaluation.results_io import ResultsError
 from wssdl_d2.data.errors import DatasetError
 from wssdl_d2.engine.site_adaptation import adapt, adaptation_config, prepare_site, source_strong_datasets
-from wssdl_d2.utils.cli import add_opts, run_main, setup_run
+from wssdl_d2.utils.cli import add_opts, run_main, setup_run, split_trailing_opts
 
 
 def get_parser():
@@ -59,7 +59,7 @@ def get_parser():
     parser.add_argument("--report", default="site_crossval", metavar="STEM",
                         help="with --site-folds: report files OUT/STEM.{md,json,csv,png} (default: %(default)s)")
     parser.add_argument("--site-name", help="dataset name of --site (default: its folder name)")
-    parser.add_argument("--boxes", type=int, nargs="+", default=[0], metavar="N",
+    parser.add_argument("--boxes", nargs="+", default=["0"], metavar="N",
                         help="outlined site scans that keep their boxes (default 0: diagnoses only); with "
                              "--site-folds one row per count, e.g. 0 10 25")
     parser.add_argument("--source", nargs="+", metavar="NAME",
@@ -100,7 +100,7 @@ def site_crossval(args):
 
     model_cfg, source = model_config_and_source(args)
     setup_run(model_cfg, log_dir=args.out)
-    folds = check_folds(args.site_folds, args.folds)
+    folds = check_folds(args.site_folds, args.folds, flag="--site-folds")
     result = run_site_crossval(model_cfg, args.weights, args.site_folds, folds, args.boxes, args.out, source,
                                args.max_iter, args.lr, args.alpha, args.opts)
     report = build_report(result["pooled"], timings=timings(result["states"]))
@@ -133,8 +133,20 @@ def build_config(args):
                              args.lr, args.alpha, args.test, args.opts)
 
 
+def parse_args(argv=None):
+    parser = get_parser()
+    args = split_trailing_opts(parser.parse_args(argv), "boxes")  # --boxes 10 KEY VALUE: the pairs are overrides
+    try:
+        args.boxes = [int(n) for n in args.boxes]
+    except ValueError:
+        parser.error(f"--boxes takes whole numbers, got {' '.join(args.boxes)}")
+    if len(args.opts) % 2:
+        parser.error(f"overrides must be KEY VALUE pairs, got {' '.join(args.opts)}")
+    return args
+
+
 def main(argv=None):
-    args = get_parser().parse_args(argv)
+    args = parse_args(argv)
     if args.site_folds:
         try:
             site_crossval(args)

@@ -193,8 +193,12 @@ def resolve_device(cfg: CfgNode) -> CfgNode:
     return cfg
 
 
-def _merge_pairs(cfg: CfgNode, pairs: Iterable) -> None:
+def merge_pairs(cfg: CfgNode, pairs: Iterable) -> None:
+    """``cfg.merge_from_list(pairs)`` (``cfg`` unfrozen) raising ValueError that names the pairs for a bad key or
+    value (yacs reports a bad key by assertion)."""
     pairs = list(pairs)
+    if not pairs:
+        return
     try:
         cfg.merge_from_list(pairs)
     except (AssertionError, KeyError, ValueError, TypeError) as err:  # yacs reports bad keys by assertion
@@ -217,8 +221,8 @@ def merge_config(config_file: str, opts: Iterable = (), overrides: Iterable = ()
         cfg.merge_from_file(config_file)
     except (AssertionError, KeyError) as err:  # yacs: "Non-existent config key: X", bad value types
         raise ValueError(f"config file {config_file}: {err}") from None
-    _merge_pairs(cfg, opts)
-    _merge_pairs(cfg, overrides)
+    merge_pairs(cfg, opts)
+    merge_pairs(cfg, overrides)
     if output_dir:
         cfg.OUTPUT_DIR = output_dir
     if device:

@@ -47,15 +47,18 @@ def parse_specs(items: Sequence[str]) -> List[RunSpec]:
     return specs
 
 
-def check_folds(data: str, num_folds: int) -> List[int]:
+def check_folds(data: str, num_folds: int, flag: str = "--data") -> List[int]:
     """The folds 0..K-1 after checking ``<data>_fold<k>_val`` is registered for each (K = all registered folds when
-    ``num_folds`` is 0). Raises CrossValError saying how to prepare them."""
+    ``num_folds`` is 0). Raises CrossValError saying how to prepare them (``flag``: the tool's option naming
+    ``data``)."""
     found = registered_folds(data)
+    if num_folds == 1:
+        raise CrossValError(f"--folds 1: cross-validation needs 2 or more folds of {data}")
     if not num_folds:
         num_folds = len(found)
     missing = [k for k in range(num_folds) if k not in found]
     if num_folds < 2 or missing:
-        raise CrossValError(f"--data {data}: folds {missing or list(range(2))} are not registered (found "
+        raise CrossValError(f"{flag} {data}: folds {missing or list(range(2))} are not registered (found "
                             f"{[fold_dataset_name(data, k, 'val') for k in found] or 'none'}); prepare them with "
                             f"tools/prepare_busi.py (or tools/make_phantom.py) --out <datasets>/{data} --folds K")
     return list(range(num_folds))

@@ -1,6 +1,6 @@
 """Cross-validation of site adaptation over a new site's patient folds.
 
-A site prepared with ``tools/prepare_busi.py --test-all --folds K --strong-count 10 25`` has, per fold k,
+A site prepared with ``tools/prepare_busi.py --test-all --folds K --strong-count 0 10 25`` has, per fold k,
 ``<site>_fold<k>_val`` (the held-out patients' scans, every one boxed) and training parts
 ``<site>_fold<k>_train_weak_n<N>`` (the other patients' scans with their diagnosis only, except N of them) and
 ``<site>_fold<k>_train_strong_n<N>`` (those N with their boxes; none for N = 0).
@@ -12,21 +12,25 @@ Each adaptation is a resumable cross-validation run (:func:`.runs.run_config`: s
 finished run is never trained again). The per-image outcomes of each row are pooled over the folds, so every scan of
 the site is tested once per row, by a model that never saw it, and the rows are compared paired (:mod:`.report`).
 
-Layout: ``<out>/zero_shot/fold<k>/inference`` and ``<out>/adapted_n<N>/fold<k>/`` (a run folder).
+Layout: ``<out>/zero_shot/fold<k>/inference`` (and ``zero_shot.json``) and ``<out>/adapted_n<N>/fold<k>/`` (a run folder).
 """
+import json
 import os
 from typing import Callable, Dict, List, Sequence, Tuple
 
 from detectron2.config import CfgNode
 from detectron2.data import DatasetCatalog
 
-from ..config import resolve_device
+from ..config import merge_pairs, resolve_device
 from ..data.folds import fold_dataset_name
 from ..evaluation.results_io import PER_IMAGE_FILE, read_per_image
 from .pooled import pool_folds
-from .runs import CrossValError, evaluate_model, run_config, train_model
+from ..utils.atomic import atomic_write_json
+from .runs import CrossValError, config_fingerprint, evaluate_model, run_config, train_model
 
 ZERO_SHOT = "zero_shot"
+#: In ``<out>/zero_shot/fold<k>/``: the fingerprint of the config (model weights included) the fold was evaluated with.
+ZERO_SHOT_STAMP = "zero_shot.json"
 
 
 def adapted_row(boxes: int) -> str:
@@ -44,23 +48,36 @@ def site_fold_datasets(site: str, fold: int, boxes: int) -> Tuple[List[str], str
     missing = [d for d in train + [test] if d not in DatasetCatalog.list()]
     if missing:
         raise CrossValError(f"site {site!r}, fold {fold}: datasets {missing} are not registered; prepare the site with "
-                            f"tools/prepare_busi.py --test-all --folds K --strong-count {int(boxes) or 10} ... "
+                            f"tools/prepare_busi.py --test-all --folds K --strong-count {int(boxes)} ... "
                             "under WSSDL.DATASET_ROOT / $WSSDL_DATASETS / ./datasets")
     return train, test
 
 
-def _zero_shot(model_cfg: CfgNode, weights: str, test: str, run_dir: str, eval_fn: Callable) -> str:
-    """Evaluate the source model on ``test`` into ``run_dir`` unless its per-image outcomes are there already."""
-    if not os.path.isfile(os.path.join(run_dir, "inference", PER_IMAGE_FILE)):
-        cfg = model_cfg.clone()
-        cfg.defrost()
-        cfg.DATASETS.TEST = (test,)
-        cfg.OUTPUT_DIR = run_dir
-        resolve_device(cfg)
-        cfg.freeze()
-        eval_fn(cfg, weights, run_dir)
-        return "evaluated"
-    return "skipped"
+def _zero_shot(model_cfg: CfgNode, weights: str, test: str, run_dir: str, opts: Sequence, eval_fn: Callable) -> str:
+    """Evaluate the source model on ``test`` into ``run_dir`` (with the same KEY VALUE ``opts`` as the adaptations)
+    unless it was evaluated there already with this model and config (``zero_shot.json`` holds the config's
+    fingerprint). Raises CrossValError when ``run_dir`` holds the evaluation of another model or config."""
+    cfg = model_cfg.clone()
+    cfg.defrost()
+    cfg.MODEL.WEIGHTS = os.path.abspath(weights)
+    cfg.DATASETS.TEST = (test,)
+    cfg.OUTPUT_DIR = run_dir
+    merge_pairs(cfg, opts)
+    resolve_device(cfg)
+    cfg.freeze()
+    stamp_path = os.path.join(run_dir, ZERO_SHOT_STAMP)
+    fingerprint = config_fingerprint(cfg)
+    if os.path.isfile(stamp_path):
+        with open(stamp_path) as f:
+            stamp = json.load(f)
+        if stamp.get("fingerprint") != fingerprint:
+            raise CrossValError(f"{stamp_path}: this fold was evaluated with another model or config "
+                                f"({stamp.get('weights')}); it is not overwritten: choose another --out")
+        if os.path.isfile(os.path.join(run_dir, "inference", PER_IMAGE_FILE)):
+            return "skipped"
+    eval_fn(cfg, cfg.MODEL.WEIGHTS, run_dir)
+    atomic_write_json(stamp_path, {"fingerprint": fingerprint, "weights": cfg.MODEL.WEIGHTS, "test": test}, indent=1)
+    return "evaluated"
 
 
 def run_site_crossval(model_cfg: CfgNode, weights: str, site: str, folds: Sequence[int], boxes: Sequence[int],
@@ -87,12 +104,14 @@ def run_site_crossval(model_cfg: CfgNode, weights: str, site: str, folds: Sequen
     if len(set(rows)) != len(rows):
         raise CrossValError(f"--boxes {list(boxes)}: each box count once")
     states: Dict[str, Dict[int, Dict]] = {adapted_row(n): {} for n in boxes}
+    for fold in folds:  # check every dataset and the adaptation's settings before anything runs
+        for n in boxes:
+            train, test = site_fold_datasets(site, fold, n)
+    adaptation_config(model_cfg, os.path.abspath(weights), source, train, out, max_iter, base_lr, alpha, [test], opts,
+                      write=False)
     for fold in folds:
-        for n in boxes:  # check every dataset of the fold before anything runs
-            site_fold_datasets(site, fold, n)
-    for fold in folds:
-        _, test = site_fold_datasets(site, fold, 0)
-        did = _zero_shot(model_cfg, weights, test, os.path.join(out, ZERO_SHOT, f"fold{fold}"), eval_fn)
+        _, test = site_fold_datasets(site, fold, boxes[0])
+        did = _zero_shot(model_cfg, weights, test, os.path.join(out, ZERO_SHOT, f"fold{fold}"), opts, eval_fn)
         log(f"[site crossval] {ZERO_SHOT} fold {fold}: {did}")
         for n in boxes:
             train, test = site_fold_datasets(site, fold, n)

@@ -25,6 +25,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 from detectron2.config import CfgNode
 from detectron2.data import DatasetCatalog
 
+from ..config import merge_pairs
 from ..utils.atomic import atomic_open
 
 logger = logging.getLogger(__name__)
@@ -138,8 +139,7 @@ def adaptation_config(model_cfg: CfgNode, weights: str, source_train: Sequence[s
     cfg.WSSDL.MIL.ALPHA.SCHEDULE = "static"
     cfg.WSSDL.MIL.ALPHA.VALUE = float(alpha)
     cfg.OUTPUT_DIR = output_dir
-    if overrides:
-        cfg.merge_from_list(list(overrides))
+    merge_pairs(cfg, overrides)
     cfg.freeze()
     if not write:
         return cfg

@@ -87,7 +87,7 @@ def default_model_config(opts: Iterable = (), name: Optional[str] = None) -> Cfg
     weights ``wssdl_d2://<name>``) with ``opts`` (KEY VALUE ...) merged, for tools given no ``--config-file``.
 
     Raises CheckpointNotPublished (ShippedFileMissing) saying how to get a model when it is not installed."""
-    from ..config import _merge_pairs, resolve_device
+    from ..config import merge_pairs, resolve_device
     from .model_zoo import get_config
 
     name = name or DEFAULT_MODEL
@@ -99,7 +99,7 @@ def default_model_config(opts: Iterable = (), name: Optional[str] = None) -> Cfg
             f"{index_paths()}); {HOW_TO_GET}") from None
     entry_weights_path(entry)  # fail now, with how to get it, rather than inside Detectron2's checkpointer
     cfg = get_config(name, trained=True)
-    _merge_pairs(cfg, opts)
+    merge_pairs(cfg, opts)
     return resolve_device(cfg)
 
 
