@@ -64,6 +64,19 @@ TINY_OPTS = [
     "SOLVER.IMS_PER_BATCH", "2", "SOLVER.MAX_ITER", "4", "SOLVER.WARMUP_ITERS", "0", "SOLVER.STEPS", "()",
     "SOLVER.CHECKPOINT_PERIOD", "1000", "DATALOADER.NUM_WORKERS", "0",
 ]
+
+def tiny_crossval_opts(max_iter=2):
+    """TINY_OPTS without its datasets (a cross-validation run sets them per fold), ``max_iter`` iterations, one
+    image per stream, no COCO evaluation or plots, 50 bootstrap resamples: KEY VALUE list."""
+    opts = []
+    for key, value in zip(TINY_OPTS[::2], TINY_OPTS[1::2]):
+        if not key.startswith("DATASETS."):
+            opts += [key, value]
+    return opts + ["SOLVER.MAX_ITER", str(max_iter), "WSSDL.STRONG_PER_BATCH", "1", "WSSDL.WEAK_PER_BATCH", "1",
+                   "WSSDL.EVAL.COCO", "False", "WSSDL.EVAL.PLOTS", "False", "WSSDL.EVAL.BOOTSTRAP_SAMPLES", "50",
+                   "MODEL.RPN.POST_NMS_TOPK_TEST", "16", "TEST.DETECTIONS_PER_IMAGE", "20"]
+
+
 #: The small Faster R-CNN of the end-to-end phantom tests (96 x 128 images): input sizes, anchors, head widths and
 #: proposal / RoI counts. Each test adds its own solver, data and method keys.
 E2E_SMALL_MODEL = {

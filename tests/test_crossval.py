@@ -8,7 +8,7 @@ import sys
 import numpy as np
 import pytest
 
-from conftest import TINY_OPTS
+from conftest import tiny_crossval_opts
 from wssdl_d2.crossval import (
     CrossValError,
     RunSpec,
@@ -143,16 +143,6 @@ def fold_data(tmp_path_factory):
     return base
 
 
-def _tiny_opts(max_iter=2):
-    opts = []
-    for key, value in zip(TINY_OPTS[::2], TINY_OPTS[1::2]):
-        if not key.startswith("DATASETS."):
-            opts += [key, value]
-    return opts + ["SOLVER.MAX_ITER", str(max_iter), "WSSDL.STRONG_PER_BATCH", "1", "WSSDL.WEAK_PER_BATCH", "1",
-                   "WSSDL.EVAL.COCO", "False", "WSSDL.EVAL.PLOTS", "False", "WSSDL.EVAL.BOOTSTRAP_SAMPLES", "50",
-                   "MODEL.RPN.POST_NMS_TOPK_TEST", "16", "TEST.DETECTIONS_PER_IMAGE", "20"]
-
-
 class Counting:
     """Wraps the real train / evaluate functions, counting calls; ``stop_at`` (1-based) raises KeyboardInterrupt
     at that training call, as if the user stopped the command there."""
@@ -175,7 +165,7 @@ def test_crossval_trains_every_fold_stops_resumes_and_reports(fold_data, tmp_pat
     specs = [RunSpec("strong_only", os.path.join(CONFIGS, "strong_only.yaml")),
              RunSpec("wssdl", os.path.join(CONFIGS, "wssdl.yaml"))]
     out = str(tmp_path / "cv")
-    opts = _tiny_opts()
+    opts = tiny_crossval_opts()
     first = Counting(stop_at=3)  # fold 0 of both configs finishes, fold 1 of strong_only is stopped
     with pytest.raises(KeyboardInterrupt):
         run_crossval(specs, "cvphantom", [0, 1], out, opts, train_fn=first.train, eval_fn=first.evaluate)
@@ -226,7 +216,7 @@ def test_crossval_trains_every_fold_stops_resumes_and_reports(fold_data, tmp_pat
 
     # another config in the same folders is refused, not continued or overwritten
     with pytest.raises(CrossValError, match="another config"):
-        run_crossval(specs, "cvphantom", [0, 1], out, _tiny_opts(max_iter=3), train_fn=third.train,
+        run_crossval(specs, "cvphantom", [0, 1], out, tiny_crossval_opts(max_iter=3), train_fn=third.train,
                      eval_fn=third.evaluate)
 
     # the command line on the finished folder: nothing is trained, the report is printed and written
@@ -245,10 +235,10 @@ def test_crossval_refuses_folders_and_datasets_it_did_not_make(fold_data, tmp_pa
     user_dir.mkdir()
     (user_dir / "model_final.pth").write_bytes(b"user's")
     with pytest.raises(CrossValError, match="not made by cross-validation"):
-        cv_runs.run_fold(spec, "cvphantom", 0, _tiny_opts(), str(user_dir))
+        cv_runs.run_fold(spec, "cvphantom", 0, tiny_crossval_opts(), str(user_dir))
     assert (user_dir / "model_final.pth").read_bytes() == b"user's"
     with pytest.raises(CrossValError, match="not registered"):
-        cv_runs.run_fold(spec, "cvphantom", 5, _tiny_opts(), str(tmp_path / "new"))
+        cv_runs.run_fold(spec, "cvphantom", 5, tiny_crossval_opts(), str(tmp_path / "new"))
     proc = _crossval_cli(["--data", "nosuchdata", "--out", str(tmp_path / "x"), "--configs", spec.config_file,
                           os.path.join(CONFIGS, "wssdl.yaml")])
     assert proc.returncode != 0 and "folds" in proc.stderr.splitlines()[-1], proc.stderr[-2000:]
@@ -268,8 +258,8 @@ def test_a_stopped_training_continues_from_its_last_checkpoint(fold_data, tmp_pa
         raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        cv_runs.run_fold(spec, "cvphantom", 0, _tiny_opts(max_iter=4), run_dir, train_fn=stopped_after_two)
-    state, did = cv_runs.run_fold(spec, "cvphantom", 0, _tiny_opts(max_iter=4), run_dir)
+        cv_runs.run_fold(spec, "cvphantom", 0, tiny_crossval_opts(max_iter=4), run_dir, train_fn=stopped_after_two)
+    state, did = cv_runs.run_fold(spec, "cvphantom", 0, tiny_crossval_opts(max_iter=4), run_dir)
     assert did == "trained and evaluated" and state["status"] == "evaluated"
     log = open(os.path.join(run_dir, "log.txt")).read()
     assert "Starting training from iteration 0" in log and "Starting training from iteration 2" in log

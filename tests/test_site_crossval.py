@@ -13,7 +13,7 @@ from detectron2.checkpoint import DetectionCheckpointer
 from detectron2.data import DatasetCatalog
 from detectron2.modeling import build_model
 
-from conftest import TINY_OPTS, write_tiny_phantom
+from conftest import tiny_crossval_opts, write_tiny_phantom
 from wssdl_d2.config import merge_config
 from wssdl_d2.crossval import runs as cv_runs
 from wssdl_d2.crossval.report import build_report
@@ -27,17 +27,6 @@ ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 SOURCE = "scsrc_train_strong_30"
 
 
-def _opts(max_iter=2):
-    """The tiny model and solver of TINY_OPTS (no datasets), ``max_iter`` iterations, one image per stream."""
-    opts = []
-    for key, value in zip(TINY_OPTS[::2], TINY_OPTS[1::2]):
-        if not key.startswith("DATASETS."):
-            opts += [key, value]
-    return opts + ["SOLVER.MAX_ITER", str(max_iter), "WSSDL.STRONG_PER_BATCH", "1", "WSSDL.WEAK_PER_BATCH", "1",
-                   "WSSDL.EVAL.COCO", "False", "WSSDL.EVAL.PLOTS", "False", "WSSDL.EVAL.BOOTSTRAP_SAMPLES", "50",
-                   "TEST.DETECTIONS_PER_IMAGE", "20"]
-
-
 @pytest.fixture(scope="module")
 def source_and_site(tmp_path_factory):
     """(the source model's config file, its weights file, the datasets root) with the site ``scsite`` in 2 folds."""
@@ -48,7 +37,8 @@ def source_and_site(tmp_path_factory):
                  name="scsite", progress=False, log=lambda *a: None, test_all=True, folds=2, strong_counts=(0, 2))
     register_datasets_under(str(base))
     cfg = merge_config(os.path.join(ROOT, "configs", "Phantom", "strong_only.yaml"),
-                       _opts() + ["DATASETS.TRAIN", f"('{SOURCE}',)", "DATASETS.TEST", "()", "MODEL.DEVICE", "cpu"])
+                       tiny_crossval_opts() + ["DATASETS.TRAIN", f"('{SOURCE}',)", "DATASETS.TEST", "()",
+                                               "MODEL.DEVICE", "cpu"])
     model_dir = base / "source_model"
     model_dir.mkdir()
     torch.manual_seed(0)
@@ -84,7 +74,7 @@ def test_site_crossval_adapts_each_fold_resumes_and_pools(source_and_site, tmp_p
     model_cfg = merge_config(config_file, ["MODEL.DEVICE", "cpu", "SOLVER.LR_SCHEDULER_NAME", "WarmupCosineLR"])
     out = str(tmp_path / "adapt")
     args = (model_cfg, weights, "scsite", [0, 1], [0, 2], out, [SOURCE])
-    opts = _opts() + ["TEST.DETECTIONS_PER_IMAGE", "19"]
+    opts = tiny_crossval_opts() + ["TEST.DETECTIONS_PER_IMAGE", "19"]
     first = Counting(stop_at=3)  # fold 0: both box counts done; fold 1: the first adaptation is stopped
     with pytest.raises(KeyboardInterrupt):
         run_site_crossval(*args, max_iter=2, opts=opts, log=lambda *a: None, train_fn=first.train,
@@ -109,7 +99,8 @@ def test_site_crossval_adapts_each_fold_resumes_and_pools(source_and_site, tmp_p
     assert len(second.evaluated) == 2 and os.path.getmtime(finished) == mtime  # fold 1's zero-shot was done
 
     assert list(result["pooled"]) == [ZERO_SHOT, adapted_row(0), adapted_row(2)]
-    site_scans = sorted(os.path.basename(d["file_name"]) for k in (0, 1) for d in DatasetCatalog.get(f"scsite_fold{k}_val"))
+    site_scans = sorted(os.path.basename(d["file_name"]) for k in (0, 1)
+                        for d in DatasetCatalog.get(f"scsite_fold{k}_val"))
     for row, pooled in result["pooled"].items():  # every site scan tested once per row, by the model of its fold
         assert sorted(os.path.basename(f) for f in pooled["file_name"]) == site_scans, row
     report = build_report(result["pooled"], num_samples=50)

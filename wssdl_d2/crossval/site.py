@@ -12,7 +12,8 @@ Each adaptation is a resumable cross-validation run (:func:`.runs.run_config`: s
 finished run is never trained again). The per-image outcomes of each row are pooled over the folds, so every scan of
 the site is tested once per row, by a model that never saw it, and the rows are compared paired (:mod:`.report`).
 
-Layout: ``<out>/zero_shot/fold<k>/inference`` (and ``zero_shot.json``) and ``<out>/adapted_n<N>/fold<k>/`` (a run folder).
+Layout: ``<out>/zero_shot/fold<k>/inference`` (and ``zero_shot.json``) and ``<out>/adapted_n<N>/fold<k>/`` (a run
+folder).
 """
 import json
 import os
@@ -29,7 +30,7 @@ from ..utils.atomic import atomic_write_json
 from .runs import CrossValError, config_fingerprint, evaluate_model, run_config, train_model
 
 ZERO_SHOT = "zero_shot"
-#: In ``<out>/zero_shot/fold<k>/``: the fingerprint of the config (model weights included) the fold was evaluated with.
+#: In ``<out>/zero_shot/fold<k>/``: the fingerprint of the config (weights included) the fold was evaluated with.
 ZERO_SHOT_STAMP = "zero_shot.json"
 
 
