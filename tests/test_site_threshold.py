@@ -10,9 +10,9 @@ import pytest
 from scipy.special import expit, logit
 
 from wssdl_d2.data.folds import read_folds_csv
-from wssdl_d2.evaluation.results_io import read_per_image, write_detections
+from wssdl_d2.evaluation.results_io import ResultsError, read_per_image, write_detections
 from wssdl_d2.evaluation.site_threshold import (cross_fit, evaluate_site_threshold, fit_site_threshold,
-                                                load_site_threshold, run_names, site_folds)
+                                                load_site_threshold, read_run_detections, run_names, site_folds)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -180,3 +180,26 @@ def test_a_site_without_boxes_still_gets_its_threshold():
     result = evaluate_site_threshold(images, folds, samples=50)
     assert 0.15 <= result["deploy"]["tau"] <= 0.35 and result["deploy"]["reachable"]
     assert np.isnan(result["site"]["CorLoc"]["value"]) and result["counts"]["mass_images"] == 0
+
+
+def test_a_cross_validation_row_pools_its_held_out_folds(tmp_path):
+    """``adapted_n0/fold<k>/inference``: each fold's detections come from that fold's model; the row reads as one
+    run with every image once, and an image in two folds is refused."""
+    images, folds, table = synthetic_site(seed=2)
+    row = tmp_path / "adapted_n0"
+    for k in range(5):
+        (row / f"fold{k}" / "inference").mkdir(parents=True)
+        write_detections(str(row / f"fold{k}" / "inference"), [im for im, f in zip(images, folds) if f == k])
+    folder, pooled = read_run_detections(str(row))
+    assert folder == str(row) and sorted(i["file_name"] for i in pooled) == sorted(i["file_name"] for i in images)
+    result = evaluate_site_threshold(pooled, site_folds([i["file_name"] for i in pooled],
+                                                        [i["image_label"] for i in pooled], table), samples=50)
+    assert result["site"]["CorLoc"]["value"] >= 95  # the same fix as on the un-split run
+    single, just_one = read_run_detections(str(row / "fold3"))
+    assert single == str(row / "fold3" / "inference") and len(just_one) == int((folds == 3).sum())
+    (row / "fold5" / "inference").mkdir(parents=True)
+    write_detections(str(row / "fold5" / "inference"), images[:1])
+    with pytest.raises(ResultsError, match="is in fold0 and fold5"):
+        read_run_detections(str(row))
+    with pytest.raises(ResultsError, match="no corloc_detections.json"):
+        read_run_detections(str(tmp_path / "empty"))

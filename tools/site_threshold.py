@@ -11,7 +11,10 @@ Each RUN is an evaluated run folder (or its ``inference/`` folder) with ``corloc
 matched to ``--site-folds`` (a prepared dataset's ``meta/folds.csv``); each fold's images are thresholded at the
 threshold fitted on the other folds' image labels and scores (no box of the site is used), and the per-image
 outcomes are compared, paired, with those at ``--tau``. A run of a cross-validation model's held-out fold covers a
-single fold of the table: ``--inner-folds K`` splits its images into K folds by near-duplicate group instead.
+single fold of the table: ``--inner-folds K`` splits its images into K folds by near-duplicate group instead. A RUN
+may also be a cross-validation row, a folder of ``fold<k>/`` runs (``tools/adapt_site.py --site-folds``'s
+``adapted_n<N>``): their held-out detections are pooled, each image scored by the model that did not train on it,
+and each fold's threshold is fitted on the other folds' images.
 
 Writes ``OUT/<run name>/site_threshold.json`` (the threshold to deploy, fitted on all of the run's images, its use
 as ``WSSDL.EVAL.SCORE_THRESH``, the cross-fitted fits, CorLoc / FP per image at both thresholds, the paired
@@ -25,8 +28,8 @@ import argparse
 import os
 
 from wssdl_d2.data.folds import read_folds_csv
-from wssdl_d2.evaluation.results_io import ResultsError, read_detections
-from wssdl_d2.evaluation.site_threshold import (RULES, detections_dir, evaluate_site_threshold, run_names,
+from wssdl_d2.evaluation.results_io import ResultsError
+from wssdl_d2.evaluation.site_threshold import (RULES, evaluate_site_threshold, read_run_detections, run_names,
                                                 site_folds, summary_table, write_site_threshold)
 from wssdl_d2.utils.atomic import atomic_open
 from wssdl_d2.utils.cli import run_main
@@ -59,7 +62,8 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     table = read_folds_csv(args.site_folds)
-    folders = [detections_dir(run) for run in args.runs]
+    runs = [read_run_detections(run) for run in args.runs]
+    folders = [folder for folder, _ in runs]
     names = args.names or run_names(folders)
     if len(set(names)) != len(names):
         raise ValueError(f"two runs have the same name ({names}); pass --names")
@@ -67,8 +71,7 @@ def main(argv=None):
     if os.path.exists(summary) and not args.overwrite:
         raise FileExistsError(f"{summary} exists; pass --overwrite to replace it")
     results = {}
-    for name, folder in zip(names, folders):
-        images = read_detections(folder)
+    for name, (folder, images) in zip(names, runs):
         folds = site_folds([i["file_name"] for i in images], [i["image_label"] for i in images], table,
                            args.inner_folds, args.seed, source=args.site_folds)
         try:

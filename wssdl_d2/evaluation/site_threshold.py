@@ -30,6 +30,7 @@ labels never reach its own threshold. The threshold to deploy is the fit on all 
 import json
 import math
 import os
+import re
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
@@ -43,7 +44,7 @@ from .froc import froc_curve, sensitivity_at
 from .metrics import estimate
 from .outcomes import OutcomeTable
 from .paired import compare_runs
-from .results_io import DETECTIONS_FILE, PER_IMAGE_FILE, ResultsError, json_safe, write_per_image
+from .results_io import DETECTIONS_FILE, PER_IMAGE_FILE, ResultsError, json_safe, read_detections, write_per_image
 
 RULES = ("rate", "prior_shift")
 SITE_THRESHOLD_FILE = "site_threshold.json"
@@ -197,6 +198,30 @@ def detections_dir(path: str) -> str:
             return folder
     raise ResultsError(f"{path}: no {DETECTIONS_FILE} here or in {os.path.join(path, 'inference')} (an evaluation "
                        "with WSSDL.EVAL.CORLOC True and an OUTPUT_DIR writes it)")
+
+
+def read_run_detections(path: str) -> Tuple[str, List[Dict[str, Any]]]:
+    """(the run's name folder, its per-image detections) for an evaluated run (:func:`detections_dir`) or a
+    cross-validation row: a folder whose ``fold<k>/`` subfolders (or their ``inference/``) hold the held-out folds'
+    detections, concatenated so each image carries the detections of the model that did not train on it.
+    ResultsError naming the path when there are none, or when an image is in two folds."""
+    try:
+        folder = detections_dir(path)
+        return folder, read_detections(folder)
+    except ResultsError:
+        names = os.listdir(path) if os.path.isdir(path) else []
+        folds = sorted((int(m.group(1)), os.path.join(path, name))
+                       for name in names for m in [re.fullmatch(r"fold(\d+)", name)] if m)
+        if not folds:
+            raise
+    images, seen = [], {}
+    for fold, fold_path in folds:
+        for image in read_detections(detections_dir(fold_path)):
+            if image["file_name"] in seen:
+                raise ResultsError(f"{path}: {image['file_name']} is in fold{seen[image['file_name']]} and fold{fold}")
+            seen[image["file_name"]] = fold
+            images.append(image)
+    return os.path.abspath(path), images
 
 
 def rescore(images: Sequence[Mapping[str, Any]], taus, iou_thresh: float = 0.5) -> OutcomeTable:
