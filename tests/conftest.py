@@ -77,6 +77,31 @@ def tiny_crossval_opts(max_iter=2):
                    "MODEL.RPN.POST_NMS_TOPK_TEST", "16", "TEST.DETECTIONS_PER_IMAGE", "20"]
 
 
+class CountingRuns:
+    """The real cross-validation train / evaluate functions (``wssdl_d2.crossval.runs``), counted: the output
+    folders trained / evaluated and the configs they got; ``stop_at`` (1-based) raises KeyboardInterrupt at that
+    training call, as a user stopping the command would."""
+
+    def __init__(self, stop_at=None):
+        self.trained, self.evaluated, self.configs, self.eval_configs, self.stop_at = [], [], [], [], stop_at
+
+    def train(self, cfg):
+        from wssdl_d2.crossval import runs
+
+        self.trained.append(cfg.OUTPUT_DIR)
+        self.configs.append(cfg)
+        if self.stop_at == len(self.trained):
+            raise KeyboardInterrupt
+        runs.train_model(cfg)
+
+    def evaluate(self, cfg, weights, output_dir):
+        from wssdl_d2.crossval import runs
+
+        self.evaluated.append(output_dir)
+        self.eval_configs.append(cfg)
+        return runs.evaluate_model(cfg, weights, output_dir)
+
+
 #: The small Faster R-CNN of the end-to-end phantom tests (96 x 128 images): input sizes, anchors, head widths and
 #: proposal / RoI counts. Each test adds its own solver, data and method keys.
 E2E_SMALL_MODEL = {

@@ -8,7 +8,7 @@ import sys
 import numpy as np
 import pytest
 
-from conftest import tiny_crossval_opts
+from conftest import CountingRuns, tiny_crossval_opts
 from wssdl_d2.crossval import (
     CrossValError,
     RunSpec,
@@ -143,30 +143,12 @@ def fold_data(tmp_path_factory):
     return base
 
 
-class Counting:
-    """Wraps the real train / evaluate functions, counting calls; ``stop_at`` (1-based) raises KeyboardInterrupt
-    at that training call, as if the user stopped the command there."""
-
-    def __init__(self, stop_at=None):
-        self.trained, self.evaluated, self.stop_at = [], [], stop_at
-
-    def train(self, cfg):
-        self.trained.append(cfg.OUTPUT_DIR)
-        if self.stop_at == len(self.trained):
-            raise KeyboardInterrupt
-        cv_runs.train_model(cfg)
-
-    def evaluate(self, cfg, weights, output_dir):
-        self.evaluated.append(output_dir)
-        return cv_runs.evaluate_model(cfg, weights, output_dir)
-
-
 def test_crossval_trains_every_fold_stops_resumes_and_reports(fold_data, tmp_path, one_thread, capsys):
     specs = [RunSpec("strong_only", os.path.join(CONFIGS, "strong_only.yaml")),
              RunSpec("wssdl", os.path.join(CONFIGS, "wssdl.yaml"))]
     out = str(tmp_path / "cv")
     opts = tiny_crossval_opts()
-    first = Counting(stop_at=3)  # fold 0 of both configs finishes, fold 1 of strong_only is stopped
+    first = CountingRuns(stop_at=3)  # fold 0 of both configs finishes, fold 1 of strong_only is stopped
     with pytest.raises(KeyboardInterrupt):
         run_crossval(specs, "cvphantom", [0, 1], out, opts, train_fn=first.train, eval_fn=first.evaluate)
     assert len(first.trained) == 3 and len(first.evaluated) == 2
@@ -174,12 +156,12 @@ def test_crossval_trains_every_fold_stops_resumes_and_reports(fold_data, tmp_pat
     finished = os.path.join(out, "wssdl", "fold0", "model_final.pth")
     mtime = os.path.getmtime(finished)
 
-    second = Counting()
+    second = CountingRuns()
     result = run_crossval(specs, "cvphantom", [0, 1], out, opts, train_fn=second.train, eval_fn=second.evaluate)
     assert sorted(second.trained) == sorted(os.path.join(out, n, "fold1") for n in ("strong_only", "wssdl"))
     assert len(second.evaluated) == 2 and os.path.getmtime(finished) == mtime
 
-    third = Counting()
+    third = CountingRuns()
     again = run_crossval(specs, "cvphantom", [0, 1], out, opts, train_fn=third.train, eval_fn=third.evaluate)
     assert not third.trained and not third.evaluated
 

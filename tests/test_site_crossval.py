@@ -13,7 +13,7 @@ from detectron2.checkpoint import DetectionCheckpointer
 from detectron2.data import DatasetCatalog
 from detectron2.modeling import build_model
 
-from conftest import tiny_crossval_opts, write_tiny_phantom
+from conftest import CountingRuns, tiny_crossval_opts, write_tiny_phantom
 from wssdl_d2.config import merge_config
 from wssdl_d2.crossval import runs as cv_runs
 from wssdl_d2.crossval.report import build_report
@@ -48,26 +48,6 @@ def source_and_site(tmp_path_factory):
     return str(config_file), str(model_dir / "model_final.pth"), base
 
 
-class Counting:
-    """The real train / evaluate functions, counted; ``stop_at`` (1-based) raises KeyboardInterrupt at that
-    training call, as a user stopping the command would."""
-
-    def __init__(self, stop_at=None):
-        self.trained, self.evaluated, self.configs, self.eval_configs, self.stop_at = [], [], [], [], stop_at
-
-    def train(self, cfg):
-        self.trained.append(cfg.OUTPUT_DIR)
-        self.configs.append(cfg)
-        if self.stop_at == len(self.trained):
-            raise KeyboardInterrupt
-        cv_runs.train_model(cfg)
-
-    def evaluate(self, cfg, weights, output_dir):
-        self.evaluated.append(output_dir)
-        self.eval_configs.append(cfg)
-        return cv_runs.evaluate_model(cfg, weights, output_dir)
-
-
 def test_site_crossval_adapts_each_fold_resumes_and_pools(source_and_site, tmp_path, one_thread):
     config_file, weights, _ = source_and_site
     # a source trained with a cosine schedule: the adaptation's rate is constant all the same
@@ -75,7 +55,7 @@ def test_site_crossval_adapts_each_fold_resumes_and_pools(source_and_site, tmp_p
     out = str(tmp_path / "adapt")
     args = (model_cfg, weights, "scsite", [0, 1], [0, 2], out, [SOURCE])
     opts = tiny_crossval_opts() + ["TEST.DETECTIONS_PER_IMAGE", "19"]
-    first = Counting(stop_at=3)  # fold 0: both box counts done; fold 1: the first adaptation is stopped
+    first = CountingRuns(stop_at=3)  # fold 0: both box counts done; fold 1: the first adaptation is stopped
     with pytest.raises(KeyboardInterrupt):
         run_site_crossval(*args, max_iter=2, opts=opts, log=lambda *a: None, train_fn=first.train,
                           eval_fn=first.evaluate)
@@ -92,7 +72,7 @@ def test_site_crossval_adapts_each_fold_resumes_and_pools(source_and_site, tmp_p
     finished = os.path.join(out, adapted_row(2), "fold0", "model_final.pth")
     mtime = os.path.getmtime(finished)
 
-    second = Counting()
+    second = CountingRuns()
     result = run_site_crossval(*args, max_iter=2, opts=opts, log=lambda *a: None, train_fn=second.train,
                                eval_fn=second.evaluate)
     assert second.trained == [os.path.join(out, adapted_row(n), "fold1") for n in (0, 2)]
@@ -107,7 +87,7 @@ def test_site_crossval_adapts_each_fold_resumes_and_pools(source_and_site, tmp_p
     assert [(p["a"], p["b"]) for p in report["pairs"]] == [(adapted_row(0), ZERO_SHOT), (adapted_row(2), ZERO_SHOT),
                                                              (adapted_row(2), adapted_row(0))]
 
-    third = Counting()
+    third = CountingRuns()
     run_site_crossval(*args, max_iter=2, opts=opts, log=lambda *a: None, train_fn=third.train,
                       eval_fn=third.evaluate)
     assert not third.trained and not third.evaluated

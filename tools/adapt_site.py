@@ -33,13 +33,14 @@ import re
 import sys
 
 from wssdl_d2.config import load_config
-from wssdl_d2.crossval.driver import timings
-from wssdl_d2.crossval.report import build_report
+from wssdl_d2.crossval.driver import check_folds, timings
+from wssdl_d2.crossval.report import build_report, markdown, write_all
 from wssdl_d2.crossval.runs import CrossValError
+from wssdl_d2.crossval.site import run_site_crossval
 from wssdl_d2.data import default_dataset_root
-from wssdl_d2.evaluation.results_io import ResultsError
 from wssdl_d2.data.errors import DatasetError
 from wssdl_d2.engine.site_adaptation import adapt, adaptation_config, prepare_site, source_strong_datasets
+from wssdl_d2.evaluation.results_io import ResultsError
 from wssdl_d2.utils.cli import add_opts, run_main, setup_run, split_trailing_opts
 
 
@@ -94,10 +95,6 @@ def model_config_and_source(args):
 
 def site_crossval(args):
     """--site-folds: run (or continue) the cross-validation and write its report. Returns the report dict."""
-    from wssdl_d2.crossval.driver import check_folds
-    from wssdl_d2.crossval.report import markdown, write_all
-    from wssdl_d2.crossval.site import run_site_crossval
-
     model_cfg, source = model_config_and_source(args)
     setup_run(model_cfg, log_dir=args.out)
     folds = check_folds(args.site_folds, args.folds, flag="--site-folds")

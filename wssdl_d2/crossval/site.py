@@ -25,8 +25,8 @@ from detectron2.data import DatasetCatalog
 from ..config import merge_pairs, resolve_device
 from ..data.folds import fold_dataset_name
 from ..evaluation.results_io import PER_IMAGE_FILE, read_per_image
-from .pooled import pool_folds
 from ..utils.atomic import atomic_write_json
+from .pooled import pool_folds
 from .runs import CrossValError, config_fingerprint, evaluate_model, run_config, train_model
 
 ZERO_SHOT = "zero_shot"
@@ -111,7 +111,7 @@ def run_site_crossval(model_cfg: CfgNode, weights: str, site: str, folds: Sequen
     adaptation_config(model_cfg, os.path.abspath(weights), source, train, out, max_iter, base_lr, alpha, [test], opts,
                       write=False)
     for fold in folds:
-        _, test = site_fold_datasets(site, fold, boxes[0])
+        test = fold_dataset_name(site, fold, "val")  # registered: checked above
         did = _zero_shot(model_cfg, weights, test, os.path.join(out, ZERO_SHOT, f"fold{fold}"), opts, eval_fn)
         log(f"[site crossval] {ZERO_SHOT} fold {fold}: {did}")
         for n in boxes:
