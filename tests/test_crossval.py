@@ -1,7 +1,9 @@
 """Cross-validation (wssdl_d2.crossval, tools/crossval.py): pooled and paired numbers against a hand computation
 on a made-up per-image table (stratified bootstrap, McNemar), and 2 tiny configs x 2 folds trained end to end,
 stopped and started again without retraining finished runs."""
+import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -20,7 +22,7 @@ from wssdl_d2.crossval import (
     stratified_bootstrap_indices,
 )
 from wssdl_d2.crossval import runs as cv_runs
-from wssdl_d2.crossval.driver import crossval_report, parse_specs, run_crossval
+from wssdl_d2.crossval.driver import crossval_report, parse_specs, read_rows, run_crossval
 from wssdl_d2.crossval.report import markdown, write_all
 from wssdl_d2.evaluation.bootstrap import bootstrap_indices, percentile_interval
 from wssdl_d2.evaluation.metrics import estimate
@@ -209,6 +211,27 @@ def test_crossval_trains_every_fold_stops_resumes_and_reports(fold_data, tmp_pat
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "| wssdl - strong_only |" in proc.stdout and os.path.isfile(paths["csv"])
     assert "Starting training" not in proc.stderr  # every run was finished: nothing trained again
+
+    # a row made elsewhere (e.g. self-training from each fold's model): read from its folders, compared paired
+    for k in (0, 1):
+        shutil.copytree(os.path.join(out, "wssdl", f"fold{k}", "inference"),
+                        str(tmp_path / "made_elsewhere" / f"fold{k}" / "round_1" / "inference"))
+    row = "elsewhere=" + str(tmp_path / "made_elsewhere" / "fold{fold}" / "round_1")
+    proc = _crossval_cli(["--data", "cvphantom", "--folds", "2", "--out", out, "--dataset-root", str(fold_data),
+                          "--num-samples", "100", "--report", "with_row", "--configs",
+                          f"strong_only={specs[0].config_file}", "--rows", row, *map(str, opts)])
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "| elsewhere - strong_only |" in proc.stdout and "Starting training" not in proc.stderr
+    with open(os.path.join(out, "with_row.json")) as f:
+        pair = json.load(f)["pairs"][0]
+    assert pair["comparison"]["CorLoc"]["diff"] == pytest.approx(report["pairs"][0]["comparison"]["CorLoc"]["diff"])
+    # fold 1's outcomes in fold 0's folder: refused, naming the file
+    os.rename(str(tmp_path / "made_elsewhere" / "fold0"), str(tmp_path / "made_elsewhere" / "fold_x"))
+    os.rename(str(tmp_path / "made_elsewhere" / "fold1"), str(tmp_path / "made_elsewhere" / "fold0"))
+    with pytest.raises(ResultsError, match=r"fold0.*corloc_per_image.csv.*cvphantom_fold0_val"):
+        read_rows([row], "cvphantom", [0])
+    with pytest.raises(CrossValError, match="fold"):
+        read_rows(["elsewhere=" + str(tmp_path / "made_elsewhere")], "cvphantom", [0])
 
 
 def test_crossval_refuses_folders_and_datasets_it_did_not_make(fold_data, tmp_path):

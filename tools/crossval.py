@@ -17,6 +17,10 @@ on the held-out fold, pool the per-image outcomes and compare the configs image 
 - Runs: ``<out>/<config>/fold<k>/`` with ``crossval_state.json``. The command is safe to stop and start again:
   finished runs are never trained or evaluated again, a stopped run continues from its last checkpoint, and a run
   folder started with other settings is refused (choose another --out).
+- ``--rows NAME=FOLDER`` adds rows whose fold runs were made elsewhere, ``{fold}`` in FOLDER standing for the fold:
+  e.g. ``tools/self_train.py`` from each fold's wssdl model into ``output/selftrain/fold<k>``, tested on the fold
+  (``DATASETS.TEST "('busi_fold<k>_val',)"``): ``--rows selftrain=output/selftrain/fold{fold}/round_1``. Each
+  FOLDER/inference/corloc_per_image.csv must hold exactly that fold's test images.
 - Report: the Markdown table on stdout and ``<out>/crossval.{md,json,csv,png}``: per config the pooled CorLoc
   (authors' and top-1) with a bootstrap CI stratified by fold and the per-fold numbers; per pair (later config
   minus earlier) the paired difference with its stratified bootstrap CI and McNemar's exact p.
@@ -26,7 +30,7 @@ import sys
 
 from detectron2.utils.logger import setup_logger
 
-from wssdl_d2.crossval.driver import check_folds, crossval_report, parse_specs, run_crossval
+from wssdl_d2.crossval.driver import check_folds, crossval_report, parse_specs, read_rows, run_crossval
 from wssdl_d2.crossval.report import markdown, write_all
 from wssdl_d2.crossval.runs import CrossValError
 from wssdl_d2.data import default_dataset_root, register_datasets_under
@@ -39,8 +43,11 @@ def parse_args(argv=None):
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", required=True, help="prepared dataset name, e.g. busi (datasets <data>_fold<k>_*)")
     parser.add_argument("--folds", type=int, default=0, help="K (default: every registered fold of --data)")
-    parser.add_argument("--configs", nargs="+", required=True, metavar="[NAME=]CONFIG",
+    parser.add_argument("--configs", nargs="+", default=[], metavar="[NAME=]CONFIG",
                         help="two or more config files (optionally NAME=path)")
+    parser.add_argument("--rows", nargs="+", default=[], metavar="NAME=FOLDER",
+                        help="rows made outside this command: FOLDER with {fold} in it, holding "
+                             "inference/corloc_per_image.csv of the model tested on that fold")
     parser.add_argument("--out", required=True, help="output folder (runs and report)")
     parser.add_argument("--strong-percent", type=int, default=None, metavar="P",
                         help="train on the folds' train_strong_P / train_weak_P instead of the P in the configs "
@@ -57,7 +64,7 @@ def parse_args(argv=None):
     parser.add_argument("--seed", type=int, default=0, help="bootstrap seed (default: %(default)s)")
     parser.add_argument("--level", type=float, default=0.95, help="confidence level (default: %(default)s)")
     parser.add_argument("opts", nargs=argparse.REMAINDER, default=[], help="config overrides: KEY VALUE ...")
-    args = split_trailing_opts(parser.parse_args(argv), "configs")
+    args = split_trailing_opts(parser.parse_args(argv), "configs", "rows")
     if args.jobs < 1:
         parser.error(f"--jobs must be at least 1, got {args.jobs}")
     if len(args.opts) % 2:
@@ -71,10 +78,12 @@ def main(argv=None):
         setup_logger(name=name, abbrev_name={"detectron2": "d2", "wssdl_d2": "wssdl"}.get(name))
     register_datasets_under(args.dataset_root or default_dataset_root())
     try:
-        specs = parse_specs(args.configs)
+        specs = parse_specs(args.configs, other_rows=len(args.rows))
         folds = check_folds(args.data, args.folds)
+        rows = read_rows(args.rows, args.data, folds)  # before any training: a bad row is reported at once
         result = run_crossval(specs, args.data, folds, args.out, args.opts, strong_percent=args.strong_percent,
                               jobs=args.jobs, dataset_root=args.dataset_root or default_dataset_root())
+        result["pooled"].update(rows)
         report = crossval_report(result, args.num_samples, args.seed, args.level)
     except (CrossValError, ResultsError) as err:
         sys.exit(f"crossval: {err}")

@@ -9,7 +9,7 @@ from detectron2.data import DatasetCatalog
 
 from ..data.folds import FOLD_DIR_RE, fold_dataset_name
 from ..data.wssdl_json import default_dataset_root
-from ..evaluation.results_io import read_per_image
+from ..evaluation.results_io import ResultsError, read_per_image
 from .pooled import pool_folds
 from .report import build_report
 from .runs import CrossValError, RunSpec, evaluate_model, run_fold, train_model
@@ -29,9 +29,9 @@ def registered_folds(data: str) -> List[int]:
     return sorted(folds)
 
 
-def parse_specs(items: Sequence[str]) -> List[RunSpec]:
+def parse_specs(items: Sequence[str], other_rows: int = 0) -> List[RunSpec]:
     """``path`` or ``name=path`` items -> RunSpecs (name: the file's stem). Raises CrossValError on two configs with
-    one name or fewer than two configs."""
+    one name or fewer than two rows in all (``other_rows``: the rows given otherwise, e.g. :func:`read_rows`)."""
     specs = []
     for item in items:
         name, sep, path = item.partition("=")
@@ -39,12 +39,41 @@ def parse_specs(items: Sequence[str]) -> List[RunSpec]:
             name, path = os.path.splitext(os.path.basename(item))[0], item
         specs.append(RunSpec(name, path))
     names = [s.name for s in specs]
-    if len(specs) < 2:
-        raise CrossValError(f"cross-validation compares two or more configs, got {len(specs)}")
+    if len(specs) + other_rows < 2:
+        raise CrossValError(f"cross-validation compares two or more configs, got {len(specs) + other_rows}")
     twice = sorted({n for n in names if names.count(n) > 1})
     if twice:
         raise CrossValError(f"configs named {twice} twice: name them, e.g. wssdl10=configs/BUSI/wssdl.yaml")
     return specs
+
+
+def read_rows(items: Sequence[str], data: str, folds: Sequence[int]) -> Dict[str, Dict]:
+    """Rows whose fold runs were made outside :func:`run_crossval` (e.g. ``tools/self_train.py`` from each fold's
+    model): ``NAME=TEMPLATE`` items, TEMPLATE a results folder with ``{fold}`` in it
+    (``output/selftrain/fold{fold}/round_1``) holding ``inference/corloc_per_image.csv`` of the model tested on
+    ``<data>_fold<k>_val``. Returns {name: pooled columns}. Raises CrossValError on a malformed item, and
+    ResultsError naming the file when a fold's outcomes are missing or were not made on that fold's images."""
+    rows = {}
+    for item in items:
+        name, sep, template = item.partition("=")
+        if not sep or not name or "{fold}" not in template:
+            raise CrossValError(f"--rows {item!r}: expected NAME=FOLDER with {{fold}} in FOLDER, e.g. "
+                                "selftrain=output/selftrain/fold{fold}/round_1")
+        if name in rows:
+            raise CrossValError(f"--rows: {name!r} named twice")
+        per_fold = {}
+        for fold in folds:
+            folder = os.path.join(template.format(fold=fold), "inference")
+            columns = read_per_image(folder)
+            expected = {d["file_name"] for d in DatasetCatalog.get(fold_dataset_name(data, fold, "val"))}
+            if set(columns["file_name"]) != expected:
+                raise ResultsError(f"{os.path.join(folder, 'corloc_per_image.csv')}: its {len(columns['file_name'])} "
+                                   f"images are not the {len(expected)} of {fold_dataset_name(data, fold, 'val')} "
+                                   f"(e.g. {sorted(set(columns['file_name']) ^ expected)[:2]}): not fold {fold}'s "
+                                   "test run")
+            per_fold[fold] = columns
+        rows[name] = pool_folds(per_fold, name)
+    return rows
 
 
 def check_folds(data: str, num_folds: int, flag: str = "--data") -> List[int]:
