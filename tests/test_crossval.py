@@ -22,7 +22,8 @@ from wssdl_d2.crossval import (
     stratified_bootstrap_indices,
 )
 from wssdl_d2.crossval import runs as cv_runs
-from wssdl_d2.crossval.driver import crossval_report, parse_specs, read_rows, run_crossval
+from wssdl_d2.crossval.driver import crossval_report, fold_run_dirs, parse_rows, parse_specs, read_rows, run_crossval
+from wssdl_d2.crossval.external import evaluate_external
 from wssdl_d2.crossval.report import markdown, write_all
 from wssdl_d2.evaluation.bootstrap import bootstrap_indices, percentile_interval
 from wssdl_d2.evaluation.metrics import estimate
@@ -212,26 +213,53 @@ def test_crossval_trains_every_fold_stops_resumes_and_reports(fold_data, tmp_pat
     assert "| wssdl - strong_only |" in proc.stdout and os.path.isfile(paths["csv"])
     assert "Starting training" not in proc.stderr  # every run was finished: nothing trained again
 
-    # a row made elsewhere (e.g. self-training from each fold's model): read from its folders, compared paired
+    # a row made elsewhere (e.g. self-training from each fold's model): read from its folders, compared paired;
+    # every fold model also tested on another dataset (--external), the row's models too
     for k in (0, 1):
-        shutil.copytree(os.path.join(out, "wssdl", f"fold{k}", "inference"),
-                        str(tmp_path / "made_elsewhere" / f"fold{k}" / "round_1" / "inference"))
-    row = "elsewhere=" + str(tmp_path / "made_elsewhere" / "fold{fold}" / "round_1")
-    proc = _crossval_cli(["--data", "cvphantom", "--folds", "2", "--out", out, "--dataset-root", str(fold_data),
-                          "--num-samples", "100", "--report", "with_row", "--configs",
-                          f"strong_only={specs[0].config_file}", "--rows", row, *map(str, opts)])
+        shutil.copytree(os.path.join(out, "wssdl", f"fold{k}"), str(tmp_path / "made_elsewhere" / f"fold{k}" / "run"))
+    row = "elsewhere=" + str(tmp_path / "made_elsewhere" / "fold{fold}" / "run")
+    external = "cvphantom_fold0_val"
+    cli = ["--data", "cvphantom", "--folds", "2", "--out", out, "--dataset-root", str(fold_data), "--num-samples",
+           "100", "--report", "with_row", "--configs", f"strong_only={specs[0].config_file}", "--rows", row,
+           "--external", external, *map(str, opts)]
+    proc = _crossval_cli(cli)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "| elsewhere - strong_only |" in proc.stdout and "Starting training" not in proc.stderr
+    assert proc.stdout.count(f"tested on {external}") == 4 and f"Zero-shot on {external}" in proc.stdout
     with open(os.path.join(out, "with_row.json")) as f:
-        pair = json.load(f)["pairs"][0]
-    assert pair["comparison"]["CorLoc"]["diff"] == pytest.approx(report["pairs"][0]["comparison"]["CorLoc"]["diff"])
-    # fold 1's outcomes in fold 0's folder: refused, naming the file
+        written = json.load(f)
+    assert written["pairs"][0]["comparison"]["CorLoc"]["diff"] == pytest.approx(
+        report["pairs"][0]["comparison"]["CorLoc"]["diff"])
+    section = written["external"][0]
+    assert section["dataset"] == external and list(section["configs"]) == ["strong_only", "elsewhere"]
+    for name, folder in (("strong_only", os.path.join(out, "strong_only", "fold{}")),
+                         ("elsewhere", str(tmp_path / "made_elsewhere" / "fold{}" / "run"))):
+        for k in (0, 1):
+            with open(os.path.join(folder.format(k), external, "inference", "corloc.json")) as f:
+                corloc = json.load(f)["metrics"]["CorLoc"]["value"]
+            assert section["configs"][name]["folds"][str(k)]["CorLoc"] == pytest.approx(corloc)
+    pair = section["pairs"][0]
+    assert (pair["a"], pair["b"]) == ("elsewhere", "strong_only")
+    for k in ("0", "1"):
+        assert pair["folds"][k]["diff"] == pytest.approx(section["configs"]["elsewhere"]["folds"][k]["CorLoc"]
+                                                         - section["configs"]["strong_only"]["folds"][k]["CorLoc"])
+    assert pair["a_better"] + pair["b_better"] <= 2
+    proc = _crossval_cli(cli)  # the external outcomes are newer than the models: reused
+    assert proc.returncode == 0 and f": tested on {external}" not in proc.stdout, proc.stderr[-3000:]
+    proc = _crossval_cli(cli[:-len(opts) - 2] + ["--external", "no_such_site", *map(str, opts)])
+    assert proc.returncode != 0 and "--external no_such_site: not a registered dataset" in proc.stderr
+    # a row folder without its model cannot be tested on another site; fold 1's outcomes in fold 0's folder
+    os.remove(str(tmp_path / "made_elsewhere" / "fold1" / "run" / "model_final.pth"))
+    shutil.rmtree(str(tmp_path / "made_elsewhere" / "fold1" / "run" / external))
+    rows = parse_rows([row])
+    with pytest.raises(ResultsError, match="model_final.pth not found"):
+        evaluate_external(fold_run_dirs([], rows, out, [0, 1]), external)
     os.rename(str(tmp_path / "made_elsewhere" / "fold0"), str(tmp_path / "made_elsewhere" / "fold_x"))
     os.rename(str(tmp_path / "made_elsewhere" / "fold1"), str(tmp_path / "made_elsewhere" / "fold0"))
     with pytest.raises(ResultsError, match=r"fold0.*corloc_per_image.csv.*cvphantom_fold0_val"):
-        read_rows([row], "cvphantom", [0])
+        read_rows(rows, "cvphantom", [0])
     with pytest.raises(CrossValError, match="fold"):
-        read_rows(["elsewhere=" + str(tmp_path / "made_elsewhere")], "cvphantom", [0])
+        parse_rows(["elsewhere=" + str(tmp_path / "made_elsewhere")])
 
 
 def test_crossval_refuses_folders_and_datasets_it_did_not_make(fold_data, tmp_path):

@@ -21,6 +21,10 @@ on the held-out fold, pool the per-image outcomes and compare the configs image 
   e.g. ``tools/self_train.py`` from each fold's wssdl model into ``output/selftrain/fold<k>``, tested on the fold
   (``DATASETS.TEST "('busi_fold<k>_val',)"``): ``--rows selftrain=output/selftrain/fold{fold}/round_1``. Each
   FOLDER/inference/corloc_per_image.csv must hold exactly that fold's test images.
+- ``--external breast_test`` also tests every fold model (of the configs and the rows) zero-shot on that registered
+  dataset, another site's images, into ``<run folder>/breast_test/inference``: the report adds each row's mean over
+  its fold models and, per pair, the model-by-model differences (fold k against fold k, McNemar's p each)
+  (``wssdl_d2.crossval.external``).
 - Report: the Markdown table on stdout and ``<out>/crossval.{md,json,csv,png}``: per config the pooled CorLoc
   (authors' and top-1) with a bootstrap CI stratified by fold and the per-fold numbers; per pair (later config
   minus earlier) the paired difference with its stratified bootstrap CI and McNemar's exact p.
@@ -28,9 +32,12 @@ on the held-out fold, pool the per-image outcomes and compare the configs image 
 import argparse
 import sys
 
+from detectron2.data import DatasetCatalog
 from detectron2.utils.logger import setup_logger
 
-from wssdl_d2.crossval.driver import check_folds, crossval_report, parse_specs, read_rows, run_crossval
+from wssdl_d2.crossval.driver import (check_folds, crossval_report, fold_run_dirs, parse_rows, parse_specs, read_rows,
+                                      run_crossval)
+from wssdl_d2.crossval.external import evaluate_external, external_section
 from wssdl_d2.crossval.report import markdown, write_all
 from wssdl_d2.crossval.runs import CrossValError
 from wssdl_d2.data import default_dataset_root, register_datasets_under
@@ -48,6 +55,9 @@ def parse_args(argv=None):
     parser.add_argument("--rows", nargs="+", default=[], metavar="NAME=FOLDER",
                         help="rows made outside this command: FOLDER with {fold} in it, holding "
                              "inference/corloc_per_image.csv of the model tested on that fold")
+    parser.add_argument("--external", nargs="+", default=[], metavar="DATASET",
+                        help="also test every fold model zero-shot on these registered datasets (another site, "
+                             "e.g. breast_test): mean over the fold models and model-by-model paired differences")
     parser.add_argument("--out", required=True, help="output folder (runs and report)")
     parser.add_argument("--strong-percent", type=int, default=None, metavar="P",
                         help="train on the folds' train_strong_P / train_weak_P instead of the P in the configs "
@@ -64,7 +74,7 @@ def parse_args(argv=None):
     parser.add_argument("--seed", type=int, default=0, help="bootstrap seed (default: %(default)s)")
     parser.add_argument("--level", type=float, default=0.95, help="confidence level (default: %(default)s)")
     parser.add_argument("opts", nargs=argparse.REMAINDER, default=[], help="config overrides: KEY VALUE ...")
-    args = split_trailing_opts(parser.parse_args(argv), "configs", "rows")
+    args = split_trailing_opts(parser.parse_args(argv), "configs", "rows", "external")
     if args.jobs < 1:
         parser.error(f"--jobs must be at least 1, got {args.jobs}")
     if len(args.opts) % 2:
@@ -78,13 +88,21 @@ def main(argv=None):
         setup_logger(name=name, abbrev_name={"detectron2": "d2", "wssdl_d2": "wssdl"}.get(name))
     register_datasets_under(args.dataset_root or default_dataset_root())
     try:
-        specs = parse_specs(args.configs, other_rows=len(args.rows))
+        rows = parse_rows(args.rows)
+        specs = parse_specs(args.configs, other_rows=len(rows))
         folds = check_folds(args.data, args.folds)
-        rows = read_rows(args.rows, args.data, folds)  # before any training: a bad row is reported at once
+        unknown = [d for d in args.external if d not in DatasetCatalog.list()]
+        if unknown:
+            raise CrossValError(f"--external {' '.join(unknown)}: not a registered dataset under the dataset root "
+                                "(prepare the site with tools/prepare_busi.py --test-all, docs/SITE_ADAPTATION.md)")
+        pooled_rows = read_rows(rows, args.data, folds)  # before any training: a bad row is reported at once
         result = run_crossval(specs, args.data, folds, args.out, args.opts, strong_percent=args.strong_percent,
                               jobs=args.jobs, dataset_root=args.dataset_root or default_dataset_root())
-        result["pooled"].update(rows)
+        result["pooled"].update(pooled_rows)
         report = crossval_report(result, args.num_samples, args.seed, args.level)
+        run_dirs = fold_run_dirs(specs, rows, args.out, folds)
+        report["external"] = [external_section(evaluate_external(run_dirs, d), d, args.num_samples, args.seed,
+                                               args.level) for d in args.external]
     except (CrossValError, ResultsError) as err:
         sys.exit(f"crossval: {err}")
     paths = write_all(report, args.out, args.report)

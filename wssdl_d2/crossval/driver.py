@@ -3,7 +3,7 @@ import logging
 import multiprocessing
 import os
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, Mapping, Optional, Sequence
 
 from detectron2.data import DatasetCatalog
 
@@ -47,12 +47,9 @@ def parse_specs(items: Sequence[str], other_rows: int = 0) -> List[RunSpec]:
     return specs
 
 
-def read_rows(items: Sequence[str], data: str, folds: Sequence[int]) -> Dict[str, Dict]:
-    """Rows whose fold runs were made outside :func:`run_crossval` (e.g. ``tools/self_train.py`` from each fold's
-    model): ``NAME=TEMPLATE`` items, TEMPLATE a results folder with ``{fold}`` in it
-    (``output/selftrain/fold{fold}/round_1``) holding ``inference/corloc_per_image.csv`` of the model tested on
-    ``<data>_fold<k>_val``. Returns {name: pooled columns}. Raises CrossValError on a malformed item, and
-    ResultsError naming the file when a fold's outcomes are missing or were not made on that fold's images."""
+def parse_rows(items: Sequence[str]) -> Dict[str, str]:
+    """``NAME=FOLDER`` items (FOLDER with ``{fold}`` in it) -> {name: FOLDER}. Raises CrossValError on a malformed
+    item or a name given twice."""
     rows = {}
     for item in items:
         name, sep, template = item.partition("=")
@@ -61,19 +58,40 @@ def read_rows(items: Sequence[str], data: str, folds: Sequence[int]) -> Dict[str
                                 "selftrain=output/selftrain/fold{fold}/round_1")
         if name in rows:
             raise CrossValError(f"--rows: {name!r} named twice")
+        rows[name] = template
+    return rows
+
+
+def read_rows(rows: Mapping[str, str], data: str, folds: Sequence[int]) -> Dict[str, Dict]:
+    """Rows whose fold runs were made outside :func:`run_crossval` (e.g. ``tools/self_train.py`` from each fold's
+    model), {name: FOLDER} from :func:`parse_rows`: ``FOLDER.format(fold=k)`` holds
+    ``inference/corloc_per_image.csv`` of the model tested on ``<data>_fold<k>_val``. Returns {name: pooled
+    columns}. Raises ResultsError naming the file when a fold's outcomes are missing or were not made on that fold's
+    images."""
+    pooled = {}
+    for name, template in rows.items():
         per_fold = {}
         for fold in folds:
             folder = os.path.join(template.format(fold=fold), "inference")
             columns = read_per_image(folder)
-            expected = {d["file_name"] for d in DatasetCatalog.get(fold_dataset_name(data, fold, "val"))}
+            val = fold_dataset_name(data, fold, "val")
+            expected = {d["file_name"] for d in DatasetCatalog.get(val)}
             if set(columns["file_name"]) != expected:
+                odd = sorted(set(columns["file_name"]) ^ expected)[:2]
                 raise ResultsError(f"{os.path.join(folder, 'corloc_per_image.csv')}: its {len(columns['file_name'])} "
-                                   f"images are not the {len(expected)} of {fold_dataset_name(data, fold, 'val')} "
-                                   f"(e.g. {sorted(set(columns['file_name']) ^ expected)[:2]}): not fold {fold}'s "
+                                   f"images are not the {len(expected)} of {val} (e.g. {odd}): not fold {fold}'s "
                                    "test run")
             per_fold[fold] = columns
-        rows[name] = pool_folds(per_fold, name)
-    return rows
+        pooled[name] = pool_folds(per_fold, name)
+    return pooled
+
+
+def fold_run_dirs(specs: Sequence[RunSpec], rows: Mapping[str, str], out: str,
+                  folds: Sequence[int]) -> Dict[str, Dict[int, str]]:
+    """{row: {fold: run folder}} of every config (``<out>/<name>/fold<k>``) and every :func:`parse_rows` row."""
+    dirs = {s.name: {k: os.path.join(out, s.name, f"fold{k}") for k in folds} for s in specs}
+    dirs.update({name: {k: template.format(fold=k) for k in folds} for name, template in rows.items()})
+    return dirs
 
 
 def check_folds(data: str, num_folds: int, flag: str = "--data") -> List[int]:

@@ -11,6 +11,7 @@ import numpy as np
 from ..evaluation.paired import explain_difference
 from ..evaluation.results_io import json_safe
 from ..utils.atomic import atomic_open, atomic_write_json
+from .external import external_markdown
 from .pooled import HEADLINE_METRICS, compare_pooled, per_fold_metrics, pooled_metrics
 
 
@@ -83,6 +84,8 @@ def markdown(report: Mapping) -> str:
         lines.append("")
         for pair in report["pairs"]:
             lines += [f"- {s}" for s in pair["sentences"].values()]
+    for section in report.get("external", ()):
+        lines += ["", external_markdown(section, report["settings"]["level"]).rstrip("\n")]
     return "\n".join(lines) + "\n"
 
 
