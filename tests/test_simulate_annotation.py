@@ -88,6 +88,16 @@ def test_a_fine_tune_continues_the_schedule_where_it_ended(tiny_cfg, tmp_path):
                       step_config(cfg.clone(), str(tmp_path / "c"), ("x",), "w.pth", max_iter=60, finetune=False)):
         assert restarted.SOLVER.BASE_LR == 0.01 and alpha_at(0, restarted) == pytest.approx(alpha_at(0, cfg))
     cfg.defrost()
+    # a cosine schedule ends at BASE_LR_END: continued there (constant), or at WSSDL.FINETUNE_LR; at 0 it is refused
+    cfg.SOLVER.LR_SCHEDULER_NAME, cfg.SOLVER.BASE_LR_END = "WarmupCosineLR", 0.0005
+    tuned = step_config(cfg, str(tmp_path / "f"), ("x",), "w.pth", max_iter=60, finetune=True)
+    assert tuned.SOLVER.LR_SCHEDULER_NAME == "WarmupMultiStepLR" and tuned.SOLVER.BASE_LR == pytest.approx(0.0005)
+    cfg.WSSDL.FINETUNE_LR = 0.002
+    assert step_config(cfg, str(tmp_path / "g"), ("x",), "w.pth", finetune=True).SOLVER.BASE_LR == 0.002
+    cfg.WSSDL.FINETUNE_LR, cfg.SOLVER.BASE_LR_END = 0.0, 0.0
+    with pytest.raises(ValueError, match="BASE_LR_END.*WSSDL.FINETUNE_LR"):
+        step_config(cfg, str(tmp_path / "h"), ("x",), "w.pth", finetune=True)
+    cfg.SOLVER.LR_SCHEDULER_NAME = "WarmupMultiStepLR"
     cfg.WSSDL.FINETUNE_SCHEDULE = "restart"
     assert step_config(cfg, str(tmp_path / "d"), ("x",), "w.pth", max_iter=60, finetune=True).SOLVER.BASE_LR == 0.01
     cfg.WSSDL.FINETUNE_SCHEDULE = "resume"

@@ -137,7 +137,10 @@ def add_wssdl_config(cfg: CfgNode) -> CfgNode:
     # self-training with INIT "previous"): "continue" trains at the LR and the alpha where the config's schedule
     # ends (BASE_LR * GAMMA ** passed STEPS, no LR steps, no warm-up, alpha static at its last value);
     # "restart" runs the config's schedule again from iteration 0 (warm-up, BASE_LR, alpha from its start).
+    # A cosine schedule (WarmupCosineLR) ends at SOLVER.BASE_LR_END: with 0 there, "continue" needs FINETUNE_LR.
     _C.WSSDL.FINETUNE_SCHEDULE = "continue"
+    # With "continue": the fine-tune's constant LR; 0 = the LR where the config's schedule ends.
+    _C.WSSDL.FINETUNE_LR = 0.0
 
     # ---- label-aware mean teacher (wssdl_d2.teacher, configs/*/wssdl_teacher.yaml) ----------------------------
     _C.WSSDL.TEACHER = CN()

@@ -61,7 +61,7 @@ def _check_config(cfg, initial_weights):
     st = cfg.WSSDL.SELFTRAIN
     if st.INIT not in INITS:
         raise ValueError(f"WSSDL.SELFTRAIN.INIT must be one of {INITS}, not {st.INIT!r}")
-    check_finetune_schedule(cfg)
+    check_finetune_schedule(cfg, finetunes=st.INIT == "previous")
     if initial_weights and not os.path.isfile(initial_weights):
         raise FileNotFoundError(f"initial weights {initial_weights}: checkpoint file not found")
     if not cfg.DATASETS.TRAIN:

@@ -97,24 +97,50 @@ def register_dataset(name: str, path: str) -> str:
 FINETUNE_SCHEDULES = ("continue", "restart")
 
 
-def check_finetune_schedule(cfg: CfgNode) -> str:
-    """Raise ValueError naming ``WSSDL.FINETUNE_SCHEDULE`` unless it is one of :data:`FINETUNE_SCHEDULES`; the
-    tools call it before any training, so a typo does not surface only after the initial model."""
+def check_finetune_schedule(cfg: CfgNode, finetunes: bool = True) -> str:
+    """Raise ValueError naming ``WSSDL.FINETUNE_SCHEDULE`` unless it is one of :data:`FINETUNE_SCHEDULES`, or,
+    when the run ``finetunes``, a "continue" fine-tune would not learn (:func:`finetune_lr`); the tools call it
+    before any training, so a typo does not surface only after the initial model."""
     mode = str(cfg.WSSDL.FINETUNE_SCHEDULE)
     if mode not in FINETUNE_SCHEDULES:
         raise ValueError(f"WSSDL.FINETUNE_SCHEDULE must be one of {FINETUNE_SCHEDULES}, not {mode!r}")
+    if mode == "continue" and finetunes:
+        finetune_lr(cfg)
     return mode
+
+
+def finetune_lr(cfg: CfgNode) -> float:
+    """The constant LR of a fine-tune that continues ``cfg``'s schedule: ``WSSDL.FINETUNE_LR`` when set, else
+    where the schedule ends: ``BASE_LR * GAMMA ** n`` for WarmupMultiStepLR (n: the SOLVER.STEPS within
+    SOLVER.MAX_ITER), ``BASE_LR_END`` for WarmupCosineLR. Raises ValueError naming the keys when that is 0 (a
+    cosine schedule ending at 0: nothing to continue at) or the scheduler is another one."""
+    if float(cfg.WSSDL.FINETUNE_LR) > 0:
+        return float(cfg.WSSDL.FINETUNE_LR)
+    name = cfg.SOLVER.LR_SCHEDULER_NAME
+    if name == "WarmupMultiStepLR":
+        passed = sum(1 for s in cfg.SOLVER.STEPS if s <= int(cfg.SOLVER.MAX_ITER))
+        lr = float(cfg.SOLVER.BASE_LR) * float(cfg.SOLVER.GAMMA) ** passed
+    elif name == "WarmupCosineLR":
+        lr = float(cfg.SOLVER.BASE_LR_END)
+    else:
+        raise ValueError(f"WSSDL.FINETUNE_SCHEDULE continue: where SOLVER.LR_SCHEDULER_NAME {name} ends is not "
+                         "known here; set WSSDL.FINETUNE_LR (the fine-tune's constant LR) or WSSDL.FINETUNE_SCHEDULE "
+                         "restart")
+    if lr <= 0:
+        raise ValueError(f"WSSDL.FINETUNE_SCHEDULE continue: SOLVER.LR_SCHEDULER_NAME {name} ends at LR {lr:g} "
+                         "(SOLVER.BASE_LR_END), so a fine-tune continuing it would not learn; set WSSDL.FINETUNE_LR "
+                         "(the fine-tune's constant LR, e.g. 0.001) or WSSDL.FINETUNE_SCHEDULE restart")
+    return lr
 
 
 def continue_schedule(cfg: CfgNode) -> CfgNode:
     """Set (in place, ``cfg`` defrosted) the LR and alpha of a fine-tune that continues where ``cfg``'s own
-    schedule ends: ``BASE_LR * GAMMA ** n`` (n: the SOLVER.STEPS within SOLVER.MAX_ITER), no further LR step,
-    no warm-up (WARMUP_FACTOR 1), and alpha static at its value at the last iteration. Call it before
-    SOLVER.MAX_ITER is changed: the end of the schedule is read from it. Returns ``cfg``."""
-    end = int(cfg.SOLVER.MAX_ITER)
-    passed = sum(1 for s in cfg.SOLVER.STEPS if s <= end)
-    final_alpha = alpha_at(max(end - 1, 0), cfg)
-    cfg.SOLVER.BASE_LR = float(cfg.SOLVER.BASE_LR) * float(cfg.SOLVER.GAMMA) ** passed
+    schedule ends: a constant :func:`finetune_lr` (WarmupMultiStepLR without steps, no warm-up) and alpha static
+    at its value at the last iteration. Call it before SOLVER.MAX_ITER is changed: the end of the schedule is read
+    from it. Returns ``cfg``."""
+    final_alpha = alpha_at(max(int(cfg.SOLVER.MAX_ITER) - 1, 0), cfg)
+    cfg.SOLVER.BASE_LR = finetune_lr(cfg)
+    cfg.SOLVER.LR_SCHEDULER_NAME = "WarmupMultiStepLR"
     cfg.SOLVER.STEPS = ()
     cfg.SOLVER.WARMUP_FACTOR = 1.0
     cfg.WSSDL.MIL.ALPHA.SCHEDULE = "static"
@@ -130,7 +156,7 @@ def step_config(base_cfg: CfgNode, output_dir: str, train_names: Sequence[str], 
     "continue" the step goes on at that schedule's final LR and alpha (:func:`continue_schedule`)."""
     cfg = base_cfg.clone()
     cfg.defrost()
-    if check_finetune_schedule(cfg) == "continue" and finetune:
+    if check_finetune_schedule(cfg, finetune) == "continue" and finetune:
         continue_schedule(cfg)
     cfg.DATASETS.TRAIN = tuple(train_names)
     cfg.OUTPUT_DIR = output_dir
