@@ -297,3 +297,38 @@ def test_a_stopped_training_continues_from_its_last_checkpoint(fold_data, tmp_pa
     log = open(os.path.join(run_dir, "log.txt")).read()
     assert "Starting training from iteration 0" in log and "Starting training from iteration 2" in log
     assert os.path.isfile(os.path.join(run_dir, "inference", "corloc_per_image.csv"))
+
+
+def test_a_run_started_before_a_config_key_was_added_is_still_recognised(fold_data, tmp_path):
+    """A finished run whose config.yaml lacks a key wssdl_d2 added later (at its default now) is skipped, not
+    refused; the same folder with that key set to another value is refused."""
+    import yaml
+
+    spec = RunSpec("strong_only", os.path.join(CONFIGS, "strong_only.yaml"))
+    run_dir = str(tmp_path / "old_run")
+    cfg = cv_runs.fold_config(spec, "cvphantom", 0, tiny_crossval_opts(), run_dir)
+    older = cfg.clone()
+    older.defrost()
+    del older.WSSDL["FINETUNE_LR"]  # as an older wssdl_d2 wrote it
+    os.makedirs(os.path.join(run_dir, "inference"))
+    with open(os.path.join(run_dir, "config.yaml"), "w") as f:
+        f.write(older.dump())
+    assert "FINETUNE_LR" not in yaml.safe_load(open(os.path.join(run_dir, "config.yaml")))["WSSDL"]
+    open(os.path.join(run_dir, "inference", "corloc_per_image.csv"), "w").close()
+    state = {"config": "strong_only", "fold": 0, "status": "evaluated", "max_iter": 2, "train_seconds": 1.0,
+             "eval_seconds": 1.0, "fingerprint": cv_runs.config_fingerprint(older)}
+    with open(os.path.join(run_dir, cv_runs.STATE_FILE), "w") as f:
+        json.dump(state, f)
+    runs = CountingRuns()
+    _, did = cv_runs.run_config(cfg, run_dir, {}, runs.train, runs.evaluate)
+    assert did == "skipped" and not runs.trained and not runs.evaluated
+    assert cv_runs.read_state(run_dir)["fingerprint"] == cv_runs.config_fingerprint(cfg)
+    # the added key at another value: the old run did not have that setting
+    state["fingerprint"] = cv_runs.config_fingerprint(older)
+    with open(os.path.join(run_dir, cv_runs.STATE_FILE), "w") as f:
+        json.dump(state, f)
+    changed = cfg.clone()
+    changed.defrost()
+    changed.WSSDL.FINETUNE_LR = 0.5
+    with pytest.raises(CrossValError, match="another config"):
+        cv_runs.run_config(changed, run_dir, {}, runs.train, runs.evaluate)

@@ -102,6 +102,37 @@ def config_fingerprint(cfg) -> str:
     return hashlib.sha256(cfg.dump().encode()).hexdigest()
 
 
+def fingerprint_before_new_keys(cfg, saved_config: str) -> Optional[str]:
+    """The fingerprint ``cfg`` had before the config keys it has and the run's ``saved_config`` (its config.yaml)
+    lacks were added to wssdl_d2: those keys dropped when each is at its default, so a run started with an older
+    wssdl_d2 is still recognised. None when a key the saved config lacks has a non-default value here (the run
+    did not have that setting) or the file is unreadable."""
+    import yaml
+    from detectron2.config import get_cfg
+
+    from ..config import add_wssdl_config
+
+    try:
+        with open(saved_config) as f:
+            saved = yaml.safe_load(f)
+    except (OSError, yaml.YAMLError):
+        return None
+    cfg = cfg.clone()
+    cfg.defrost()
+
+    def prune(node, saved_node, default_node) -> bool:
+        for key in list(node.keys()):
+            if not isinstance(saved_node, dict) or key not in saved_node:
+                if not isinstance(default_node, dict) or key not in default_node or node[key] != default_node[key]:
+                    return False
+                del node[key]
+            elif isinstance(node[key], CfgNode) and not prune(node[key], saved_node[key], default_node.get(key)):
+                return False
+        return True
+
+    return config_fingerprint(cfg) if prune(cfg, saved, add_wssdl_config(get_cfg())) else None
+
+
 def read_state(run_dir: str):
     """The run's state dict, or None when there is no state file."""
     path = os.path.join(run_dir, STATE_FILE)
@@ -206,9 +237,14 @@ def run_config(cfg, run_dir: str, about: Dict, train_fn: Callable = train_model,
         with open(cfg_path, "w") as f:
             f.write(cfg.dump())
     elif state["fingerprint"] != fingerprint:
-        raise CrossValError(f"{os.path.join(run_dir, STATE_FILE)}: this run was started with another config "
-                            f"({state.get('config_file')}, status {state['status']}); it is not continued or "
-                            "overwritten with the new settings: choose another --out")
+        if fingerprint_before_new_keys(cfg, os.path.join(run_dir, "config.yaml")) != state["fingerprint"]:
+            raise CrossValError(f"{os.path.join(run_dir, STATE_FILE)}: this run was started with another config "
+                                f"({state.get('config_file')}, status {state['status']}); it is not continued or "
+                                "overwritten with the new settings: choose another --out")
+        logger.info("%s: started before wssdl_d2 added config keys that are at their defaults here; continued",
+                    run_dir)
+        state["fingerprint"] = fingerprint
+        _write_state(run_dir, state)
     per_image = os.path.join(run_dir, "inference", "corloc_per_image.csv")
     if state["status"] == "evaluated" and os.path.isfile(per_image):
         return state, "skipped"
