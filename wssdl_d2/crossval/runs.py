@@ -243,8 +243,6 @@ def run_config(cfg, run_dir: str, about: Dict, train_fn: Callable = train_model,
                                 "overwritten with the new settings: choose another --out")
         logger.info("%s: started before wssdl_d2 added config keys that are at their defaults here; continued",
                     run_dir)
-        state["fingerprint"] = fingerprint
-        _write_state(run_dir, state)
     per_image = os.path.join(run_dir, "inference", "corloc_per_image.csv")
     if state["status"] == "evaluated" and os.path.isfile(per_image):
         return state, "skipped"
