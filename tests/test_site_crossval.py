@@ -2,6 +2,7 @@
 --site-folds``): a tiny source model, a tiny site in 2 folds with 0 and 2 boxed scans per training part; every run's
 datasets, a stop and a restart that trains only what was left, the pooled report, and the errors a user meets."""
 import importlib.util
+import json
 import os
 import shutil
 import subprocess
@@ -88,6 +89,21 @@ def test_site_crossval_adapts_each_fold_resumes_and_pools(source_and_site, tmp_p
                                                              (adapted_row(2), adapted_row(0))]
 
     third = CountingRuns()
+    run_site_crossval(*args, max_iter=2, opts=opts, log=lambda *a: None, train_fn=third.train,
+                      eval_fn=third.evaluate)
+    assert not third.trained and not third.evaluated
+    # a zero-shot fold evaluated before wssdl_d2 added a config key (at its default now) is still recognised
+    older = first.eval_configs[0].clone()
+    older.defrost()
+    del older.WSSDL["FINETUNE_LR"]
+    zero_dir = os.path.join(out, ZERO_SHOT, "fold0")
+    with open(os.path.join(zero_dir, "config.yaml"), "w") as f:
+        f.write(older.dump())
+    with open(os.path.join(zero_dir, "zero_shot.json")) as f:
+        stamp = json.load(f)
+    stamp["fingerprint"] = cv_runs.config_fingerprint(older)
+    with open(os.path.join(zero_dir, "zero_shot.json"), "w") as f:
+        json.dump(stamp, f)
     run_site_crossval(*args, max_iter=2, opts=opts, log=lambda *a: None, train_fn=third.train,
                       eval_fn=third.evaluate)
     assert not third.trained and not third.evaluated
