@@ -20,6 +20,7 @@ from typing import Callable, Dict, Mapping, Optional
 import numpy as np
 
 from ..config import merge_config
+from ..evaluation.metrics import estimate
 from ..evaluation.paired import compare_runs
 from ..evaluation.results_io import PER_IMAGE_FILE, ResultsError, read_per_image
 from .runs import evaluate_model
@@ -64,8 +65,6 @@ def evaluate_external(run_dirs: Mapping[str, Mapping[int, str]], dataset: str,
 
 def _metrics(columns) -> Dict[str, float]:
     """The point values of :data:`EXTERNAL_METRICS` of one model's outcomes (no bootstrap)."""
-    from ..evaluation.metrics import estimate
-
     indices = np.arange(len(columns["file_name"]))[None, :]
     values = estimate(columns, indices)
     return {m: float(values[m][0]) for m in EXTERNAL_METRICS}

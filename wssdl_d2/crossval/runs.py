@@ -133,6 +133,12 @@ def fingerprint_before_new_keys(cfg, saved_config: str) -> Optional[str]:
     return config_fingerprint(cfg) if prune(cfg, saved, add_wssdl_config(get_cfg())) else None
 
 
+def config_matches(cfg, fingerprint: Optional[str], saved_config: str) -> bool:
+    """Whether the recorded ``fingerprint`` of a run (or evaluation) is ``cfg``'s, now or before config keys at their
+    defaults here were added (:func:`fingerprint_before_new_keys` with the run's ``saved_config``)."""
+    return fingerprint == config_fingerprint(cfg) or fingerprint == fingerprint_before_new_keys(cfg, saved_config)
+
+
 def read_state(run_dir: str):
     """The run's state dict, or None when there is no state file."""
     path = os.path.join(run_dir, STATE_FILE)
@@ -237,7 +243,7 @@ def run_config(cfg, run_dir: str, about: Dict, train_fn: Callable = train_model,
         with open(cfg_path, "w") as f:
             f.write(cfg.dump())
     elif state["fingerprint"] != fingerprint:
-        if fingerprint_before_new_keys(cfg, os.path.join(run_dir, "config.yaml")) != state["fingerprint"]:
+        if not config_matches(cfg, state["fingerprint"], os.path.join(run_dir, "config.yaml")):
             raise CrossValError(f"{os.path.join(run_dir, STATE_FILE)}: this run was started with another config "
                                 f"({state.get('config_file')}, status {state['status']}); it is not continued or "
                                 "overwritten with the new settings: choose another --out")

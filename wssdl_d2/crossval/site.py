@@ -27,8 +27,7 @@ from ..data.folds import fold_dataset_name
 from ..evaluation.results_io import PER_IMAGE_FILE, read_per_image
 from ..utils.atomic import atomic_open, atomic_write_json
 from .pooled import pool_folds
-from .runs import (CrossValError, config_fingerprint, evaluate_model, fingerprint_before_new_keys, run_config,
-                   train_model)
+from .runs import CrossValError, config_fingerprint, config_matches, evaluate_model, run_config, train_model
 
 ZERO_SHOT = "zero_shot"
 #: In ``<out>/zero_shot/fold<k>/``: the fingerprint of the config (weights included) the fold was evaluated with.
@@ -72,8 +71,7 @@ def _zero_shot(model_cfg: CfgNode, weights: str, test: str, run_dir: str, opts: 
     if os.path.isfile(stamp_path):
         with open(stamp_path) as f:
             stamp = json.load(f)
-        saved_config = os.path.join(run_dir, "config.yaml")
-        if stamp.get("fingerprint") not in (fingerprint, fingerprint_before_new_keys(cfg, saved_config)):
+        if not config_matches(cfg, stamp.get("fingerprint"), os.path.join(run_dir, "config.yaml")):
             raise CrossValError(f"{stamp_path}: this fold was evaluated with another model or config "
                                 f"({stamp.get('weights')}); it is not overwritten: choose another --out")
         if os.path.isfile(os.path.join(run_dir, "inference", PER_IMAGE_FILE)):
