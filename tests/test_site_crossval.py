@@ -19,7 +19,7 @@ from wssdl_d2.config import merge_config
 from wssdl_d2.crossval import runs as cv_runs
 from wssdl_d2.crossval.report import build_report
 from wssdl_d2.crossval.runs import CrossValError
-from wssdl_d2.crossval.site import ZERO_SHOT, adapted_row, run_site_crossval, site_fold_datasets
+from wssdl_d2.crossval.site import ZERO_SHOT, SourceModel, adapted_row, run_site_crossval, site_fold_datasets
 from wssdl_d2.data import register_datasets_under
 from wssdl_d2.data.phantom import write_phantom_dataset
 from wssdl_d2.data.prepare import prepare_pool
@@ -54,7 +54,8 @@ def test_site_crossval_adapts_each_fold_resumes_and_pools(source_and_site, tmp_p
     # a source trained with a cosine schedule: the adaptation's rate is constant all the same
     model_cfg = merge_config(config_file, ["MODEL.DEVICE", "cpu", "SOLVER.LR_SCHEDULER_NAME", "WarmupCosineLR"])
     out = str(tmp_path / "adapt")
-    args = (model_cfg, weights, "scsite", [0, 1], [0, 2], out, [SOURCE])
+    one_model = SourceModel(model_cfg, weights, [SOURCE])
+    args = ({0: one_model, 1: one_model}, "scsite", [0, 2], out)
     opts = tiny_crossval_opts() + ["TEST.DETECTIONS_PER_IMAGE", "19"]
     first = CountingRuns(stop_at=3)  # fold 0: both box counts done; fold 1: the first adaptation is stopped
     with pytest.raises(KeyboardInterrupt):
@@ -112,12 +113,74 @@ def test_site_crossval_adapts_each_fold_resumes_and_pools(source_and_site, tmp_p
     os.makedirs(os.path.dirname(other_model))
     shutil.copy(weights, other_model)
     with pytest.raises(CrossValError, match="another model"):
-        run_site_crossval(model_cfg, other_model, *args[2:], max_iter=2, opts=opts, log=lambda *a: None,
+        run_site_crossval({k: one_model._replace(weights=other_model) for k in (0, 1)}, *args[1:], max_iter=2, opts=opts, log=lambda *a: None,
                           train_fn=third.train, eval_fn=third.evaluate)
     with pytest.raises(CrossValError, match="another config"):
         run_site_crossval(*args, max_iter=2, alpha=0.25, opts=opts, log=lambda *a: None, train_fn=third.train,
                           eval_fn=third.evaluate)
     assert not third.trained and not third.evaluated
+
+
+def _fold_models(base, name):
+    """A source pool ``name`` in 2 folds and one (untrained) model per fold, each with its fold's training config:
+    {fold: SourceModel with the fold's held-out dataset as ``test``}."""
+    write_tiny_phantom(base, name, folds=2)
+    sources = {}
+    for k in (0, 1):
+        train = f"{name}_fold{k}_train_strong_30"
+        cfg = merge_config(os.path.join(ROOT, "configs", "Phantom", "strong_only.yaml"),
+                           tiny_crossval_opts() + ["DATASETS.TRAIN", f"('{train}',)", "DATASETS.TEST", "()",
+                                                   "MODEL.DEVICE", "cpu"])
+        model_dir = base / f"{name}_model{k}"
+        model_dir.mkdir()
+        torch.manual_seed(k)
+        DetectionCheckpointer(build_model(cfg), save_dir=str(model_dir)).save("model_final")
+        (model_dir / "config.yaml").write_text(cfg.dump())
+        sources[k] = SourceModel(cfg, str(model_dir / "model_final.pth"), [train], f"{name}_fold{k}_val")
+    return sources
+
+
+def test_site_crossval_with_a_model_per_source_fold_measures_the_cost_at_the_source(source_and_site, tmp_path,
+                                                                                      one_thread):
+    _, _, base = source_and_site
+    sources = _fold_models(base, "scpool")
+    out = str(tmp_path / "adapt")
+    opts = tiny_crossval_opts()
+    first = CountingRuns()
+    result = run_site_crossval(sources, "scsite", [0], out, max_iter=2, opts=opts, log=lambda *a: None,
+                               train_fn=first.train, eval_fn=first.evaluate)
+    # fold k starts from fold k's model and keeps its boxed training images only (never its held-out fold)
+    for k, cfg in enumerate(first.configs):
+        assert cfg.MODEL.WEIGHTS == os.path.abspath(sources[k].weights)
+        assert cfg.DATASETS.TRAIN == (f"scpool_fold{k}_train_strong_30", f"scsite_fold{k}_train_weak_n0")
+    for k in (0, 1):  # each row also tested on the source fold its model never saw
+        for row in (ZERO_SHOT, adapted_row(0)):
+            assert os.path.join(out, row, f"fold{k}", f"scpool_fold{k}_val") in first.evaluated
+    source_images = sorted(os.path.basename(d["file_name"]) for k in (0, 1)
+                           for d in DatasetCatalog.get(f"scpool_fold{k}_val"))
+    assert list(result["source_pooled"]) == [ZERO_SHOT, adapted_row(0)]
+    for row, pooled in result["source_pooled"].items():
+        assert sorted(os.path.basename(f) for f in pooled["file_name"]) == source_images, row
+    with open(os.path.join(out, ZERO_SHOT, "fold1", "zero_shot.json")) as f:
+        assert json.load(f)["weights"] == os.path.abspath(sources[1].weights)
+    # nothing is trained or tested again
+    second = CountingRuns()
+    again = run_site_crossval(sources, "scsite", [0], out, max_iter=2, opts=opts, log=lambda *a: None,
+                              train_fn=second.train, eval_fn=second.evaluate)
+    assert not second.trained and not second.evaluated
+    assert (again["source_pooled"][adapted_row(0)]["hit_any"] == result["source_pooled"][adapted_row(0)][
+        "hit_any"]).all()
+    # one model for every fold: no source test; a source test for some folds only is refused
+    assert run_site_crossval({k: sources[k]._replace(test=None) for k in (0, 1)}, "scsite", [0], out, max_iter=2,
+                             opts=opts, log=lambda *a: None, train_fn=second.train,
+                             eval_fn=second.evaluate)["source_pooled"] is None
+    with pytest.raises(CrossValError, match="for folds \\[0\\] only"):
+        run_site_crossval({0: sources[0], 1: sources[1]._replace(test=None)}, "scsite", [0], out, max_iter=2,
+                          opts=opts, log=lambda *a: None, train_fn=second.train, eval_fn=second.evaluate)
+    with pytest.raises(CrossValError, match="scpool_fold7_val"):
+        run_site_crossval({0: sources[0]._replace(test="scpool_fold7_val"), 1: sources[1]}, "scsite", [0], out,
+                          max_iter=2, opts=opts, log=lambda *a: None, train_fn=second.train, eval_fn=second.evaluate)
+    assert not second.trained and not second.evaluated
 
 
 def test_site_fold_datasets_name_what_is_missing(source_and_site):
@@ -162,3 +225,13 @@ def test_adapt_site_tool_site_folds_errors(source_and_site, tmp_path):
                          env=env)
     assert run.returncode == 2 and "SOLVER.MAXITER" in run.stderr and "Traceback" not in run.stderr
     assert not os.path.exists(tmp_path / "z" / ZERO_SHOT)
+    # a source test needs one model per fold, and per-fold models need --site-folds
+    run = subprocess.run([sys.executable, tool, "--from", weights, "--site-folds", "scsite", "--source-test",
+                          "scsite_fold{fold}_val", "--out", str(tmp_path / "w")], capture_output=True, text=True,
+                         timeout=300, env=env)
+    assert run.returncode == 2 and "one model per fold" in run.stderr and "Traceback" not in run.stderr
+    run = subprocess.run([sys.executable, tool, "--from", weights.replace("source_model", "{fold}"), "--site-train",
+                          "scsite_fold0_train_weak_n0", "--out", str(tmp_path / "v")], capture_output=True, text=True,
+                         timeout=300, env=env)
+    assert run.returncode == 2 and "only with --site-folds" in run.stderr
+    assert not os.path.exists(tmp_path / "w") and not os.path.exists(tmp_path / "v")

@@ -26,6 +26,15 @@ the model before (``before/inference``) and after (``inference``); compare them 
 the other folds' scans (diagnoses only, plus each ``--boxes`` count of boxed scans) are tested on the fold's scans;
 the outcomes are pooled over the folds and compared paired in ``OUT/site_crossval.{md,json,csv,png}``. Stopped runs
 continue and finished ones are skipped when the same command is run again.
+
+With ``--site-folds``, ``--from`` (and ``--config-file``) may name one model per fold with ``{fold}``: the fold
+models of a cross-validation over the source's pool (``tools/crossval.py``), and ``--source-test NAME{fold}`` the
+source fold each of them never saw. Every row is then also tested there, pooled over the folds into
+``OUT/<report>_source.{md,json,csv,png}``: what adapting to the new site costs at the source, on images neither the
+model nor its adaptation saw::
+
+    python tools/adapt_site.py --from 'output/crossval/busi/wssdl_20/fold{fold}/model_final.pth' \
+        --site-folds breast --source-test 'busi_fold{fold}_val' --boxes 0 10 25 --out output/breast_adapt/busi_folds
 """
 import argparse
 import os
@@ -36,7 +45,7 @@ from wssdl_d2.config import load_config
 from wssdl_d2.crossval.driver import check_folds, timings
 from wssdl_d2.crossval.report import build_report, markdown, write_all
 from wssdl_d2.crossval.runs import CrossValError
-from wssdl_d2.crossval.site import run_site_crossval
+from wssdl_d2.crossval.site import SourceModel, run_site_crossval
 from wssdl_d2.data import default_dataset_root
 from wssdl_d2.data.errors import DatasetError
 from wssdl_d2.engine.site_adaptation import adapt, adaptation_config, prepare_site, source_strong_datasets
@@ -67,6 +76,9 @@ def get_parser():
                         help="the source's boxed datasets (default: those of the model's DATASETS.TRAIN)")
     parser.add_argument("--test", nargs="+", default=[], metavar="NAME",
                         help="the site's boxed test datasets, evaluated before and after (default: none)")
+    parser.add_argument("--source-test", metavar="NAME",
+                        help="with --site-folds and a --from per fold ({fold}): the source's held-out dataset of "
+                             "each fold model, e.g. busi_fold{fold}_val; every row is tested there too")
     parser.add_argument("--out", required=True, metavar="DIR", help="the adaptation's run folder")
     parser.add_argument("--max-iter", type=int, default=300, help="fine-tuning iterations (default %(default)s)")
     parser.add_argument("--lr", type=float, default=0.002, help="constant learning rate (default %(default)s)")
@@ -82,27 +94,57 @@ def _site_name(path):
     return re.sub(r"[^a-z0-9]+", "_", os.path.basename(os.path.normpath(path)).lower()).strip("_") or "site"
 
 
-def model_config_and_source(args):
-    """(the model's training config, the source's boxed datasets). Raises FileNotFoundError for a missing model."""
-    if not os.path.isfile(args.weights):
-        raise FileNotFoundError(f"{args.weights}: model file not found")
-    config_file = args.config_file or os.path.join(os.path.dirname(os.path.abspath(args.weights)), "config.yaml")
+def model_config_and_source(args, fold=None):
+    """(the model's training config, the source's boxed datasets), for ``fold`` when --from names one model per fold
+    (``{fold}``). Raises FileNotFoundError for a missing model or config."""
+    weights, config_file = _for_fold(args.weights, fold), _for_fold(args.config_file, fold)
+    if not os.path.isfile(weights):
+        raise FileNotFoundError(f"{weights}: model file not found")
+    config_file = config_file or os.path.join(os.path.dirname(os.path.abspath(weights)), "config.yaml")
     if not os.path.isfile(config_file):
         raise FileNotFoundError(f"{config_file}: the model's config not found (give --config-file)")
     model_cfg = load_config(config_file)
     return model_cfg, list(args.source or source_strong_datasets(model_cfg.DATASETS.TRAIN))
 
 
+def _for_fold(pattern, fold):
+    """``pattern`` with ``{fold}`` replaced by ``fold`` (None stays None)."""
+    return pattern if pattern is None or fold is None else pattern.replace("{fold}", str(fold))
+
+
+def source_models(args, folds):
+    """{fold: SourceModel}: --from for every fold, or the fold's own model and --source-test when it has
+    ``{fold}``. Raises ValueError for --source-test without per-fold models."""
+    per_fold = "{fold}" in args.weights
+    if args.source_test and not (per_fold and "{fold}" in args.source_test):
+        raise ValueError(f"--source-test {args.source_test}: give it with one model per fold, both with {{fold}} "
+                         "(e.g. --from 'output/crossval/busi/wssdl_20/fold{fold}/model_final.pth' --source-test "
+                         "'busi_fold{fold}_val'): a model is tested only on the source fold it never saw")
+    sources = {}
+    for fold in folds:
+        key = fold if per_fold else None
+        model_cfg, source = model_config_and_source(args, key)
+        sources[fold] = SourceModel(model_cfg, _for_fold(args.weights, key), source, _for_fold(args.source_test, key))
+    return sources
+
+
 def site_crossval(args):
-    """--site-folds: run (or continue) the cross-validation and write its report. Returns the report dict."""
-    model_cfg, source = model_config_and_source(args)
-    setup_run(model_cfg, log_dir=args.out)
+    """--site-folds: run (or continue) the cross-validation and write its report (and the source's with
+    --source-test). Returns the report dict."""
     folds = check_folds(args.site_folds, args.folds, flag="--site-folds")
-    result = run_site_crossval(model_cfg, args.weights, args.site_folds, folds, args.boxes, args.out, source,
-                               args.max_iter, args.lr, args.alpha, args.opts)
+    sources = source_models(args, folds)
+    setup_run(sources[folds[0]].cfg, log_dir=args.out)
+    result = run_site_crossval(sources, args.site_folds, args.boxes, args.out, args.max_iter, args.lr, args.alpha,
+                               args.opts)
     report = build_report(result["pooled"], timings=timings(result["states"]))
     paths = write_all(report, args.out, args.report)
     print(markdown(report))
+    if result["source_pooled"]:
+        source_report = build_report(result["source_pooled"])
+        paths.update({f"source {k}": v for k, v in
+                      write_all(source_report, args.out, f"{args.report}_source").items()})
+        print(f"On the source's held-out folds ({args.source_test}):")
+        print(markdown(source_report))
     print("wrote", ", ".join(paths.values()))
     return report
 
@@ -116,6 +158,9 @@ def build_config(args):
         raise FileNotFoundError(f"{saved}: nothing to resume (no adaptation config in --out)")
     if not args.site and not args.site_train:
         raise ValueError("give the site's scans (--site DIR) or its registered datasets (--site-train NAME ...)")
+    if "{fold}" in args.weights or args.source_test:
+        raise ValueError(f"--from {args.weights}{' --source-test ' + args.source_test if args.source_test else ''}: "
+                         "one model per fold ({fold}) and --source-test only with --site-folds")
     if len(args.boxes) != 1:
         raise ValueError(f"--boxes {args.boxes}: one count when adapting (several only with --site-folds)")
     model_cfg, source = model_config_and_source(args)

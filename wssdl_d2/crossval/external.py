@@ -15,7 +15,7 @@ import logging
 import os
 from collections import OrderedDict
 from itertools import combinations
-from typing import Callable, Dict, Mapping, Optional
+from typing import Callable, Dict, Mapping, Optional, Tuple
 
 import numpy as np
 
@@ -36,30 +36,44 @@ def external_folder(run_dir: str, dataset: str) -> str:
     return os.path.join(run_dir, dataset)
 
 
+def evaluate_run_on(run_dir: str, dataset: str, eval_fn: Callable = evaluate_model,
+                    weights: Optional[str] = None) -> Tuple[Dict[str, np.ndarray], bool]:
+    """Test the model of ``run_dir`` (its ``config.yaml`` with DATASETS.TEST set to the registered ``dataset``, and
+    ``weights``, default ``<run_dir>/model_final.pth``) on ``dataset`` into ``<run_dir>/<dataset>/inference``,
+    unless outcomes newer than the weights are there. Returns (per-image columns (N,), whether it evaluated).
+    Raises ResultsError naming the config or model that is missing."""
+    weights = weights or os.path.join(run_dir, "model_final.pth")
+    config = os.path.join(run_dir, "config.yaml")
+    target = external_folder(run_dir, dataset)
+    per_image = os.path.join(target, "inference", PER_IMAGE_FILE)
+    fresh = os.path.isfile(per_image) and (not os.path.isfile(weights)
+                                           or os.path.getmtime(per_image) >= os.path.getmtime(weights))
+    if not fresh:
+        missing = [p for p in (weights, config) if not os.path.isfile(p)]
+        if missing:
+            raise ResultsError(f"{', '.join(missing)} not found; a model is tested on {dataset} from its run "
+                               "folder's config.yaml and its weights")
+        cfg = merge_config(config, ["DATASETS.TEST", f"({dataset!r},)"])
+        cfg.freeze()
+        eval_fn(cfg, weights, target)
+    return read_per_image(os.path.join(target, "inference")), not fresh
+
+
 def evaluate_external(run_dirs: Mapping[str, Mapping[int, str]], dataset: str,
                       eval_fn: Callable = evaluate_model, log=print) -> Dict[str, Dict[int, Dict[str, np.ndarray]]]:
     """Test every fold model ``{row: {fold: run folder}}`` on the registered ``dataset`` (each folder holds the run's
-    ``config.yaml`` and ``model_final.pth``); outcomes newer than the model are reused. Returns
-    {row: {fold: per-image columns (N,)}}. Raises ResultsError naming the folder whose model or config is missing."""
+    ``config.yaml`` and ``model_final.pth``; :func:`evaluate_run_on`); outcomes newer than the model are reused.
+    Returns {row: {fold: per-image columns (N,)}}. Raises ResultsError naming the row, fold and missing file."""
     out = {}
     for row, folders in run_dirs.items():
         out[row] = {}
         for fold, run_dir in sorted(folders.items()):
-            weights, config = os.path.join(run_dir, "model_final.pth"), os.path.join(run_dir, "config.yaml")
-            target = external_folder(run_dir, dataset)
-            per_image = os.path.join(target, "inference", PER_IMAGE_FILE)
-            fresh = os.path.isfile(per_image) and (not os.path.isfile(weights)
-                                                   or os.path.getmtime(per_image) >= os.path.getmtime(weights))
-            if not fresh:
-                missing = [p for p in (weights, config) if not os.path.isfile(p)]
-                if missing:
-                    raise ResultsError(f"{row} fold {fold}: {', '.join(missing)} not found; a fold model is tested "
-                                       f"on {dataset} from its run folder's config.yaml and model_final.pth")
-                cfg = merge_config(config, ["DATASETS.TEST", f"({dataset!r},)"])
-                cfg.freeze()
-                eval_fn(cfg, weights, target)
+            try:
+                out[row][fold], evaluated = evaluate_run_on(run_dir, dataset, eval_fn)
+            except ResultsError as err:
+                raise ResultsError(f"{row} fold {fold}: {err}") from None
+            if evaluated:
                 log(f"[crossval] {row} fold {fold}: tested on {dataset}")
-            out[row][fold] = read_per_image(os.path.join(target, "inference"))
     return out
 
 

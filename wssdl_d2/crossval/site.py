@@ -12,12 +12,18 @@ Each adaptation is a resumable cross-validation run (:func:`.runs.run_config`: s
 finished run is never trained again). The per-image outcomes of each row are pooled over the folds, so every scan of
 the site is tested once per row, by a model that never saw it, and the rows are compared paired (:mod:`.report`).
 
+The source model may be one model for every fold, or one per fold (:class:`SourceModel`): the K models of a
+cross-validation over the source site's pool, each trained without its own source fold (``test``). Then every row
+is also tested on that source fold, and those outcomes are pooled over the folds too: the adaptation's cost at the
+source, measured on source images that neither the model nor its adaptation saw (the adaptation's batches keep the
+fold model's own boxed training images).
+
 Layout: ``<out>/zero_shot/fold<k>/inference`` (and ``zero_shot.json``) and ``<out>/adapted_n<N>/fold<k>/`` (a run
-folder).
+folder); with source folds also ``<out>/<row>/fold<k>/<source test dataset>/inference``.
 """
 import json
 import os
-from typing import Callable, Dict, List, Sequence, Tuple
+from typing import Callable, Dict, List, Mapping, NamedTuple, Optional, Sequence, Tuple
 
 from detectron2.config import CfgNode
 from detectron2.data import DatasetCatalog
@@ -26,12 +32,26 @@ from ..config import merge_pairs, resolve_device
 from ..data.folds import fold_dataset_name
 from ..evaluation.results_io import PER_IMAGE_FILE, read_per_image
 from ..utils.atomic import atomic_open, atomic_write_json
+from .external import evaluate_run_on
 from .pooled import pool_folds
 from .runs import CrossValError, config_fingerprint, config_matches, evaluate_model, run_config, train_model
 
 ZERO_SHOT = "zero_shot"
 #: In ``<out>/zero_shot/fold<k>/``: the fingerprint of the config (weights included) the fold was evaluated with.
 ZERO_SHOT_STAMP = "zero_shot.json"
+
+
+class SourceModel(NamedTuple):
+    """The model a fold's adaptation starts from.
+
+    cfg: the config it was trained with; weights: its checkpoint (.pth / .safetensors, loaded weights-only);
+    train: the source's boxed datasets it was trained with, kept in the adaptation's batches; test: a registered
+    dataset of source images it never saw (its own cross-validation fold), or None: the adaptation's cost at the
+    source is measured there."""
+    cfg: CfgNode
+    weights: str
+    train: Sequence[str]
+    test: Optional[str] = None
 
 
 def adapted_row(boxes: int) -> str:
@@ -83,52 +103,69 @@ def _zero_shot(model_cfg: CfgNode, weights: str, test: str, run_dir: str, opts: 
     return "evaluated"
 
 
-def run_site_crossval(model_cfg: CfgNode, weights: str, site: str, folds: Sequence[int], boxes: Sequence[int],
-                      out: str, source: Sequence[str], max_iter: int = 300, base_lr: float = 0.002,
-                      alpha: float = 0.5, opts: Sequence = (), log=print, train_fn: Callable = train_model,
-                      eval_fn: Callable = evaluate_model) -> Dict:
+def run_site_crossval(sources: Mapping[int, SourceModel], site: str, boxes: Sequence[int], out: str,
+                      max_iter: int = 300, base_lr: float = 0.002, alpha: float = 0.5, opts: Sequence = (), log=print,
+                      train_fn: Callable = train_model, eval_fn: Callable = evaluate_model) -> Dict:
     """Zero-shot and adapted rows of a site, every fold; resumable (finished runs are skipped).
 
     Args:
-        model_cfg: the source model's config; weights: its checkpoint (.pth / .safetensors, loaded weights-only).
-        site: the prepared site's dataset name (``breast`` for ``breast_fold<k>_*``); folds: the folds to run.
+        sources: {fold: the model its adaptation starts from} (the same one for every fold, or one per fold);
+            the folds run are its keys.
+        site: the prepared site's dataset name (``breast`` for ``breast_fold<k>_*``).
         boxes: boxed site scans per adaptation, one row each (e.g. (0, 10, 25)).
-        out: the output folder; source: the source's boxed datasets kept in the adaptation's batches.
+        out: the output folder.
         max_iter, base_lr, alpha, opts: the adaptation's settings (:func:`adaptation_config`).
 
-    Returns {"pooled": {row: pooled per-image columns}, "states": {adapted row: {fold: run state}}}, rows in the
-    order zero_shot, adapted_n<boxes[0]>, ...
+    Returns {"pooled": {row: pooled per-image columns on the site}, "source_pooled": {row: pooled per-image columns
+    on the sources' test folds} (None unless every source has a ``test``), "states": {adapted row: {fold: run
+    state}}}, rows in the order zero_shot, adapted_n<boxes[0]>, ...
     """
     from ..engine.site_adaptation import adaptation_config
 
+    folds = sorted(sources)
     if not folds:
         raise CrossValError(f"site {site!r}: no folds to run")
     rows = [ZERO_SHOT] + [adapted_row(n) for n in boxes]
     if len(set(rows)) != len(rows):
         raise CrossValError(f"--boxes {list(boxes)}: each box count once")
+    with_source_test = [f for f in folds if sources[f].test]
+    if with_source_test and len(with_source_test) != len(folds):
+        raise CrossValError(f"site {site!r}: a source test dataset for folds {with_source_test} only; give one for "
+                            "every fold or none")
     states: Dict[str, Dict[int, Dict]] = {adapted_row(n): {} for n in boxes}
     for fold in folds:  # check every dataset and the adaptation's settings before anything runs
+        src = sources[fold]
         for n in boxes:
             train, test = site_fold_datasets(site, fold, n)
-    adaptation_config(model_cfg, os.path.abspath(weights), source, train, out, max_iter, base_lr, alpha, [test], opts,
-                      write=False)
+            adaptation_config(src.cfg, os.path.abspath(src.weights), src.train, train, out, max_iter, base_lr, alpha,
+                              [test], opts, write=False)
+        if src.test and src.test not in DatasetCatalog.list():
+            raise CrossValError(f"fold {fold}: the source test dataset {src.test!r} is not registered")
+    source_outcomes: Dict[str, Dict[int, Dict]] = {row: {} for row in rows}
     for fold in folds:
+        src = sources[fold]
         test = fold_dataset_name(site, fold, "val")  # registered: checked above
-        did = _zero_shot(model_cfg, weights, test, os.path.join(out, ZERO_SHOT, f"fold{fold}"), opts, eval_fn)
+        zero_dir = os.path.join(out, ZERO_SHOT, f"fold{fold}")
+        did = _zero_shot(src.cfg, src.weights, test, zero_dir, opts, eval_fn)
         log(f"[site crossval] {ZERO_SHOT} fold {fold}: {did}")
+        if src.test:
+            source_outcomes[ZERO_SHOT][fold], _ = evaluate_run_on(zero_dir, src.test, eval_fn,
+                                                                  os.path.abspath(src.weights))
         for n in boxes:
             train, test = site_fold_datasets(site, fold, n)
             run_dir = os.path.join(out, adapted_row(n), f"fold{fold}")
-            cfg = adaptation_config(model_cfg, os.path.abspath(weights), source, train, run_dir, max_iter, base_lr,
-                                    alpha, [test], opts, write=False)
-            about = {"config": adapted_row(n), "config_file": os.path.abspath(weights), "fold": int(fold),
+            cfg = adaptation_config(src.cfg, os.path.abspath(src.weights), src.train, train, run_dir, max_iter,
+                                    base_lr, alpha, [test], opts, write=False)
+            about = {"config": adapted_row(n), "config_file": os.path.abspath(src.weights), "fold": int(fold),
                      "data": site}
             state, did = run_config(cfg, run_dir, about, train_fn, eval_fn)
             states[adapted_row(n)][fold] = state
             log(f"[site crossval] {adapted_row(n)} fold {fold}: {did} "
                 f"(training {state['train_seconds'] / 60:.1f} min)")
+            if src.test:
+                source_outcomes[adapted_row(n)][fold], _ = evaluate_run_on(run_dir, src.test, eval_fn)
     pooled = {row: pool_folds({f: read_per_image(os.path.join(out, row, f"fold{f}", "inference")) for f in folds},
                               row)
               for row in rows}
-    return {"pooled": pooled, "states": states}
-
+    source_pooled = ({row: pool_folds(source_outcomes[row], row) for row in rows} if with_source_test else None)
+    return {"pooled": pooled, "source_pooled": source_pooled, "states": states}
