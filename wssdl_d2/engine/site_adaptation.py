@@ -14,8 +14,9 @@ The workflow (tools/adapt_site.py, docs/SITE_ADAPTATION.md):
 3. :func:`adapt` trains it with :class:`~wssdl_d2.engine.WSSDLTrainer` (from ``<out>/last_checkpoint`` when
    resuming) and evaluates on the site's boxed test images when there are any.
 
-Weak site images go through the backbone in training mode, so its BatchNorm statistics move to the site, and the
-multiple-instance loss of each weak image re-learns the classification scores of the site's masses from its label.
+The multiple-instance loss of each weak site image re-learns the classification scores of the site's masses from
+its label, and its gradients move the trainable weights toward the site. A backbone with live BatchNorm also moves its
+running statistics to the site's images; the BUSI configs' EfficientNet-Lite0 keeps ImageNet's (``FrozenBN``).
 """
 import json
 import logging
