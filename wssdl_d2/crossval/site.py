@@ -46,8 +46,8 @@ class SourceModel(NamedTuple):
 
     cfg: the config it was trained with; weights: its checkpoint (.pth / .safetensors, loaded weights-only);
     train: the source's boxed datasets it was trained with, kept in the adaptation's batches; test: a registered
-    dataset of source images it never saw (its own cross-validation fold), or None: the adaptation's cost at the
-    source is measured there."""
+    dataset of source images it never saw (its own cross-validation fold) where the adaptation's cost at the source
+    is measured, or None."""
     cfg: CfgNode
     weights: str
     train: Sequence[str]
