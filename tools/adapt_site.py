@@ -120,11 +120,13 @@ def source_models(args, folds):
         raise ValueError(f"--source-test {args.source_test}: give it with one model per fold, both with {{fold}} "
                          "(e.g. --from 'output/crossval/busi/wssdl_20/fold{fold}/model_final.pth' --source-test "
                          "'busi_fold{fold}_val'): a model is tested only on the source fold it never saw")
+    if not per_fold:
+        model_cfg, source = model_config_and_source(args)
+        return {fold: SourceModel(model_cfg, args.weights, source) for fold in folds}
     sources = {}
     for fold in folds:
-        key = fold if per_fold else None
-        model_cfg, source = model_config_and_source(args, key)
-        sources[fold] = SourceModel(model_cfg, _for_fold(args.weights, key), source, _for_fold(args.source_test, key))
+        model_cfg, source = model_config_and_source(args, fold)
+        sources[fold] = SourceModel(model_cfg, _for_fold(args.weights, fold), source, _for_fold(args.source_test, fold))
     return sources
 
 

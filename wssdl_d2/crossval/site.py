@@ -133,12 +133,15 @@ def run_site_crossval(sources: Mapping[int, SourceModel], site: str, boxes: Sequ
         raise CrossValError(f"site {site!r}: a source test dataset for folds {with_source_test} only; give one for "
                             "every fold or none")
     states: Dict[str, Dict[int, Dict]] = {adapted_row(n): {} for n in boxes}
-    for fold in folds:  # check every dataset and the adaptation's settings before anything runs
+    adaptations = {}  # (fold, boxes) -> (run folder, config): every dataset and setting checked before anything runs
+    for fold in folds:
         src = sources[fold]
         for n in boxes:
             train, test = site_fold_datasets(site, fold, n)
-            adaptation_config(src.cfg, os.path.abspath(src.weights), src.train, train, out, max_iter, base_lr, alpha,
-                              [test], opts, write=False)
+            run_dir = os.path.join(out, adapted_row(n), f"fold{fold}")
+            adaptations[fold, n] = run_dir, adaptation_config(src.cfg, os.path.abspath(src.weights), src.train, train,
+                                                              run_dir, max_iter, base_lr, alpha, [test], opts,
+                                                              write=False)
         if src.test and src.test not in DatasetCatalog.list():
             raise CrossValError(f"fold {fold}: the source test dataset {src.test!r} is not registered")
     source_outcomes: Dict[str, Dict[int, Dict]] = {row: {} for row in rows}
@@ -152,10 +155,7 @@ def run_site_crossval(sources: Mapping[int, SourceModel], site: str, boxes: Sequ
             source_outcomes[ZERO_SHOT][fold], _ = evaluate_run_on(zero_dir, src.test, eval_fn,
                                                                   os.path.abspath(src.weights))
         for n in boxes:
-            train, test = site_fold_datasets(site, fold, n)
-            run_dir = os.path.join(out, adapted_row(n), f"fold{fold}")
-            cfg = adaptation_config(src.cfg, os.path.abspath(src.weights), src.train, train, run_dir, max_iter,
-                                    base_lr, alpha, [test], opts, write=False)
+            run_dir, cfg = adaptations[fold, n]
             about = {"config": adapted_row(n), "config_file": os.path.abspath(src.weights), "fold": int(fold),
                      "data": site}
             state, did = run_config(cfg, run_dir, about, train_fn, eval_fn)
