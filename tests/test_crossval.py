@@ -290,13 +290,47 @@ def test_a_stopped_training_continues_from_its_last_checkpoint(fold_data, tmp_pa
         cv_runs.train_model(cfg)
         raise KeyboardInterrupt
 
+    opts = tiny_crossval_opts(max_iter=4) + ["SOLVER.CHECKPOINT_PERIOD", "1"]
     with pytest.raises(KeyboardInterrupt):
-        cv_runs.run_fold(spec, "cvphantom", 0, tiny_crossval_opts(max_iter=4), run_dir, train_fn=stopped_after_two)
-    state, did = cv_runs.run_fold(spec, "cvphantom", 0, tiny_crossval_opts(max_iter=4), run_dir)
+        cv_runs.run_fold(spec, "cvphantom", 0, opts, run_dir, train_fn=stopped_after_two)
+    assert {"model_0000001.pth", "model_final.pth"} <= set(os.listdir(run_dir))  # a stopped run keeps them
+    state, did = cv_runs.run_fold(spec, "cvphantom", 0, opts, run_dir)
     assert did == "trained and evaluated" and state["status"] == "evaluated"
     log = open(os.path.join(run_dir, "log.txt")).read()
     assert "Starting training from iteration 0" in log and "Starting training from iteration 2" in log
     assert os.path.isfile(os.path.join(run_dir, "inference", "corloc_per_image.csv"))
+    # the checkpoints it continued from are removed once it is trained; the final model stays
+    assert "model_0000003.pth" in log and "periodic checkpoints removed" in log
+    assert sorted(f for f in os.listdir(run_dir) if f.endswith(".pth")) == ["model_final.pth"]
+
+
+def test_periodic_checkpoints_go_when_the_training_ends_unless_kept(fold_data, tmp_path):
+    """Only Detectron2's periodic checkpoints (model_<7 digits>.pth) of a run with model_final.pth are removed,
+    after its training; with keep_checkpoints, or while a run has no final model, every file stays."""
+    spec = RunSpec("strong_only", os.path.join(CONFIGS, "strong_only.yaml"))
+    written = ["model_0000004.pth", "model_0000009.pth", "model_final.pth", "model_best.pth", "model_00001.pth"]
+
+    def fake_train(cfg):
+        for name in written:
+            with open(os.path.join(cfg.OUTPUT_DIR, name), "wb") as f:
+                f.write(b"0" * 1000)
+
+    def fake_eval(cfg, weights, output_dir):
+        os.makedirs(os.path.join(output_dir, "inference"), exist_ok=True)
+        open(os.path.join(output_dir, "inference", "corloc_per_image.csv"), "w").close()
+
+    for keep in (False, True):
+        run_dir = str(tmp_path / f"keep_{keep}")
+        cfg = cv_runs.fold_config(spec, "cvphantom", 0, tiny_crossval_opts(), run_dir)
+        _, did = cv_runs.run_config(cfg, run_dir, {}, fake_train, fake_eval, keep_checkpoints=keep)
+        assert did == "trained and evaluated"
+        kept = sorted(f for f in os.listdir(run_dir) if f.endswith(".pth"))
+        assert kept == (sorted(written) if keep else ["model_00001.pth", "model_best.pth", "model_final.pth"]), keep
+    stopped = tmp_path / "stopped"
+    stopped.mkdir()
+    (stopped / "model_0000004.pth").write_bytes(b"0")
+    assert cv_runs.remove_periodic_checkpoints(str(stopped)) == 0 and (stopped / "model_0000004.pth").exists()
+    assert cv_runs.remove_periodic_checkpoints(str(tmp_path / "keep_True")) == 2000
 
 
 def test_a_run_started_before_a_config_key_was_added_is_still_recognised(fold_data, tmp_path):

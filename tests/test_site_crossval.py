@@ -73,6 +73,8 @@ def test_site_crossval_adapts_each_fold_resumes_and_pools(source_and_site, tmp_p
     assert first.eval_configs[0].TEST.DETECTIONS_PER_IMAGE == 19 == first.configs[0].TEST.DETECTIONS_PER_IMAGE
     finished = os.path.join(out, adapted_row(2), "fold0", "model_final.pth")
     mtime = os.path.getmtime(finished)
+    # a finished adaptation keeps model_final.pth only (its periodic checkpoint, iteration 0 of 2, was removed)
+    assert sorted(f for f in os.listdir(os.path.dirname(finished)) if f.endswith(".pth")) == ["model_final.pth"]
 
     second = CountingRuns()
     result = run_site_crossval(*args, max_iter=2, opts=opts, log=lambda *a: None, train_fn=second.train,
@@ -234,4 +236,8 @@ def test_adapt_site_tool_site_folds_errors(source_and_site, tmp_path):
                           "scsite_fold0_train_weak_n0", "--out", str(tmp_path / "v")], capture_output=True, text=True,
                          timeout=300, env=env)
     assert run.returncode == 2 and "only with --site-folds" in run.stderr
-    assert not os.path.exists(tmp_path / "w") and not os.path.exists(tmp_path / "v")
+    run = subprocess.run([sys.executable, tool, "--from", weights, "--site-train", "scsite_fold0_train_weak_n0",
+                          "--keep-checkpoints", "--out", str(tmp_path / "u")], capture_output=True, text=True,
+                         timeout=300, env=env)
+    assert run.returncode == 2 and "--keep-checkpoints only with --site-folds" in run.stderr
+    assert not any(os.path.exists(tmp_path / d) for d in "wvu")

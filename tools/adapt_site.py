@@ -25,7 +25,8 @@ the model before (``before/inference``) and after (``inference``); compare them 
 --folds K --strong-count 0 10 25``; wssdl_d2.crossval.site): for every fold, the model as it is and the model adapted on
 the other folds' scans (diagnoses only, plus each ``--boxes`` count of boxed scans) are tested on the fold's scans;
 the outcomes are pooled over the folds and compared paired in ``OUT/site_crossval.{md,json,csv,png}``. Stopped runs
-continue and finished ones are skipped when the same command is run again.
+continue and finished ones are skipped when the same command is run again; an adaptation's periodic checkpoints are
+removed when its training ends (``--keep-checkpoints`` keeps them).
 
 With ``--site-folds``, ``--from`` (and ``--config-file``) may name one model per fold with ``{fold}``: the fold
 models of a cross-validation over the source's pool (``tools/crossval.py``), and ``--source-test NAME{fold}`` the
@@ -85,6 +86,9 @@ def get_parser():
     parser.add_argument("--alpha", type=float, default=0.5, help="static MIL loss scale (default %(default)s)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the choice of --boxes scans")
     parser.add_argument("--resume", action="store_true", help="continue the run in --out (its config.yaml)")
+    parser.add_argument("--keep-checkpoints", action="store_true",
+                        help="with --site-folds: keep each adaptation's periodic checkpoints after its training "
+                             "(default: model_final.pth only)")
     parser.add_argument("--overwrite", action="store_true",
                         help="re-prepare the site's dataset folder even if it holds another dataset")
     return add_opts(parser)
@@ -137,7 +141,7 @@ def site_crossval(args):
     sources = source_models(args, folds)
     setup_run(sources[folds[0]].cfg, log_dir=args.out)
     result = run_site_crossval(sources, args.site_folds, args.boxes, args.out, args.max_iter, args.lr, args.alpha,
-                               args.opts)
+                               args.opts, keep_checkpoints=args.keep_checkpoints)
     report = build_report(result["pooled"], timings=timings(result["states"]))
     paths = write_all(report, args.out, args.report)
     print(markdown(report))
@@ -165,6 +169,8 @@ def build_config(args):
                          "one model per fold ({fold}) and --source-test only with --site-folds")
     if len(args.boxes) != 1:
         raise ValueError(f"--boxes {args.boxes}: one count when adapting (several only with --site-folds)")
+    if args.keep_checkpoints:
+        raise ValueError("--keep-checkpoints only with --site-folds (a single adaptation keeps its checkpoints)")
     model_cfg, source = model_config_and_source(args)
     if args.site:
         name = args.site_name or _site_name(args.site)

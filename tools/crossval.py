@@ -16,7 +16,9 @@ on the held-out fold, pool the per-image outcomes and compare the configs image 
   fully_supervised in the 10% and the 20% comparison): the second command finds them finished.
 - Runs: ``<out>/<config>/fold<k>/`` with ``crossval_state.json``. The command is safe to stop and start again:
   finished runs are never trained or evaluated again, a stopped run continues from its last checkpoint, and a run
-  folder started with other settings is refused (choose another --out).
+  folder started with other settings is refused (choose another --out). A run's periodic checkpoints are removed
+  when its training ends (only ``model_final.pth`` stays; 57 MB each for the BUSI configs); ``--keep-checkpoints``
+  keeps them, e.g. for ``tools/eval_checkpoints.py``'s validation curve on the held-out fold.
 - ``--rows NAME=FOLDER`` adds rows whose fold runs were made elsewhere, ``{fold}`` in FOLDER standing for the fold:
   e.g. ``tools/self_train.py`` from each fold's wssdl model into ``output/selftrain/fold<k>``, tested on the fold
   (``DATASETS.TEST "('busi_fold<k>_val',)"``): ``--rows selftrain=output/selftrain/fold{fold}/round_1``. Each
@@ -70,6 +72,8 @@ def parse_args(argv=None):
     parser.add_argument("--jobs", type=int, default=1,
                         help="runs trained at a time, each in its own process with cpu_count / JOBS threads "
                              "(default: %(default)s; 2 on a 2-core machine trains two runs side by side)")
+    parser.add_argument("--keep-checkpoints", action="store_true",
+                        help="keep every run's periodic checkpoints after its training (default: model_final.pth only)")
     parser.add_argument("--num-samples", type=int, default=2000, help="bootstrap resamples (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=0, help="bootstrap seed (default: %(default)s)")
     parser.add_argument("--level", type=float, default=0.95, help="confidence level (default: %(default)s)")
@@ -97,7 +101,8 @@ def main(argv=None):
                                 "(prepare the site with tools/prepare_busi.py --test-all, docs/SITE_ADAPTATION.md)")
         pooled_rows = read_rows(rows, args.data, folds)  # before any training: a bad row is reported at once
         result = run_crossval(specs, args.data, folds, args.out, args.opts, strong_percent=args.strong_percent,
-                              jobs=args.jobs, dataset_root=args.dataset_root or default_dataset_root())
+                              jobs=args.jobs, dataset_root=args.dataset_root or default_dataset_root(),
+                              keep_checkpoints=args.keep_checkpoints)
         result["pooled"].update(pooled_rows)
         report = crossval_report(result, args.num_samples, args.seed, args.level)
         run_dirs = fold_run_dirs(specs, rows, args.out, folds)

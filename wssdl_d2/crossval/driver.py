@@ -118,7 +118,7 @@ def _run_line(name: str, fold: int, state: Dict, did: str) -> str:
 
 
 def _fold_job(spec: RunSpec, data: str, fold: int, opts: Sequence[str], run_dir: str, strong_percent: Optional[int],
-              dataset_root: str, threads: int, train_fn: Callable, eval_fn: Callable):
+              dataset_root: str, threads: int, train_fn: Callable, eval_fn: Callable, keep_checkpoints: bool):
     """One run in a worker process of :func:`run_crossval` (``jobs`` > 1): ``threads`` torch threads, the prepared
     datasets under ``dataset_root`` registered anew (a spawned process starts with an empty DatasetCatalog)."""
     import torch
@@ -128,10 +128,11 @@ def _fold_job(spec: RunSpec, data: str, fold: int, opts: Sequence[str], run_dir:
     torch.set_num_threads(threads)
     register_datasets_under(dataset_root)
     return run_fold(spec, data, fold, opts, run_dir, train_fn=train_fn, eval_fn=eval_fn,
-                    strong_percent=strong_percent)
+                    strong_percent=strong_percent, keep_checkpoints=keep_checkpoints)
 
 
-def _run_parallel(tasks, data, out, opts, train_fn, eval_fn, strong_percent, jobs, threads, dataset_root, log):
+def _run_parallel(tasks, data, out, opts, train_fn, eval_fn, strong_percent, jobs, threads, dataset_root, log,
+                  keep_checkpoints):
     """Run ``tasks`` [(spec, fold)] in ``jobs`` spawned processes (one run each, started in task order), each with
     ``threads`` torch threads. Every run is taken to its end; the first error is raised afterwards.
     Returns {(name, fold): state}."""
@@ -139,7 +140,8 @@ def _run_parallel(tasks, data, out, opts, train_fn, eval_fn, strong_percent, job
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=jobs, mp_context=context, max_tasks_per_child=1) as pool:
         futures = {pool.submit(_fold_job, spec, data, fold, list(opts), os.path.join(out, spec.name, f"fold{fold}"),
-                               strong_percent, dataset_root, threads, train_fn, eval_fn): (spec.name, fold)
+                               strong_percent, dataset_root, threads, train_fn, eval_fn, keep_checkpoints):
+                   (spec.name, fold)
                    for spec, fold in tasks}
         try:
             for future in as_completed(futures):
@@ -163,7 +165,7 @@ def _run_parallel(tasks, data, out, opts, train_fn, eval_fn, strong_percent, job
 def run_crossval(specs: Sequence[RunSpec], data: str, folds: Sequence[int], out: str, opts: Sequence[str] = (),
                  train_fn: Callable = train_model, eval_fn: Callable = evaluate_model, log=print,
                  strong_percent: Optional[int] = None, jobs: int = 1, threads: Optional[int] = None,
-                 dataset_root: Optional[str] = None) -> Dict:
+                 dataset_root: Optional[str] = None, keep_checkpoints: bool = False) -> Dict:
     """Train and evaluate every config on every fold (fold by fold, so an early stop leaves whole folds), then read
     and pool the per-image outcomes. Returns {"pooled": {config: pooled columns}, "states": {config: {fold: state}}}.
     Safe to stop and start again: finished runs are skipped, a stopped one continues from its last checkpoint.
@@ -172,18 +174,19 @@ def run_crossval(specs: Sequence[RunSpec], data: str, folds: Sequence[int], out:
     (default ``cpu_count // jobs``; two one-thread runs use 2 CPU cores better than one two-thread run); the
     workers register the prepared datasets under ``dataset_root`` (default: $WSSDL_DATASETS or ./datasets), and ``train_fn`` /
     ``eval_fn`` must be picklable (module-level functions). The results do not depend on ``jobs`` when the
-    thread count per run is the same."""
+    thread count per run is the same. ``keep_checkpoints``: keep each run's periodic checkpoints after its training
+    (default: only ``model_final.pth`` stays, :func:`.runs.remove_periodic_checkpoints`)."""
     tasks = [(spec, fold) for fold in folds for spec in specs]
     if jobs > 1:
         threads = threads or max(1, (os.cpu_count() or 1) // jobs)
         done = _run_parallel(tasks, data, out, opts, train_fn, eval_fn, strong_percent, jobs, threads,
-                             dataset_root or default_dataset_root(), log)
+                             dataset_root or default_dataset_root(), log, keep_checkpoints)
     else:
         done = {}
         for spec, fold in tasks:
             run_dir = os.path.join(out, spec.name, f"fold{fold}")
             state, did = run_fold(spec, data, fold, opts, run_dir, train_fn=train_fn, eval_fn=eval_fn,
-                                  strong_percent=strong_percent)
+                                  strong_percent=strong_percent, keep_checkpoints=keep_checkpoints)
             done[(spec.name, fold)] = state
             log(_run_line(spec.name, fold, state, did))
     states = {s.name: {f: done[(s.name, f)] for f in folds} for s in specs}

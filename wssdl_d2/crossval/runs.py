@@ -5,7 +5,8 @@ A run lives in ``<out>/<config name>/fold<k>/`` (Detectron2's OUTPUT_DIR: checkp
 ``crossval_state.json`` written atomically at every step:
 
 - ``training``: training started (Detectron2's ``last_checkpoint`` lets it continue, as ``--resume`` does);
-- ``trained``: ``model_final.pth`` is written; only the evaluation is left;
+- ``trained``: ``model_final.pth`` is written; only the evaluation is left (the periodic checkpoints, needed only to
+  continue a stopped training, are removed then unless ``keep_checkpoints``: 57 MB each for the BUSI configs);
 - ``evaluated``: finished; never trained or evaluated again;
 - ``failed``: the last attempt raised (message kept); the next start tries again from the last checkpoint.
 
@@ -31,6 +32,8 @@ from ..data.folds import fold_dataset_name
 from ..utils.atomic import atomic_write_json
 
 STATE_FILE = "crossval_state.json"
+#: Detectron2's periodic checkpoints (``model_0000099.pth``); ``model_final.pth`` is not one.
+PERIODIC_CHECKPOINT_RE = re.compile(r"^model_\d{7}\.pth$")
 #: A prepared split name at the end of a dataset name: busi_train_strong_20 -> train_strong_20.
 SPLIT_RE = re.compile(r"(?:^|_)(train_strong_\d+|train_weak_\d+|train_all|val|test)$")
 
@@ -191,6 +194,20 @@ def training_config(cfg: CfgNode) -> CfgNode:
     return cfg
 
 
+def remove_periodic_checkpoints(run_dir: str) -> int:
+    """Delete the periodic checkpoints (:data:`PERIODIC_CHECKPOINT_RE`) of a run whose ``model_final.pth`` exists;
+    a run without it keeps them (they are how it continues). Returns the number of bytes freed."""
+    if not os.path.isfile(os.path.join(run_dir, "model_final.pth")):
+        return 0
+    freed = 0
+    for name in sorted(os.listdir(run_dir)):
+        path = os.path.join(run_dir, name)
+        if PERIODIC_CHECKPOINT_RE.match(name) and os.path.isfile(path):
+            freed += os.path.getsize(path)
+            os.remove(path)
+    return freed
+
+
 def train_model(cfg) -> None:
     """Train ``cfg`` in this process with the project's trainer, continuing from ``OUTPUT_DIR/last_checkpoint``
     when there is one (Detectron2's ``--resume``); seeded from ``cfg.SEED``."""
@@ -211,20 +228,22 @@ def evaluate_model(cfg, weights: str, output_dir: str):
 
 def run_fold(spec: RunSpec, data: str, fold: int, opts: Sequence[str], run_dir: str,
              train_fn: Callable = train_model, eval_fn: Callable = evaluate_model,
-             strong_percent: Optional[int] = None) -> Tuple[Dict, str]:
+             strong_percent: Optional[int] = None, keep_checkpoints: bool = False) -> Tuple[Dict, str]:
     """Train (or continue) and evaluate one run of ``spec`` on fold ``fold`` (:func:`fold_config`, then
     :func:`run_config`); a finished run is left alone. Returns what :func:`run_config` returns."""
     cfg = fold_config(spec, data, fold, opts, run_dir, strong_percent)
     about = {"config": spec.name, "config_file": os.path.abspath(spec.config_file), "fold": int(fold), "data": data}
-    return run_config(cfg, run_dir, about, train_fn, eval_fn)
+    return run_config(cfg, run_dir, about, train_fn, eval_fn, keep_checkpoints)
 
 
 def run_config(cfg, run_dir: str, about: Dict, train_fn: Callable = train_model,
-               eval_fn: Callable = evaluate_model) -> Tuple[Dict, str]:
+               eval_fn: Callable = evaluate_model, keep_checkpoints: bool = False) -> Tuple[Dict, str]:
     """Train (or continue) the frozen ``cfg`` into ``run_dir`` (its OUTPUT_DIR) and evaluate it on
     ``cfg.DATASETS.TEST``; a finished run is left alone.
 
     ``about``: what the state file records of the run (``config`` name, ``config_file``, ``fold``, ``data``).
+    ``keep_checkpoints``: keep the periodic checkpoints once the training has ended (default: removed then, with
+    :func:`remove_periodic_checkpoints`; ``model_final.pth`` stays).
     Returns (state dict, what happened: "skipped" | "evaluated" | "trained and evaluated"). The per-image outcomes
     are in ``<run_dir>/inference/corloc_per_image.csv``. Raises CrossValError for a folder that holds another
     config's run or files not made by cross-validation; training errors propagate after the state records them.
@@ -274,6 +293,12 @@ def run_config(cfg, run_dir: str, about: Dict, train_fn: Callable = train_model,
         state["status"] = "trained"
         state.pop("error", None)
         _write_state(run_dir, state)
+        if not keep_checkpoints:
+            with run_log(run_dir):
+                freed = remove_periodic_checkpoints(run_dir)
+                if freed:
+                    logger.info("%s: periodic checkpoints removed (%.1f MB); model_final.pth kept", run_dir,
+                                freed / 2**20)
         did = "trained and evaluated"
     start = time.perf_counter()
     with run_log(run_dir):

@@ -105,7 +105,8 @@ def _zero_shot(model_cfg: CfgNode, weights: str, test: str, run_dir: str, opts: 
 
 def run_site_crossval(sources: Mapping[int, SourceModel], site: str, boxes: Sequence[int], out: str,
                       max_iter: int = 300, base_lr: float = 0.002, alpha: float = 0.5, opts: Sequence = (), log=print,
-                      train_fn: Callable = train_model, eval_fn: Callable = evaluate_model) -> Dict:
+                      train_fn: Callable = train_model, eval_fn: Callable = evaluate_model,
+                      keep_checkpoints: bool = False) -> Dict:
     """Zero-shot and adapted rows of a site, every fold; resumable (finished runs are skipped).
 
     Args:
@@ -115,6 +116,8 @@ def run_site_crossval(sources: Mapping[int, SourceModel], site: str, boxes: Sequ
         boxes: boxed site scans per adaptation, one row each (e.g. (0, 10, 25)).
         out: the output folder.
         max_iter, base_lr, alpha, opts: the adaptation's settings (:func:`adaptation_config`).
+        keep_checkpoints: keep each adaptation's periodic checkpoints after its training (default: only
+            ``model_final.pth`` stays).
 
     Returns {"pooled": {row: pooled per-image columns on the site}, "source_pooled": {row: pooled per-image columns
     on the sources' test folds} (None unless every source has a ``test``), "states": {adapted row: {fold: run
@@ -158,7 +161,7 @@ def run_site_crossval(sources: Mapping[int, SourceModel], site: str, boxes: Sequ
             run_dir, cfg = adaptations[fold, n]
             about = {"config": adapted_row(n), "config_file": os.path.abspath(src.weights), "fold": int(fold),
                      "data": site}
-            state, did = run_config(cfg, run_dir, about, train_fn, eval_fn)
+            state, did = run_config(cfg, run_dir, about, train_fn, eval_fn, keep_checkpoints)
             states[adapted_row(n)][fold] = state
             log(f"[site crossval] {adapted_row(n)} fold {fold}: {did} "
                 f"(training {state['train_seconds'] / 60:.1f} min)")
