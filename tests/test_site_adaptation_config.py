@@ -64,6 +64,13 @@ def test_config_and_site_preparation(phantom_root, tmp_path):
     assert saved.DATASETS.TRAIN == cfg.DATASETS.TRAIN and saved.MODEL.ROI_HEADS.NAME == "MILROIHeads"
     with pytest.raises(ValueError, match="no site dataset"):
         adaptation_config(model_cfg, "model.pth", source, [], str(out))
+    # teacher: SITE_TEACHER under WSSDL.TEACHER, the model config's other teacher keys kept, overrides applied last
+    taught = adaptation_config(model_cfg, "model.pth", source, [weak], str(tmp_path / "taught"), teacher=True,
+                               overrides=["WSSDL.TEACHER.EMA_DECAY", "0.9"], write=False)
+    t = taught.WSSDL.TEACHER
+    assert (t.ENABLED, t.BURN_IN, t.ADAPTIVE.WINDOW, t.EVAL_WITH, t.EMA_DECAY) == (True, 0, 200, "student", 0.9)
+    assert t.LABEL_FILTER == model_cfg.WSSDL.TEACHER.LABEL_FILTER and not (tmp_path / "taught").exists()
+    assert not cfg.WSSDL.TEACHER.ENABLED  # without teacher nothing changes
 
 
 def test_tool_adapts_and_resumes(phantom_root, tiny_cfg, tmp_path, one_thread):
@@ -111,3 +118,13 @@ def test_tool_adapts_and_resumes(phantom_root, tiny_cfg, tmp_path, one_thread):
     bad = subprocess.run([sys.executable, TOOL, "--from", "unused.pth", "--out", str(tmp_path / "none"), "--resume"],
                          capture_output=True, text=True, env=ENV)
     assert bad.returncode == 2 and "nothing to resume" in bad.stderr
+    # --teacher: the label-aware mean teacher from the first iteration, its pseudo-boxes on the site's scans learnt
+    taught = tmp_path / "adapted_teacher"
+    done = subprocess.run([sys.executable, TOOL, "--from", str(tmp_path / "model" / "model_final.pth"), "--site",
+                           str(site), "--out", str(taught), "--max-iter", "3", "--teacher"],
+                          capture_output=True, text=True, env=ENV)
+    assert done.returncode == 0, done.stderr[-3000:]
+    teacher_cfg = merge_config(str(taught / "config.yaml")).WSSDL.TEACHER
+    assert (teacher_cfg.ENABLED, teacher_cfg.BURN_IN, teacher_cfg.EVAL_WITH) == (True, 0, "student")
+    assert "teacher" in torch.load(str(taught / "model_final.pth"), map_location="cpu", weights_only=True)
+    assert "loss_cls_pseudo" in (taught / "metrics.json").read_text()

@@ -123,6 +123,19 @@ def test_site_crossval_adapts_each_fold_resumes_and_pools(source_and_site, tmp_p
     assert not third.trained and not third.evaluated
 
 
+def test_site_crossval_with_the_teacher_adapts_with_it_and_tests_the_model_as_it_came(source_and_site, tmp_path):
+    config_file, weights, _ = source_and_site
+    model_cfg = merge_config(config_file, ["MODEL.DEVICE", "cpu"])
+    runs = CountingRuns(stop_at=1)  # the first adaptation's config is recorded, then the run stops
+    with pytest.raises(KeyboardInterrupt):
+        run_site_crossval({0: SourceModel(model_cfg, weights, [SOURCE])}, "scsite", [0], str(tmp_path / "t"),
+                          max_iter=2, opts=tiny_crossval_opts(), log=lambda *a: None, train_fn=runs.train,
+                          eval_fn=runs.evaluate, teacher=True)
+    taught = runs.configs[0].WSSDL.TEACHER
+    assert (taught.ENABLED, taught.BURN_IN, taught.EVAL_WITH) == (True, 0, "student")
+    assert not runs.eval_configs[0].WSSDL.TEACHER.ENABLED  # the zero-shot row: the model as it came
+
+
 def _fold_models(base, name):
     """A source pool ``name`` in 2 folds and one (untrained) model per fold, each with its fold's training config:
     {fold: SourceModel with the fold's held-out dataset as ``test``}."""

@@ -17,7 +17,8 @@ registered as ``<site name>_train_weak_n<N>`` (and ``_train_strong_n<N>``). The 
 default: the config.yaml beside ``--from``) is switched to the joint method and fine-tuned from the model's weights
 on the source's boxed datasets (``--source``, default: those of its DATASETS.TRAIN with boxes) plus the site's
 images, at a constant ``--lr`` with a static MIL scale ``--alpha`` for ``--max-iter`` iterations
-(wssdl_d2.engine.site_adaptation). ``--out`` gets config.yaml, checkpoints and, with ``--test``, the evaluation of
+(wssdl_d2.engine.site_adaptation). ``--teacher`` adds the label-aware mean teacher on the site's scans (pseudo-boxes
+within each scan's diagnosis, from the first iteration; evaluations use the trained model, the student). ``--out`` gets config.yaml, checkpoints and, with ``--test``, the evaluation of
 the model before (``before/inference``) and after (``inference``); compare them paired with
 ``tools/compare.py OUT OUT/before``. Trailing KEY VALUE pairs override the adaptation config.
 
@@ -84,6 +85,9 @@ def get_parser():
     parser.add_argument("--max-iter", type=int, default=300, help="fine-tuning iterations (default %(default)s)")
     parser.add_argument("--lr", type=float, default=0.002, help="constant learning rate (default %(default)s)")
     parser.add_argument("--alpha", type=float, default=0.5, help="static MIL loss scale (default %(default)s)")
+    parser.add_argument("--teacher", action="store_true",
+                        help="also self-train on the site's scans with the label-aware mean teacher: pseudo-boxes "
+                             "within each scan's diagnosis (measured on BrEaST in BENCHMARKS.md)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the choice of --boxes scans")
     parser.add_argument("--resume", action="store_true", help="continue the run in --out (its config.yaml)")
     parser.add_argument("--keep-checkpoints", action="store_true",
@@ -141,7 +145,7 @@ def site_crossval(args):
     sources = source_models(args, folds)
     setup_run(sources[folds[0]].cfg, log_dir=args.out)
     result = run_site_crossval(sources, args.site_folds, args.boxes, args.out, args.max_iter, args.lr, args.alpha,
-                               args.opts, keep_checkpoints=args.keep_checkpoints)
+                               args.opts, keep_checkpoints=args.keep_checkpoints, teacher=args.teacher)
     report = build_report(result["pooled"], timings=timings(result["states"]))
     paths = write_all(report, args.out, args.report)
     print(markdown(report))
@@ -180,7 +184,7 @@ def build_config(args):
     else:
         site_train = list(args.site_train)
     return adaptation_config(model_cfg, os.path.abspath(args.weights), source, site_train, args.out, args.max_iter,
-                             args.lr, args.alpha, args.test, args.opts)
+                             args.lr, args.alpha, args.test, args.opts, teacher=args.teacher)
 
 
 def parse_args(argv=None):

@@ -106,7 +106,7 @@ def _zero_shot(model_cfg: CfgNode, weights: str, test: str, run_dir: str, opts: 
 def run_site_crossval(sources: Mapping[int, SourceModel], site: str, boxes: Sequence[int], out: str,
                       max_iter: int = 300, base_lr: float = 0.002, alpha: float = 0.5, opts: Sequence = (), log=print,
                       train_fn: Callable = train_model, eval_fn: Callable = evaluate_model,
-                      keep_checkpoints: bool = False) -> Dict:
+                      keep_checkpoints: bool = False, teacher: bool = False) -> Dict:
     """Zero-shot and adapted rows of a site, every fold; resumable (finished runs are skipped).
 
     Args:
@@ -115,7 +115,7 @@ def run_site_crossval(sources: Mapping[int, SourceModel], site: str, boxes: Sequ
         site: the prepared site's dataset name (``breast`` for ``breast_fold<k>_*``).
         boxes: boxed site scans per adaptation, one row each (e.g. (0, 10, 25)).
         out: the output folder.
-        max_iter, base_lr, alpha, opts: the adaptation's settings (:func:`adaptation_config`).
+        max_iter, base_lr, alpha, opts, teacher: the adaptation's settings (:func:`adaptation_config`).
         keep_checkpoints: keep each adaptation's periodic checkpoints after its training (default: only
             ``model_final.pth`` stays).
 
@@ -144,7 +144,7 @@ def run_site_crossval(sources: Mapping[int, SourceModel], site: str, boxes: Sequ
             run_dir = os.path.join(out, adapted_row(n), f"fold{fold}")
             adaptations[fold, n] = run_dir, adaptation_config(src.cfg, os.path.abspath(src.weights), src.train, train,
                                                               run_dir, max_iter, base_lr, alpha, [test], opts,
-                                                              write=False)
+                                                              write=False, teacher=teacher)
         if src.test and src.test not in DatasetCatalog.list():
             raise CrossValError(f"fold {fold}: the source test dataset {src.test!r} is not registered")
     source_outcomes: Dict[str, Dict[int, Dict]] = {row: {} for row in rows}

@@ -11,6 +11,9 @@ The workflow (tools/adapt_site.py, docs/SITE_ADAPTATION.md):
    weights, training on the source's strong datasets (the boxes it was trained with) plus the site's datasets, at a
    constant ``base_lr`` without warm-up and a static MIL scale ``alpha``. The config is written to
    ``<out>/config.yaml``, so ``tools/train_net.py --config-file <out>/config.yaml --resume`` continues a stopped run.
+   With ``teacher`` (``tools/adapt_site.py --teacher``) the site's scans also get the label-aware mean teacher
+   (:data:`SITE_TEACHER`): from the first iteration an EMA copy of the model pseudo-labels each weak scan within its
+   diagnosis and the model learns those boxes too: self-training on the site's own scans.
 3. :func:`adapt` trains it with :class:`~wssdl_d2.engine.WSSDLTrainer` (from ``<out>/last_checkpoint`` when
    resuming) and evaluates on the site's boxed test images when there are any.
 
@@ -37,6 +40,14 @@ JOINT_METHOD = {
     "MODEL.PROPOSAL_GENERATOR.NAME": ({"RPN", "StrongOnlyRPN"}, "StrongOnlyRPN"),
     "MODEL.ROI_HEADS.NAME": ({"StandardROIHeads", "MILROIHeads"}, "MILROIHeads"),
 }
+
+
+#: The label-aware mean teacher of an adaptation with ``teacher`` (the keys not named here are the model config's,
+#: by default LABEL_FILTER and KEEP_BEST on, adaptive per-class bars). No burn-in: the teacher starts as the trained
+#: model itself; EMA decay 0.99 (a time constant of 100 iterations) and a 200-iteration window for the adaptive
+#: bars, as configs/BUSI/wssdl_teacher.yaml. Evaluations use the student, so a source model without a teacher is
+#: evaluated the same way before and after.
+SITE_TEACHER = {"ENABLED": True, "BURN_IN": 0, "EMA_DECAY": 0.99, "ADAPTIVE.WINDOW": 200, "EVAL_WITH": "student"}
 
 
 def _get(cfg: CfgNode, key: str):
@@ -101,7 +112,8 @@ def prepare_site(site_dir: str, dataset_root: str, name: str, boxes: int = 0, se
 
 def adaptation_config(model_cfg: CfgNode, weights: str, source_train: Sequence[str], site_train: Sequence[str],
                       output_dir: str, max_iter: int = 300, base_lr: float = 0.002, alpha: float = 0.5,
-                      site_test: Sequence[str] = (), overrides: Sequence = (), write: bool = True) -> CfgNode:
+                      site_test: Sequence[str] = (), overrides: Sequence = (), write: bool = True,
+                      teacher: bool = False) -> CfgNode:
     """The fine-tuning config (frozen), also written to ``<output_dir>/config.yaml`` (unless ``write`` is False).
 
     Args:
@@ -115,6 +127,8 @@ def adaptation_config(model_cfg: CfgNode, weights: str, source_train: Sequence[s
         site_test: the site's boxed test datasets, evaluated at the end (none: no evaluation).
         overrides: KEY VALUE pairs applied last (command-line style).
         write: write ``<output_dir>/config.yaml`` (cross-validation writes it when a run starts).
+        teacher: also train on the label-aware mean teacher's pseudo-boxes on the site's weak scans
+            (:data:`SITE_TEACHER` set under ``WSSDL.TEACHER``, before ``overrides``).
 
     The learning rate is constant whatever schedule the model was trained with (WarmupMultiStepLR without steps
     or warm-up), so the same command adapts a model of any recipe alike.
@@ -140,6 +154,9 @@ def adaptation_config(model_cfg: CfgNode, weights: str, source_train: Sequence[s
     cfg.WSSDL.MIL.ALPHA.SCHEDULE = "static"
     cfg.WSSDL.MIL.ALPHA.VALUE = float(alpha)
     cfg.OUTPUT_DIR = output_dir
+    if teacher:
+        for key, value in SITE_TEACHER.items():
+            _set(cfg, f"WSSDL.TEACHER.{key}", value)
     merge_pairs(cfg, overrides)
     cfg.freeze()
     if not write:
