@@ -18,9 +18,9 @@ default: the config.yaml beside ``--from``) is switched to the joint method and 
 on the source's boxed datasets (``--source``, default: those of its DATASETS.TRAIN with boxes) plus the site's
 images, at a constant ``--lr`` with a static MIL scale ``--alpha`` for ``--max-iter`` iterations
 (wssdl_d2.engine.site_adaptation). ``--teacher`` adds the label-aware mean teacher on the site's scans (pseudo-boxes
-within each scan's diagnosis, from the first iteration; evaluations use the trained model, the student). ``--out`` gets config.yaml, checkpoints and, with ``--test``, the evaluation of
-the model before (``before/inference``) and after (``inference``); compare them paired with
-``tools/compare.py OUT OUT/before``. Trailing KEY VALUE pairs override the adaptation config.
+within each scan's diagnosis, from the first iteration; evaluations use the trained model, the student). ``--out``
+gets config.yaml, checkpoints and, with ``--test``, the evaluation of the model before (``before/inference``) and
+after (``inference``); compare them paired with ``tools/compare.py OUT OUT/before``. Trailing KEY VALUE pairs override the adaptation config.
 
 ``--site-folds NAME`` measures the adaptation on a site prepared in folds (``tools/prepare_busi.py --test-all
 --folds K --strong-count 0 10 25``; wssdl_d2.crossval.site): for every fold, the model as it is and the model adapted on
