@@ -90,6 +90,40 @@ def test_strong_subsets_are_nested_inside_each_training_part(prepared):
         assert {str(out / "images" / line) for line in lines} == strong[30]
 
 
+def test_each_fold_has_an_inner_split_of_its_training_part_only(prepared):
+    base, out, report = prepared
+    group_of = {r["file_name"]: r["group"] for r in read_rows_grouped_on_one_side(out / "meta" / "folds.csv", "fold",
+                                                                                   report)}
+    for k in range(K):
+        folder = out / f"fold{k}"
+        train, held_out = _files(folder / "train_all.json"), _files(folder / "val.json")
+        inner_val, inner_train = _files(folder / "inner_val.json"), _files(folder / "inner_train_all.json")
+        # the inner split partitions the training part; the held-out fold is never in it
+        assert inner_val and inner_train and not inner_val & inner_train and inner_val | inner_train == train
+        assert not (inner_val | inner_train) & held_out
+        # near-duplicate groups stay whole across the inner split too
+        rel = {f: os.path.relpath(f, out / "images") for f in train}
+        assert not {group_of[rel[f]] for f in inner_val} & {group_of[rel[f]] for f in inner_train}
+        assert 0.1 <= len(inner_val) / len(train) <= 0.35
+        # strong subsets of the inner training part, nested like the fold's own
+        strong = {p: _files(folder / f"inner_train_strong_{p}.json") for p in (10, 30, 100)}
+        assert strong[10] < strong[30] < strong[100] == inner_train
+        counts = report["folds"]["images"][f"fold{k}"]
+        assert counts["inner_val"] == len(inner_val)
+
+
+def test_strong_counts_tell_images_with_a_box_from_normal_images(prepared):
+    _, out, report = prepared
+    for k in range(K):
+        counts = report["folds"]["images"][f"fold{k}"]
+        for stem in ("train_strong_30", "inner_train_strong_30"):
+            dicts = load_wssdl_json(out / f"fold{k}" / f"{stem}.json")
+            with_box = sum(bool(d["annotations"]) for d in dicts)
+            normal = sum(d["image_label"] == 0 for d in dicts)
+            assert normal > 0 and counts[f"{stem}_with_box"] == with_box == len(dicts) - normal
+            assert counts[f"{stem}_normal"] == normal
+
+
 def test_fold_datasets_are_registered_and_load_their_images(prepared):
     base, out, _ = prepared
     names = register_datasets_under(str(base))

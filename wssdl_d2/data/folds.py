@@ -9,7 +9,17 @@ Layout (written by :func:`write_folds`, called from :func:`wssdl_d2.data.prepare
     <out>/fold<k>/train_strong_n<N>.json   with strong counts: N images with boxes of train_all keep them (nested)
     <out>/fold<k>/train_weak_n<N>.json     the rest of train_all with image labels only (n0: all of it)
     <out>/fold<k>/meta/strong_<P>.txt      the file names of each strong subset (strong_n<N>.txt for counts)
+    <out>/fold<k>/inner_val.json           the inner validation split: 20% of the training part's near-duplicate
+                                           groups (per label, seeded), for choosing settings and checkpoints
+    <out>/fold<k>/inner_train_all.json     the rest of the training part; inner_train_strong_<P> /
+                                           inner_train_weak_<P> (and _n<N>) are the strong subsets restricted to it
     <out>/meta/folds.csv                   file_name, image_label, group, fold (-1: excluded)
+
+Settings (schedule, input size, thresholds, checkpoints) are chosen on a fold's ``inner_val`` after training on its
+``inner_train_*`` part, never on the held-out ``val``: the held-out fold is used once, to report. The strong subsets
+count every image of a label alike: P% of the training part's benign and of its malignant images keep their boxes,
+and P% of its normal images are strong too (known to hold no mass, so they teach the detector background). The
+summary counts the two apart ("with a box" and "normal").
 
 Registered (:func:`register_fold_datasets_under`) like the flat splits, as ``<name>_fold<k>_<split>``, e.g.
 ``busi_fold3_train_strong_20`` and ``busi_fold3_val``.
@@ -25,10 +35,13 @@ import numpy as np
 from detectron2.data import DatasetCatalog
 
 from ..utils.atomic import atomic_open
-from .splits import assign_folds, strong_subset, strong_subset_count
+from .labels import NORMAL
+from .splits import assign_folds, split_by_groups, strong_subset, strong_subset_count
 from .wssdl_json import register_wssdl_json, write_wssdl_json
 
 FOLD_DIR_RE = re.compile(r"^fold(\d+)$")
+#: Share of a fold's training part (near-duplicate groups, per label) held out as its inner validation split.
+INNER_VAL_FRACTION = 0.2
 
 
 def fold_dir(out: str, fold: int) -> str:
@@ -92,28 +105,28 @@ def write_folds(out: str, records: Sequence, groups: np.ndarray, num_folds: int,
         os.makedirs(os.path.join(folder, "meta"), exist_ok=True)
         root = _relative_root(image_root, folder, out)
         val = [r for r, f in zip(records, folds) if f == k]
-        train = [r for r, f in zip(records, folds) if f >= 0 and f != k]
+        train_index = [i for i, f in enumerate(folds) if f >= 0 and f != k]
+        train = [records[i] for i in train_index]
         counts = {"val": len(val), "train_all": len(train)}
         write_wssdl_json(os.path.join(folder, "val.json"), [entry(r, "strong") for r in val], root,
                          f"{name} fold {k} of {num_folds}: held-out images, seed {seed}")
         write_wssdl_json(os.path.join(folder, "train_all.json"), [entry(r, "strong") for r in train], root,
                          f"{name} fold {k} of {num_folds}: training images with boxes, seed {seed}")
-        train_labels = np.asarray([r.image_label for r in train])
-        allowed = np.isin(train_labels, list(strong_allowed))
-        subsets = [(str(int(round(100 * fraction))), f"{int(round(100 * fraction))}% strong",
-                    strong_subset(train_labels, fraction, seed) & allowed) for fraction in strong_fractions]
-        has_boxes = np.asarray([len(r.boxes) > 0 for r in train], dtype=bool) & allowed
-        subsets += [(f"n{int(n)}", f"{int(n)} images with boxes", strong_subset_count(train_labels, has_boxes, n, seed))
-                    for n in strong_counts]
-        for suffix, title, strong in subsets:
-            for supervision, mask in (("strong", strong), ("weak", ~strong)):
-                chosen = [entry(r, supervision) for r, keep in zip(train, mask) if keep]
-                if chosen:
-                    write_wssdl_json(os.path.join(folder, f"train_{supervision}_{suffix}.json"), chosen, root,
-                                     f"{name} fold {k} of {num_folds}: {title}, {supervision} part, seed {seed}")
-                    counts[f"train_{supervision}_{suffix}"] = len(chosen)
-            with atomic_open(os.path.join(folder, "meta", f"strong_{suffix}.txt")) as f:
-                f.writelines(r.relpath + "\n" for r, s in zip(train, strong) if s)
+        _write_strong_subsets(folder, "", train, strong_fractions, seed, strong_allowed, strong_counts, root,
+                              f"{name} fold {k} of {num_folds}", entry, counts)
+        # the inner split of the training part: settings are chosen here, never on the held-out fold
+        train_labels = [r.image_label for r in train]
+        inner = split_by_groups(train_labels, np.asarray(groups)[train_index], INNER_VAL_FRACTION, seed=seed + 1 + k)
+        inner_val = [r for r, s in zip(train, inner) if s == "val"]
+        inner_train = [r for r, s in zip(train, inner) if s == "train"]
+        title = f"{name} fold {k} of {num_folds}, inner split"
+        write_wssdl_json(os.path.join(folder, "inner_val.json"), [entry(r, "strong") for r in inner_val], root,
+                         f"{title}: validation images for choosing settings, seed {seed}")
+        write_wssdl_json(os.path.join(folder, "inner_train_all.json"), [entry(r, "strong") for r in inner_train],
+                         root, f"{title}: training images with boxes, seed {seed}")
+        counts.update(inner_val=len(inner_val), inner_train_all=len(inner_train))
+        _write_strong_subsets(folder, "inner_", inner_train, strong_fractions, seed, strong_allowed, strong_counts,
+                              root, title, entry, counts)
         summary["images"][f"fold{k}"] = counts
     buffer = io.StringIO()
     writer = csv.writer(buffer)
@@ -124,6 +137,34 @@ def write_folds(out: str, records: Sequence, groups: np.ndarray, num_folds: int,
     with atomic_open(os.path.join(out, "meta", "folds.csv")) as f:
         f.write(buffer.getvalue())
     return summary
+
+
+def _write_strong_subsets(folder: str, prefix: str, train: Sequence, strong_fractions: Sequence[float], seed: int,
+                          strong_allowed: Sequence[int], strong_counts: Sequence[int], root: str, title: str,
+                          entry: Callable, counts: Dict) -> None:
+    """Write ``<folder>/<prefix>train_{strong,weak}_<P>.json`` (and ``_n<N>``) over the records ``train`` and their
+    file lists ``<folder>/meta/<prefix>strong_<P>.txt``; add to ``counts`` each file's image count and, for each
+    strong subset, ``<file>_with_box`` (images with a box) and ``<file>_normal`` (normal images, no box)."""
+    labels = np.asarray([r.image_label for r in train])
+    allowed = np.isin(labels, list(strong_allowed))
+    subsets = [(str(int(round(100 * fraction))), f"{int(round(100 * fraction))}% strong",
+                strong_subset(labels, fraction, seed) & allowed) for fraction in strong_fractions]
+    has_boxes = np.asarray([len(r.boxes) > 0 for r in train], dtype=bool) & allowed
+    subsets += [(f"n{int(n)}", f"{int(n)} images with boxes", strong_subset_count(labels, has_boxes, n, seed))
+                for n in strong_counts]
+    for suffix, what, strong in subsets:
+        for supervision, mask in (("strong", strong), ("weak", ~strong)):
+            chosen = [entry(r, supervision) for r, keep in zip(train, mask) if keep]
+            if chosen:
+                stem = f"{prefix}train_{supervision}_{suffix}"
+                write_wssdl_json(os.path.join(folder, f"{stem}.json"), chosen, root,
+                                 f"{title}: {what}, {supervision} part, seed {seed}")
+                counts[stem] = len(chosen)
+                if supervision == "strong":
+                    counts[f"{stem}_with_box"] = sum(bool(e["boxes"]) for e in chosen)
+                    counts[f"{stem}_normal"] = sum(e["image_label"] == NORMAL for e in chosen)
+        with atomic_open(os.path.join(folder, "meta", f"{prefix}strong_{suffix}.txt")) as f:
+            f.writelines(r.relpath + "\n" for r, s in zip(train, strong) if s)
 
 
 def register_fold_datasets_under(root: str) -> List[str]:

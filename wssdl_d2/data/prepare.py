@@ -121,6 +121,9 @@ def prepare_pool(root: str, out: str, strong_fractions: Sequence[float] = (0.2,)
                     write_wssdl_json(os.path.join(out, f"train_{supervision}_{suffix}.json"), chosen, image_root,
                                      f"{name} train split, {title}, {supervision} part, seed {seed}")
                     written[f"train_{supervision}_{suffix}"] = len(chosen)
+                    if supervision == "strong":
+                        written[f"train_strong_{suffix}_with_box"] = sum(bool(e["boxes"]) for e in chosen)
+                        written[f"train_strong_{suffix}_normal"] = sum(e["image_label"] == NORMAL for e in chosen)
             _write_lines(os.path.join(meta, f"strong_{suffix}.txt"), [r.relpath for r, s in zip(train, strong) if s])
     fold_summary = None
     if folds:
@@ -152,5 +155,11 @@ def prepare_pool(root: str, out: str, strong_fractions: Sequence[float] = (0.2,)
     log(f"[{name}] {len(records)} images in {report['groups']} near-duplicate groups; "
         f"{len(conflicts)} conflicting-label group(s) {'excluded' if not keep_conflicting else 'kept'}")
     for key, count in written.items():
-        log(f"[{name}]   {key}.json: {count} images")
+        if key.endswith(("_with_box", "_normal")):
+            continue
+        if f"{key}_with_box" in written:  # a strong subset: images with a box and normal images (none) told apart
+            log(f"[{name}]   {key}.json: {count} images ({written[key + '_with_box']} with a box, "
+                f"{written[key + '_normal']} normal)")
+        else:
+            log(f"[{name}]   {key}.json: {count} images")
     return report
