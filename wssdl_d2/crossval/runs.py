@@ -209,12 +209,13 @@ def remove_periodic_checkpoints(run_dir: str) -> int:
 
 
 def train_model(cfg) -> None:
-    """Train ``cfg`` in this process with the project's trainer, continuing from ``OUTPUT_DIR/last_checkpoint``
+    """Train ``cfg`` in this process with the trainer WSSDL.TRAINER names (the project's, or Detectron2's plain
+    DefaultTrainer for the reference row), continuing from ``OUTPUT_DIR/last_checkpoint``
     when there is one (Detectron2's ``--resume``); seeded from ``cfg.SEED``."""
-    from ..engine import WSSDLTrainer
+    from ..engine.reference import build_trainer
 
     seed_all_rng(None if cfg.SEED < 0 else cfg.SEED)
-    trainer = WSSDLTrainer(cfg)
+    trainer = build_trainer(cfg)
     trainer.resume_or_load(resume=True)
     trainer.train()
 
