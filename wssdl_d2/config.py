@@ -30,6 +30,10 @@ def add_wssdl_config(cfg: CfgNode) -> CfgNode:
     # Checkpoints are loaded weights-only (a file whose pickle would run code is refused). Detectron2 .pkl files
     # from elsewhere (e.g. its ImageNet ResNets) are pickles: set True to opt in to loading them.
     _C.WSSDL.ALLOW_PICKLE_WEIGHTS = False
+    # Who trains the model: "wssdl" (WSSDLTrainer: the project's streams, mapper, checks and checkpoints) or
+    # "detectron2" (Detectron2's own DefaultTrainer with its DatasetMapper, untouched: the plain reference row;
+    # boxed images only, a stock meta-architecture).
+    _C.WSSDL.TRAINER = "wssdl"
 
     # ---- how strong and weak images are mixed into batches ------------------------------------------------
     # "combined": every batch holds STRONG_PER_BATCH strong + WEAK_PER_BATCH weak images, one optimizer step.
