@@ -19,7 +19,7 @@ setup(
     name="wssdl_d2",
     version="0.1.0",
     description="Joint weakly and semi-supervised detection of breast-ultrasound masses on Detectron2",
-    python_requires=">=3.9",
+    python_requires=">=3.11",  # tools/setup_env.sh builds 3.11; requirements.lock is resolved for 3.11
     packages=find_packages(include=["wssdl_d2", "wssdl_d2.*"]),
     include_package_data=True,
     # the checkpoint index and the models shipped with it (weights-only safetensors, their config and calibration)
