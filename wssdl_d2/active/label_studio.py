@@ -4,7 +4,10 @@ pre-annotations, pull the experts' boxes back as strong images of a new prepared
 Talks to Label Studio's REST API with ``requests`` (the ``label-studio`` extra: ``pip install -e .[label-studio]``).
 The API key is read from the environment variable :data:`API_KEY_ENV` (``LABEL_STUDIO_API_KEY``), never from a
 flag or a file: a legacy token (``Authorization: Token <key>``) or a personal access token (a JWT refresh token,
-exchanged at ``/api/token/refresh/`` for an access token sent as ``Bearer``).
+exchanged at ``/api/token/refresh/`` for an access token sent as ``Bearer``; the access token lasts about 5 minutes,
+so a call answered 401 refreshes it once and is sent once more). No redirect is followed: credentials (the header, or
+the personal access token in the refresh's body) go to the given server only, and a redirect is an error naming its
+target.
 
 **Push** (:func:`push_suggestions`): the project named ``project`` is reused or created with
 :data:`~wssdl_d2.active.ls_format.LABEL_CONFIG`. Each of the top-ranked images is decoded as the model sees it
@@ -67,21 +70,51 @@ class LabelStudioClient:
 
         self.url, self.timeout, self._requests = url.rstrip("/"), float(timeout), requests
         self.session = requests.Session()
+        self._refresh_token: Optional[str] = None
         if api_key.count(".") == 2:  # a personal access token (JWT refresh token)
-            answer = self._call("POST", "/api/token/refresh/", json={"refresh": api_key}, auth=False)
-            self.session.headers["Authorization"] = f"Bearer {answer['access']}"
+            self._refresh_token = api_key
+            self._refresh_access()
         else:
             self.session.headers["Authorization"] = f"Token {api_key}"
 
-    def _call(self, method: str, path: str, auth: bool = True, raw: bool = False, **kwargs) -> Any:
+    def _refresh_access(self) -> None:
+        """Exchange the personal access token for a new access token (Label Studio's last about 5 minutes)."""
+        path = "/api/token/refresh/"
+        answer = self._call("POST", path, json={"refresh": self._refresh_token}, auth=False)
+        access = answer.get("access") if isinstance(answer, dict) else None
+        if not isinstance(access, str) or not access:
+            got = f"keys {sorted(answer)}" if isinstance(answer, dict) else type(answer).__name__
+            raise LabelStudioError(f"Label Studio at {self.url}: POST {path} answered without an 'access' token "
+                                   f"({got}); is ${API_KEY_ENV} a personal access token of this server?")
+        self.session.headers["Authorization"] = f"Bearer {access}"
+
+    def _send(self, method: str, path: str, auth: bool, **kwargs):
+        """One request, redirects not followed: a redirect is an error naming its target, so neither the
+        Authorization header nor a body with a token (the refresh) is ever sent anywhere but ``self.url``."""
         where = f"Label Studio at {self.url}"
         try:
-            response = (self.session if auth else self._requests).request(method, self.url + path,
-                                                                           timeout=self.timeout, **kwargs)
+            response = (self.session if auth else self._requests).request(
+                method, self.url + path, timeout=self.timeout, allow_redirects=False, **kwargs)
         except self._requests.exceptions.Timeout:
             raise LabelStudioError(f"{where} did not answer {method} {path} within {self.timeout:.0f} s") from None
         except self._requests.exceptions.RequestException as err:
             raise LabelStudioError(f"{where} is not reachable ({type(err).__name__}: {err})") from None
+        if 300 <= response.status_code < 400:
+            from urllib.parse import urljoin
+
+            target = urljoin(self.url + path, response.headers.get("Location", ""))
+            raise LabelStudioError(f"{where}: {method} {path} answered a redirect (HTTP {response.status_code}) to "
+                                   f"{target}; the client follows no redirect with credentials: check the server "
+                                   "URL (its scheme, host, port and path prefix) and give the one it serves the "
+                                   "API at")
+        return response
+
+    def _call(self, method: str, path: str, auth: bool = True, raw: bool = False, **kwargs) -> Any:
+        where = f"Label Studio at {self.url}"
+        response = self._send(method, path, auth, **kwargs)
+        if response.status_code == 401 and auth and self._refresh_token is not None:
+            self._refresh_access()  # the access token expired: refresh once, retry once
+            response = self._send(method, path, auth, **kwargs)
         if response.status_code in (401, 403):
             raise LabelStudioError(f"{where} refused the API key in ${API_KEY_ENV} (HTTP {response.status_code} "
                                    f"on {path}: {response.text[:200]})")
