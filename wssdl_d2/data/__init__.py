@@ -2,6 +2,7 @@
 from typing import List
 
 from .errors import DatasetError
+from .image_io import install_in_detectron2
 from .folds import fold_dataset_name, register_fold_datasets_under
 from .mapper import WSSDLDatasetMapper
 from .streams import build_stream_loader
@@ -15,6 +16,8 @@ from .wssdl_json import (
     write_wssdl_json,
 )
 from .wssdl_json import register_datasets_under as _register_split_datasets_under
+
+install_in_detectron2()  # Detectron2's mappers read images as the rest of wssdl_d2 does (image_io)
 
 
 def register_datasets_under(root: str) -> List[str]:

@@ -3,17 +3,21 @@
 Layout: ``<root>/{benign,malignant,normal}/<name>.png`` with ``<name>_mask.png`` and, for further lesions,
 ``<name>_mask_1.png``, ``<name>_mask_2.png``. Each mask file is one lesion and gives one box
 (see :mod:`wssdl_d2.data.masks` for masks of several components). Every problem found is collected and
-reported together in one :class:`DatasetError`.
+reported together in one :class:`DatasetError`; a tree without any image, and two images of one name
+(``x.png`` beside ``x.jpg``: which one would ``x_mask.png`` belong to?) are problems too.
+
+Images are read by :mod:`.image_io`, the reader training uses, so their size is the size training sees: an
+EXIF-rotated JPEG is taken as displayed (rotated), and its masks must be drawn on the displayed image.
 """
 import os
 import re
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Tuple
 
-import cv2
 from tqdm import tqdm
 
 from .errors import DatasetError, DatasetProblem
+from .image_io import load_image
 from .labels import IMAGE_LABEL_NAMES, NORMAL
 from .masks import boxes_from_mask, read_mask
 
@@ -42,7 +46,8 @@ class ImageRecord:
 
 def list_class_folder(folder: str) -> Tuple[Dict[str, str], Dict[str, List[Tuple[int, str]]], List[DatasetProblem]]:
     """The files of one class folder: ``images`` {stem: path}, ``masks`` {image stem: [(k, path), ...]} (``k`` of
-    ``_mask_<k>``, 0 for ``_mask``) and the problems (a mask without its image)."""
+    ``_mask_<k>``, 0 for ``_mask``) and the problems (a mask without its image, two images of one stem: the first
+    in sorted order is kept in ``images``)."""
     images, masks, problems = {}, {}, []
     for name in sorted(os.listdir(folder)):
         path = os.path.join(folder, name)
@@ -52,6 +57,9 @@ def list_class_folder(folder: str) -> Tuple[Dict[str, str], Dict[str, List[Tuple
         match = _MASK_RE.match(stem)
         if match:
             masks.setdefault(match["stem"], []).append((int(match["k"] or 0), path))
+        elif stem in images:
+            problems.append(DatasetProblem(path, f"two images named {stem!r}: {os.path.basename(images[stem])} and "
+                                                 f"{name} (keep one, or rename one with its masks)"))
         else:
             images[stem] = path
     for stem, mask_list in masks.items():
@@ -90,20 +98,24 @@ def read_busi(root: str, mask_mode: str = "union", min_component_fraction: float
         problems += folder_problems
         for stem, path in images.items():
             jobs.append((path, CLASS_FOLDERS[d], sorted(masks.get(stem, []))))
+    if not jobs:
+        message = (f"no image in the class folders {', '.join(d + '/' for d in folders if d in CLASS_FOLDERS)} "
+                   f"(images are {', '.join(IMAGE_EXTENSIONS)} files)")
+        raise DatasetError(root, message, problems + [DatasetProblem(root, message)])
     records = []
     for path, label, mask_list in tqdm(jobs, desc=f"reading {os.path.basename(root)}",
                                        disable=None if progress else True):
-        image = cv2.imread(path, cv2.IMREAD_UNCHANGED)
-        if image is None:
-            problems.append(DatasetProblem(path, "cannot read image (corrupt or not an image)"))
+        try:
+            height, width = load_image(path).pixels.shape[:2]
+        except DatasetError as err:
+            problems.append(DatasetProblem(path, f"cannot read image ({err.problem})"))
             continue
         if not mask_list:
             if require_masks:
                 problems.append(DatasetProblem(path, "no mask file (<name>_mask.png) for this image"))
             else:
-                records.append(ImageRecord(path, os.path.relpath(path, root), label, *image.shape[1::-1], []))
+                records.append(ImageRecord(path, os.path.relpath(path, root), label, width, height, []))
             continue
-        height, width = image.shape[:2]
         boxes = []
         try:
             for _, mask_path in mask_list:

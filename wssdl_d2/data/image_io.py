@@ -1,9 +1,15 @@
 """Reads PNG / JPEG / TIFF / BMP and DICOM files into the model's input format: (H, W, 3) uint8, BGR or RGB.
 
-Raster files are decoded by Pillow with the EXIF orientation applied, as Detectron2's ``read_image`` does for
-training and evaluation, so a PNG gives the same array here as in the data loaders. Grayscale is replicated to
-three channels. Images of more than 8 bits (16-bit PNG / TIFF) are kept as they are when every value is <= 255,
-otherwise stretched linearly from their minimum..maximum to 0..255. A multi-page TIFF uses page ``frame``.
+This is the one image reader of wssdl_d2: preparation (:mod:`.busi`), the dataset checker, the demo and, through
+:func:`install_in_detectron2` (done when :mod:`wssdl_d2.data` is imported), Detectron2's training and test mappers,
+which call ``detectron2.data.detection_utils.read_image``. So one file gives the same array, the same size and the
+same orientation everywhere.
+
+Raster files are decoded by Pillow with the EXIF orientation applied (as image viewers and Detectron2 do): an
+image is read as it is displayed, and boxes and masks are in the displayed image's coordinates. Grayscale is
+replicated to three channels. Images of more than 8 bits (16-bit PNG / TIFF) are kept as they are when every value
+is <= 255, otherwise stretched linearly from their minimum..maximum to 0..255 (Detectron2's own reader would clip
+them at 255). A multi-page TIFF uses page ``frame``.
 
 DICOM (pydicom; recognised by the ``.dcm`` / ``.dicom`` / ``.dic`` extension or the ``DICM`` marker at byte 128):
 
@@ -17,7 +23,8 @@ DICOM (pydicom; recognised by the ``.dcm`` / ``.dicom`` / ``.dic`` extension or 
   pydicom; ``YBR_ICT`` / ``YBR_RCT`` (JPEG 2000) as decoded; ``PALETTE COLOR`` through its lookup table.
   Anything else is refused with a DatasetError.
 - **Grey levels** (monochrome): the modality LUT (rescale slope / intercept) is applied, then the first
-  window (WindowCenter / WindowWidth, DICOM's linear function) mapped to 0..255; with a VOI LUT sequence
+  window (WindowCenter / WindowWidth with its VOILUTFunction: LINEAR, LINEAR_EXACT or SIGMOID, by pydicom's
+  ``apply_voi_lut``) with the window's output range mapped to 0..255; with a VOI LUT sequence
   instead, the LUT then a min..max stretch; with neither, values already in 0..255 are kept and others
   stretched from min..max. Colour data of more than 8 bits is scaled by its bit depth.
   Each frame is converted on its own: a window applies the same way to every frame of a cine, a min..max
@@ -158,11 +165,21 @@ def _read_raster(path, frame):
     return LoadedImage(np.ascontiguousarray(pixels), "RGB", index, num_frames, "raster", mode)
 
 
-def _window(values, center, width):
-    """DICOM's linear VOI function (PS3.3 C.11.2.1.2.1) mapped to 0..255, as uint8."""
-    width = max(float(width), 1.0)
-    out = ((values - (float(center) - 0.5)) / (width - 1.0 if width > 1 else 1.0) + 0.5) * 255.0
-    return np.clip(np.round(out), 0, 255).astype(np.uint8)
+def _window(values, ds):
+    """The first window of ``ds`` (PS3.3 C.11.2.1.2: its VOILUTFunction, LINEAR by default) applied by pydicom,
+    its output range mapped to 0..255, as uint8. pydicom's window output lies between the values it gives far
+    below and far above the window, which are asked of pydicom itself rather than derived here."""
+    from pydicom.pixels import apply_voi_lut
+
+    out = apply_voi_lut(np.asarray(values, dtype=np.float64), ds, prefer_lut=False)
+    center, width = float(_first(ds.WindowCenter)), abs(float(_first(ds.WindowWidth)))
+    far = max(width, 1.0) * 1e6
+    with np.errstate(over="ignore"):
+        ends = apply_voi_lut(np.array([center - far, center + far]), ds, prefer_lut=False)
+    low, high = float(ends[0]), float(ends[1])
+    if not np.isfinite(high - low) or high == low:
+        raise ValueError(f"window of center {center}, width {width} gives no grey levels")
+    return np.clip(np.round((out - low) * (255.0 / (high - low))), 0, 255).astype(np.uint8)
 
 
 def _first(value):
@@ -178,7 +195,7 @@ def _monochrome_to_uint8(pixels, ds, photometric):
 
     values = apply_modality_lut(pixels, ds)
     if "WindowCenter" in ds and "WindowWidth" in ds:
-        gray = _window(np.asarray(values, dtype=np.float64), _first(ds.WindowCenter), _first(ds.WindowWidth))
+        gray = _window(values, ds)
     elif "VOILUTSequence" in ds:
         gray = _stretch(apply_voi_lut(values, ds))
     else:
@@ -238,3 +255,28 @@ def _read_dicom(path, frame):
         raise DatasetError(path, f"decoded frame has shape {rgb.shape}, expected {rows}x{cols} with 3 channels")
     return LoadedImage(np.ascontiguousarray(rgb), "RGB", index, num_frames, "dicom", photometric)
 
+
+
+# ---- Detectron2's loaders read through this module -------------------------------------------------------
+
+def read_image_for_detectron2(file_name, format=None):
+    """``detectron2.data.detection_utils.read_image`` with this module's rule: local files in "BGR" / "RGB" (the
+    formats of cfg.INPUT.FORMAT) are read by :func:`read_image`; other formats ("L" for segmentation maps,
+    YUV) and non-local paths (``s3://``) go to Detectron2's own reader."""
+    if format in ("BGR", "RGB") and "://" not in os.fspath(file_name):
+        return read_image(file_name, format)
+    return _DETECTRON2_READ_IMAGE(file_name, format)
+
+
+_DETECTRON2_READ_IMAGE = None
+
+
+def install_in_detectron2() -> None:
+    """Make Detectron2's DatasetMapper (training and test loaders) read images with :func:`read_image_for_detectron2`
+    (it calls ``detection_utils.read_image`` at each image). Idempotent."""
+    global _DETECTRON2_READ_IMAGE
+    from detectron2.data import detection_utils
+
+    if detection_utils.read_image is not read_image_for_detectron2:
+        _DETECTRON2_READ_IMAGE = detection_utils.read_image
+        detection_utils.read_image = read_image_for_detectron2
