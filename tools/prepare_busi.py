@@ -20,6 +20,10 @@ lists the fold of each image. tools/crossval.py trains and evaluates configs on 
     python tools/prepare_busi.py --root ../shared/data/BUSI/Dataset_BUSI_with_GT --out datasets/busi \\
         --strong-fraction 0.1 0.2 1.0 --seed 0 --folds 5
 
+An ``--out`` that already holds a preparation is refused unless ``--overwrite`` is given; with it the new files are
+written, then the earlier preparation's files that were not written again are removed (only the preparation's own
+files: dataset JSONs, ``meta/`` lists and reports; see :mod:`wssdl_d2.data.prepared`); other files are kept.
+
 A new site (another hospital's scans in BUSI's layout, e.g. BrEaST): ``--test-all`` writes every scan with its boxes
 to ``<out>/test.json`` (zero-shot evaluation, ``breast_test``) and no flat train / val split; ``--strong-count N ...``
 keeps the boxes of N scans with a lesion in each training part (``train_strong_n<N>`` / ``train_weak_n<N>``,
@@ -34,6 +38,7 @@ import sys
 
 from wssdl_d2.data.errors import DatasetError
 from wssdl_d2.data.prepare import prepare_pool
+from wssdl_d2.data.prepared import remove_leftovers, snapshot
 
 
 def main(argv=None):
@@ -59,7 +64,8 @@ def main(argv=None):
     parser.add_argument("--folds", type=int, default=0, metavar="K",
                         help="also write K >= 2 cross-validation folds into <out>/fold<k>/ (default: none)")
     parser.add_argument("--overwrite", action="store_true",
-                        help="remove fold folders of an earlier preparation with more folds")
+                        help="replace an earlier preparation in --out (its own files only; stale fold folders of "
+                             "an earlier preparation with more folds are removed)")
     args = parser.parse_args(argv)
     if not args.root:
         parser.error("--root (or $BUSI_ROOT) is required")
@@ -71,6 +77,12 @@ def main(argv=None):
         parser.error("--test-all puts every image in test.json: pass --val-fraction 0 (and no --test-fraction)")
     if args.strong_fraction is None:
         args.strong_fraction = [] if args.strong_count else [0.1, 0.2, 1.0]
+    if os.path.exists(args.out) and not os.path.isdir(args.out):
+        sys.exit(f"prepare_busi: --out {args.out} is a file, not a folder")
+    earlier = snapshot(args.out)
+    if earlier and not args.overwrite:
+        sys.exit(f"prepare_busi: --out {args.out} already holds a preparation ({len(earlier)} file(s), e.g. "
+                 f"{sorted(earlier)[0]}): pass --overwrite to replace it, or choose another --out")
     try:
         prepare_pool(args.root, args.out, args.strong_fraction, args.val_fraction, args.test_fraction, args.seed,
                      args.max_hash_distance, args.keep_conflicting, name=os.path.basename(os.path.normpath(args.out)),
@@ -78,6 +90,9 @@ def main(argv=None):
                      test_all=args.test_all)
     except (DatasetError, FileExistsError, ValueError) as err:
         sys.exit(f"prepare_busi: {err}")
+    removed = remove_leftovers(args.out, earlier)
+    if removed:
+        print(f"removed {len(removed)} file(s) of the earlier preparation that this one did not write again")
 
 
 if __name__ == "__main__":

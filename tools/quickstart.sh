@@ -23,7 +23,7 @@ say() { echo "[quickstart] $*"; }
 
 if [[ -n "${BUSI_ROOT:-}" ]]; then
     say "preparing BUSI from $BUSI_ROOT into datasets/busi"
-    "$PY" tools/prepare_busi.py --root "$BUSI_ROOT" --out datasets/busi --strong-fraction 0.1 0.2 1.0 --seed 0
+    "$PY" tools/prepare_busi.py --root "$BUSI_ROOT" --out datasets/busi --strong-fraction 0.1 0.2 1.0 --seed 0 --overwrite
     DATA=busi
     STRONG=configs/BUSI/strong_only.yaml
     JOINT=configs/BUSI/wssdl.yaml
