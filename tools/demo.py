@@ -5,34 +5,44 @@
     python tools/demo.py --config-file configs/BUSI/wssdl.yaml --input scans/ --output demo_out \\
         MODEL.WEIGHTS output/busi/wssdl/model_final.pth [--calibration calibration.json]
 
-Without --config-file the shipped model (BUSI/wssdl.yaml, MODEL_ZOO.md) runs, with its calibration: each image
-gets the calibrated probability of malignancy (P(malignant | image), fitted on cross-validated predictions) beside
-the uncalibrated malignancy score (the top malignant detection's score), named as such.
+Without --config-file the shipped model (BUSI/wssdl.yaml, MODEL_ZOO.md) runs, with its calibration. Each image
+gets one diagnosis, printed with its basis and threshold: with a calibration, malignant when the calibrated
+probability of malignancy (P(malignant | image), fitted on cross-validated predictions) is >= 0.5, otherwise benign
+when a detection scores >= WSSDL.EVAL.SCORE_THRESH and normal when none does; without one, the class of the top
+detection scoring >= WSSDL.EVAL.SCORE_THRESH (normal when none does). predictions.json / .csv also keep the
+uncalibrated malignancy score (the top malignant detection's score). Library warnings are not shown (run
+``python -W default tools/demo.py ...`` to see them).
 
 Inputs: files, folders (searched recursively) and glob patterns of PNG / JPEG / TIFF / BMP and DICOM images
 (multi-frame DICOM: ``--frame``, default 0 = the first frame). Writes ``<output>/<name>.png`` per image
 (boxes with class and score >= ``--confidence-threshold``, the diagnosis in the corner), ``predictions.json``
 and ``predictions.csv``. Files that cannot be read are listed in the JSON's ``errors`` and make the exit
-status 1; the other images are still processed.
+status 1; the other images are still processed. ``--output`` must be a folder where no drawing or result file
+would replace an input file (not the scans' own folder): otherwise the demo stops before reading any image
+(exit status 2). Images larger than 2048 pixels a side are drawn downscaled.
 """
+import logging
 import sys
+import warnings
+
+if not sys.warnoptions:  # users see the demo's messages, not Detectron2's / torch's warnings (meshgrid, fx, ...)
+    warnings.simplefilter("ignore")
+    logging.getLogger("torch.fx._symbolic_trace").setLevel(logging.ERROR)  # a torch deprecation notice, via logging
 
 from wssdl_d2.model_zoo.shipped import tool_model  # first: importing wssdl_d2 quiets Detectron2's import warnings
 from detectron2.utils.logger import setup_logger
 
 from wssdl_d2.inference import WSSDLPredictor, predict_files
+from wssdl_d2.inference.run import check_output_dir
 from wssdl_d2.inference.inputs import expand_inputs
 from wssdl_d2.model_zoo import CheckpointNotPublished, DownloadError
 from wssdl_d2.utils.cli import add_opts, split_trailing_opts, tool_parser
 
 
 def diagnosis_line(record, threshold):
-    """The per-image line: diagnosis, calibrated probability and uncalibrated score side by side, detections."""
-    calibrated = record["p_malignant_calibrated"]
-    malignancy = (f"P(malignant), calibrated: {calibrated:.2f}; " if calibrated is not None else "")
-    return (f"{record['file']}: {record['diagnosis']} ({record['probability']:.2f}); {malignancy}"
-            f"malignancy score, uncalibrated: {record['malignancy_score']:.2f}; "
-            f"{len(record['detections'])} detection(s) >= {threshold}")
+    """The per-image line: the one diagnosis with its basis and threshold, and the detections drawn."""
+    return (f"{record['file']}: {record['diagnosis']} ({record['diagnosis_basis']}); "
+            f"{len(record['detections'])} detection(s) drawn (score >= {threshold})")
 
 
 def get_parser():
@@ -58,6 +68,7 @@ def main(argv=None):
         # no dataset needed: images come from --input
         cfg, calibration = tool_model(args.config_file, args.opts, args.calibration)
         files = expand_inputs(args.input)
+        check_output_dir(args.output, files, not args.no_visualization)
         predictor = WSSDLPredictor(cfg, calibration)
     except (FileNotFoundError, ValueError, CheckpointNotPublished, DownloadError) as err:
         print(f"error: {err}", file=sys.stderr)

@@ -11,9 +11,13 @@ confidences, not a distribution that sums to 1.
 With a calibration (:mod:`wssdl_d2.evaluation.calibration`, shipped with a zoo model or ``tools/demo.py
 --calibration``), ``p_malignant`` is the calibrated probability of malignancy computed from the uncalibrated
 malignancy score ``scores["malignant"]``; None without one.
+
+What a user is told is one answer, :func:`stated_diagnosis`: without a calibration the rule above; with one, the
+calibrated probability decides malignancy (malignant when P(malignant) >= :data:`MALIGNANT_PROBABILITY`,
+otherwise benign when a detection reaches ``tau``, normal when none does), and the threshold is stated with it.
 """
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Optional, Tuple
 
 import numpy as np
 
@@ -32,6 +36,27 @@ class Diagnosis:
     probability: float
     scores: dict = field(default_factory=dict)
     p_malignant: Optional[float] = None
+    tau: float = 0.5  # the score threshold of the rule
+
+
+#: A calibrated probability of malignancy at or above this makes the stated diagnosis malignant.
+MALIGNANT_PROBABILITY = 0.5
+
+
+def stated_diagnosis(diagnosis: Diagnosis) -> Tuple[str, str]:
+    """The one diagnosis shown to a user and its basis with the threshold, e.g. ``("benign", "P(malignant),
+    calibrated: 0.34 < 0.50; a mass scores >= 0.50")`` (see the module docstring)."""
+    tau, p = diagnosis.tau, diagnosis.p_malignant
+    mass = diagnosis.label != NORMAL
+    if p is None:
+        if not mass:
+            return diagnosis.name, f"no detection scores >= {tau:.2f}"
+        return diagnosis.name, f"top detection {diagnosis.name}, score {diagnosis.probability:.2f} >= {tau:.2f}"
+    if p >= MALIGNANT_PROBABILITY:
+        return IMAGE_LABEL_NAMES[MALIGNANT], f"P(malignant), calibrated: {p:.2f} >= {MALIGNANT_PROBABILITY:.2f}"
+    found = f"a mass scores >= {tau:.2f}" if mass else f"no detection scores >= {tau:.2f}"
+    return (IMAGE_LABEL_NAMES[BENIGN if mass else NORMAL],
+            f"P(malignant), calibrated: {p:.2f} < {MALIGNANT_PROBABILITY:.2f}; {found}")
 
 
 def diagnose(scores, classes, tau: float = 0.5) -> Diagnosis:
@@ -51,4 +76,4 @@ def diagnose(scores, classes, tau: float = 0.5) -> Diagnosis:
         IMAGE_LABEL_NAMES[BENIGN]: float(scores[classes == BENIGN_CLASS].max()) if (classes == BENIGN_CLASS).any() else 0.0,
         IMAGE_LABEL_NAMES[MALIGNANT]: outcome["malignancy_score"],
     }
-    return Diagnosis(label, IMAGE_LABEL_NAMES[label], top if label != NORMAL else 1.0 - top, per_label)
+    return Diagnosis(label, IMAGE_LABEL_NAMES[label], top if label != NORMAL else 1.0 - top, per_label, tau=float(tau))

@@ -1,7 +1,9 @@
 """The demo's result files: ``predictions.json`` (everything) and ``predictions.csv`` (one row per image).
 
 JSON: ``{"images": [record, ...], "errors": [{"file", "error"}], ...run information}`` where a record is
-``{"file", "frame", "num_frames", "width", "height", "diagnosis", "probability", "scores": {normal, benign,
+``{"file", "frame", "num_frames", "width", "height", "diagnosis" (the one stated answer,
+:func:`~.diagnosis.stated_diagnosis`: from the calibrated probability when there is a calibration),
+"diagnosis_basis" (why, with the threshold), "probability" (the detection rule's confidence), "scores": {normal, benign,
 malignant}, "malignancy_score" (uncalibrated: the top malignant detection's score, 0 without one),
 "p_malignant_calibrated" (the calibrated probability of malignancy, null without a calibration), "detections": [{"box": [x0, y0, x1, y1], "class", "class_name", "score"}], "visualization"}``
 (boxes in the original image's pixels, detections with score >= the demo's threshold).
@@ -14,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Dict, Iterable, Mapping, Optional, Sequen
 
 from ..data.labels import IMAGE_LABEL_NAMES, THING_CLASSES
 from ..utils.atomic import atomic_open, atomic_write_json
+from .diagnosis import stated_diagnosis
 
 if TYPE_CHECKING:
     from ..data.image_io import LoadedImage
@@ -31,8 +34,9 @@ def prediction_record(file: Union[str, os.PathLike], loaded: "LoadedImage", pred
                    "class_name": THING_CLASSES[int(prediction.classes[i])],
                    "score": round(float(prediction.scores[i]), 4)} for i in prediction.above(threshold)]
     diagnosis = prediction.diagnosis
+    name, basis = stated_diagnosis(diagnosis)
     return {"file": os.fspath(file), "frame": loaded.frame, "num_frames": loaded.num_frames,
-            "width": prediction.width, "height": prediction.height, "diagnosis": diagnosis.name,
+            "width": prediction.width, "height": prediction.height, "diagnosis": name, "diagnosis_basis": basis,
             "probability": round(float(diagnosis.probability), 4),
             "scores": {name: round(float(diagnosis.scores[name]), 4) for name in IMAGE_LABEL_NAMES},
             "malignancy_score": round(float(diagnosis.scores["malignant"]), 4),

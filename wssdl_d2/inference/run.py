@@ -3,11 +3,19 @@ the drawings plus ``predictions.json`` / ``predictions.csv`` (see :mod:`.results
 
 A file that cannot be read, or that the model cannot take (an absurdly elongated image), is reported with the
 reason in the ``errors`` list and the run goes on.
+
+Nothing is ever written over an input: an output folder where a drawing or result file would replace one of the
+input files (``--output`` the scans' own folder, or a folder of earlier drawings also given as input), or an
+output path that is a file, is refused before anything is read (:func:`check_output_dir`). Drawings of images
+larger than :data:`MAX_DRAWING_SIDE` are made on a downscaled copy (the detections in the result files stay in
+the original pixels), so a 9000 x 9000 scan costs a few hundred MB and about a second to draw.
 """
+import dataclasses
 import os
 import time
 from typing import Any, Callable, Dict, Optional, Sequence, Union
 
+import cv2
 import numpy as np
 from PIL import Image
 from tqdm import tqdm
@@ -33,6 +41,53 @@ def _unique_names(files):
     return names
 
 
+#: Longest side, in pixels, of a drawing; larger images are drawn downscaled to it.
+MAX_DRAWING_SIDE = 2048
+RESULT_FILES = ("predictions.json", "predictions.csv")
+
+
+def _file_id(path):
+    """(device, inode) of an existing file (links to one file share it), None for a missing one."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
+
+
+def check_output_dir(output_dir: Optional[str], files: Sequence[Union[str, os.PathLike]],
+                     visualize: bool = True) -> None:
+    """Raise ValueError (one line) when ``output_dir`` is an existing file, or when a file :func:`predict_files`
+    would write there (a drawing ``<name>.png``, ``predictions.json`` / ``.csv``) is one of the input ``files``."""
+    if not output_dir:
+        return
+    if os.path.exists(output_dir) and not os.path.isdir(output_dir):
+        raise ValueError(f"--output {output_dir} is a file, not a folder: give a folder for the drawings and "
+                         f"{' / '.join(RESULT_FILES)}")
+    outputs = [os.path.join(output_dir, f) for f in RESULT_FILES]
+    if visualize:
+        outputs += [os.path.join(output_dir, name + ".png") for name in _unique_names(files)]
+    inputs = {_file_id(f): os.fspath(f) for f in files}
+    inputs.pop(None, None)
+    for out in outputs:
+        path = inputs.get(_file_id(out))
+        if path is not None:
+            raise ValueError(f"--output {output_dir} would overwrite the input {path} (with {out}): "
+                             f"choose an output folder that holds none of the inputs")
+
+
+def _drawing(image_bgr, prediction, threshold):
+    """The RGB drawing of ``prediction`` on ``image_bgr``, downscaled to :data:`MAX_DRAWING_SIDE` if larger."""
+    height, width = image_bgr.shape[:2]
+    scale = MAX_DRAWING_SIDE / max(height, width)
+    if scale < 1:
+        size = (max(1, round(width * scale)), max(1, round(height * scale)))
+        image_bgr = cv2.resize(image_bgr, size, interpolation=cv2.INTER_AREA)
+        factors = np.array([size[0] / width, size[1] / height] * 2, dtype=np.float32)
+        prediction = dataclasses.replace(prediction, boxes=prediction.boxes * factors, width=size[0], height=size[1])
+    return draw_prediction(image_bgr[:, :, ::-1], prediction, threshold)
+
+
 def predict_files(predictor: Callable[[np.ndarray], Prediction], files: Sequence[Union[str, os.PathLike]],
                   output_dir: Optional[str] = None, threshold: float = 0.5, frame: int = 0, visualize: bool = True,
                   progress: bool = True, log: Callable[[str], Any] = print) -> Dict[str, Any]:
@@ -45,7 +100,10 @@ def predict_files(predictor: Callable[[np.ndarray], Prediction], files: Sequence
     Returns:
         dict with ``images`` (records), ``errors`` ({"file", "error"}), ``seconds`` (the whole loop),
         ``model_seconds`` (inside the predictor) and ``images_per_second``.
+    Raises:
+        ValueError: ``output_dir`` is a file, or writing into it would replace an input (:func:`check_output_dir`).
     """
+    check_output_dir(output_dir, files, visualize)
     records, errors = [], []
     model_seconds = 0.0
     start = time.perf_counter()
@@ -72,7 +130,7 @@ def predict_files(predictor: Callable[[np.ndarray], Prediction], files: Sequence
         vis_path = None
         if output_dir and visualize:
             vis_path = os.path.join(output_dir, name + ".png")
-            drawing = draw_prediction(loaded.pixels[:, :, ::-1], prediction, threshold)
+            drawing = _drawing(loaded.pixels, prediction, threshold)
             Image.fromarray(drawing).save(vis_path)
         records.append(prediction_record(path, loaded, prediction, threshold, vis_path))
     seconds = time.perf_counter() - start

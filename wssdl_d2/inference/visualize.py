@@ -11,7 +11,8 @@ from detectron2.data.catalog import Metadata
 from detectron2.structures import Boxes, Instances
 from detectron2.utils.visualizer import ColorMode, Visualizer
 
-from ..data.labels import CLASS_COLORS, NORMAL, THING_CLASSES, image_label_to_class
+from ..data.labels import CLASS_COLORS, IMAGE_LABEL_NAMES, NORMAL, THING_CLASSES, image_label_to_class
+from .diagnosis import stated_diagnosis
 
 _METADATA = Metadata(name="wssdl_d2", thing_classes=list(THING_CLASSES), thing_colors=list(CLASS_COLORS))
 
@@ -20,9 +21,8 @@ def draw_prediction(image_rgb: np.ndarray, prediction, threshold: float = 0.5,
                     title: Optional[str] = None) -> np.ndarray:
     """An (H, W, 3) uint8 RGB drawing of ``prediction`` (a :class:`.Prediction`) on ``image_rgb``.
 
-    Draws the detections with score >= ``threshold``; ``title`` (default: the diagnosis and its probability, and
-    with a calibration the calibrated probability of malignancy beside the uncalibrated score) is written in the
-    top-left corner.
+    Draws the detections with score >= ``threshold``; ``title`` (default: the one stated diagnosis and its basis,
+    :func:`.diagnosis.stated_diagnosis`) is written in the top-left corner.
     """
     keep = prediction.above(threshold)
     instances = Instances((prediction.height, prediction.width))
@@ -31,12 +31,10 @@ def draw_prediction(image_rgb: np.ndarray, prediction, threshold: float = 0.5,
     instances.pred_classes = torch.as_tensor(prediction.classes[keep]).reshape(-1)
     visualizer = Visualizer(np.asarray(image_rgb), metadata=_METADATA, instance_mode=ColorMode.SEGMENTATION)
     output = visualizer.draw_instance_predictions(instances, jittering=False)
+    name, basis = stated_diagnosis(prediction.diagnosis)
     if title is None:
-        title = f"diagnosis: {prediction.diagnosis.name} ({prediction.diagnosis.probability:.0%})"
-        if prediction.diagnosis.p_malignant is not None:
-            title += (f"\nP(malignant), calibrated: {prediction.diagnosis.p_malignant:.0%}"
-                      f"\nmalignancy score, uncalibrated: {prediction.diagnosis.scores['malignant']:.2f}")
-    label = prediction.diagnosis.label
+        title = f"diagnosis: {name}\n" + basis.replace("; ", "\n")
+    label = IMAGE_LABEL_NAMES.index(name)
     color = tuple(c / 255.0 for c in CLASS_COLORS[image_label_to_class(label)]) if label != NORMAL else "w"
     visualizer.draw_text(title, (4, 4), horizontal_alignment="left", color=color)
     return output.get_image()
