@@ -9,6 +9,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 
 import pytest
 import torch
@@ -22,6 +23,9 @@ from wssdl_d2.active.ls_server import find_label_studio, free_port, start_local_
 from wssdl_d2.data.wssdl_json import load_wssdl_json
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# the test server's access tokens last this long (Label Studio's default, 5 minutes, set shorter through its Django
+# settings: see ls_server.start_local_server), so the tests see a personal access token's access token expire
+ACCESS_SECONDS = 6
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
@@ -146,9 +150,18 @@ def ls_server(tmp_path_factory):
         if os.environ.get("CI"):
             pytest.fail(message + " - CI must run the Label Studio tests")
         pytest.skip(message)
-    server = start_local_server(str(tmp_path_factory.mktemp("label_studio")), timeout=600)
+    server = start_local_server(str(tmp_path_factory.mktemp("label_studio")), timeout=600,
+                                access_token_lifetime=ACCESS_SECONDS)
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def personal_access_token(ls_server):
+    """A personal access token (Label Studio's default kind of key: a JWT refresh token) of the server's user."""
+    pat = LabelStudioClient(ls_server.url, ls_server.token)._call("POST", "/api/token/")["token"]
+    assert pat.count(".") == 2
+    return pat
 
 
 @pytest.fixture(scope="module")
@@ -184,17 +197,35 @@ def ranked(phantom_root, tmp_path_factory):
 
 
 @pytest.mark.label_studio
-def test_a_refused_key_is_a_clear_error_and_both_kinds_of_token_work(ls_server):
+def test_a_refused_key_is_a_clear_error_and_both_kinds_of_token_work(ls_server, personal_access_token):
     with pytest.raises(LabelStudioError, match="refused the API key"):
         connect(ls_server.url, {"LABEL_STUDIO_API_KEY": "0" * 40})
     legacy = connect(ls_server.url, {"LABEL_STUDIO_API_KEY": ls_server.token})
     assert legacy.whoami()["email"] == ls_server.email
     # a personal access token (Label Studio's default kind): a JWT refresh token exchanged for an access token
-    pat = legacy._call("POST", "/api/token/")["token"]
-    assert pat.count(".") == 2
+    pat = personal_access_token
     assert connect(ls_server.url, {"LABEL_STUDIO_API_KEY": pat}).whoami()["email"] == ls_server.email
     with pytest.raises(LabelStudioError, match="refused the API key"):
         connect(ls_server.url, {"LABEL_STUDIO_API_KEY": pat[:-4] + "AAAA"})
+
+
+@pytest.mark.label_studio
+def test_a_personal_access_token_outlasts_its_access_token(ls_server, personal_access_token):
+    """A client used past its access token's lifetime refreshes it and goes on (it failed as 'refused the API key')."""
+    import requests
+
+    client = connect(ls_server.url, {"LABEL_STUDIO_API_KEY": personal_access_token})
+    first = client.session.headers["Authorization"]
+    time.sleep(ACCESS_SECONDS + 2)
+    # the server does expire it: the first access token alone is refused now
+    stale = requests.get(ls_server.url + "/api/current-user/whoami", headers={"Authorization": first}, timeout=60,
+                         allow_redirects=False)
+    assert stale.status_code == 401, (stale.status_code, stale.text[:200])
+    assert client.whoami()["email"] == ls_server.email
+    assert client.session.headers["Authorization"] not in (first, "")
+    time.sleep(ACCESS_SECONDS + 2)  # and again after another expiry, for a project created and read back
+    project, created = client.ensure_project("personal access token")
+    assert created and client.find_project("personal access token")["id"] == project["id"]
 
 
 @pytest.mark.label_studio

@@ -73,6 +73,28 @@ def _server_env(data_dir: str) -> dict:
     return env
 
 
+SETTINGS_MODULE = "wssdl_ls_settings"
+
+
+def _short_access_token_settings(data_dir: str, seconds: float, env: dict) -> None:
+    """Make the server's access tokens (those a personal access token is exchanged for) last ``seconds``.
+
+    Label Studio has no option or environment variable for it: its access tokens take djangorestframework-simplejwt's
+    default lifetime, 5 minutes. Its start-up only sets ``DJANGO_SETTINGS_MODULE`` when unset, so a settings module
+    in ``data_dir`` that runs Label Studio's settings file in its own namespace (an ``import *`` cannot: that file
+    reads ``django.conf.settings`` while it is being imported) and adds ``SIMPLE_JWT['ACCESS_TOKEN_LIFETIME']``
+    sets it."""
+    with open(os.path.join(data_dir, SETTINGS_MODULE + ".py"), "w") as f:
+        f.write("import importlib.util\n"
+                "from datetime import timedelta\n\n"
+                "_origin = importlib.util.find_spec('label_studio.core.settings.label_studio').origin\n"
+                "with open(_origin) as _f:\n"
+                "    exec(compile(_f.read(), _origin, 'exec'))\n\n"
+                f"SIMPLE_JWT = {{'ACCESS_TOKEN_LIFETIME': timedelta(seconds={float(seconds)!r})}}\n")
+    env["DJANGO_SETTINGS_MODULE"] = SETTINGS_MODULE
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (data_dir, env.get("PYTHONPATH", "")) if p)
+
+
 def template_path(executable: str) -> str:
     """The migrated template database of the ``label-studio`` in ``<venv>/bin``: ``<venv>/wssdl_migrated.sqlite3``."""
     return os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(executable))), TEMPLATE_NAME)
@@ -107,10 +129,11 @@ def _healthy(url: str) -> bool:
 
 
 def start_local_server(data_dir: str, executable: Optional[str] = None, port: Optional[int] = None,
-                       timeout: float = 300.0) -> LocalServer:
+                       timeout: float = 300.0, access_token_lifetime: Optional[float] = None) -> LocalServer:
     """Start ``label-studio`` on 127.0.0.1 with its data in ``data_dir`` and wait until it answers ``/health``.
-    Raises RuntimeError (with the end of its log) when it exits or does not answer within ``timeout`` seconds,
-    FileNotFoundError when no executable is found."""
+    ``access_token_lifetime``: seconds the access tokens of personal access tokens last (Label Studio's default is
+    5 minutes; the tests shorten it to see them expire). Raises RuntimeError (with the end of its log) when it exits
+    or does not answer within ``timeout`` seconds, FileNotFoundError when no executable is found."""
     executable = find_label_studio(executable)
     if executable is None:
         raise FileNotFoundError("no label-studio executable: run tools/setup_env.sh --label-studio (it installs the "
@@ -119,6 +142,8 @@ def start_local_server(data_dir: str, executable: Optional[str] = None, port: Op
     port = port or free_port()
     token, password = secrets.token_hex(20), secrets.token_urlsafe(12)
     env = _server_env(data_dir)
+    if access_token_lifetime is not None:
+        _short_access_token_settings(data_dir, access_token_lifetime, env)
     database = os.path.join(data_dir, "label_studio.sqlite3")
     if os.path.isfile(template_path(executable)) and not os.path.exists(database):
         shutil.copyfile(template_path(executable), database)  # migrated already: the start skips the migrations
