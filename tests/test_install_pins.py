@@ -123,7 +123,8 @@ def recorders(tmp_path):
 fake_pip() {{
     echo "pip $*" >> "{calls}"
     if [[ "$1" == download ]]; then
-        local dest="${{@: -1}}"; mkdir -p "$dest"; cp "{tmp_path}/wheel.bin" "$dest/sal_detectron2-0.7.2-cp310-none-any.whl"
+        local dest="${{@: -1}}"
+        mkdir -p "$dest"; cp "{tmp_path}/wheel.bin" "$dest/sal_detectron2-0.7.2-cp310-none-any.whl"
     fi
 }}
 PIP=(fake_pip); PY="{fake}/fakepy"; VENV="{tmp_path}/venv"; PATH="{fake}:$PATH"
