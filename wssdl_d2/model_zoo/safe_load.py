@@ -28,6 +28,15 @@ class UnsafeCheckpointError(ValueError, RuntimeError):
     """A checkpoint that could run code when loaded, refused (a bad input: tools report it like other bad files)."""
 
 
+class UnreadableCheckpointError(UnsafeCheckpointError):
+    """A checkpoint file that is not a readable checkpoint (truncated, empty, another format); nothing in it ran."""
+
+
+class CheckpointError(RuntimeError):
+    """A run's checkpoints cannot be used or written: ``last_checkpoint`` names a file that is not there, or a save
+    failed (a full disk). The message names the folder or file and what to do."""
+
+
 def check_pickle_allowed(path: Union[str, os.PathLike], allow_pickle: bool) -> None:
     """Raise UnsafeCheckpointError for a pickle file (``.pkl`` / ``.pyth``) unless ``allow_pickle``."""
     if str(path).endswith(PICKLE_SUFFIXES) and not allow_pickle:
@@ -76,8 +85,8 @@ def load_checkpoint(path: Union[str, os.PathLike], allow_pickle: bool = False) -
     except OSError:
         raise  # not there / not readable: the OS's message names the file
     except Exception as error:  # truncated, empty or foreign: torch's readers raise many kinds, none naming the file
-        raise UnsafeCheckpointError(f"{path}: not a readable PyTorch checkpoint ({type(error).__name__}: "
-                                    f"{str(error)[:200]}); nothing in it was run") from None
+        raise UnreadableCheckpointError(f"{path}: not a readable PyTorch checkpoint ({type(error).__name__}: "
+                                        f"{str(error)[:200]}); nothing in it was run") from None
     if not isinstance(data, dict):
         raise UnsafeCheckpointError(f"{path}: expected a dict of weights, found {type(data).__name__}")
     return data if "model" in data else {"model": data}
@@ -107,6 +116,11 @@ class SafeDetectionCheckpointer(DetectionCheckpointer):
         super().__init__(model, save_dir, **checkpointables)
         self.allow_pickle = allow_pickle
         self.teacher = teacher  # load a mean-teacher run's teacher weights as the model (see teacher_as_model)
+        self.incompatible = None  # the last load's missing / unexpected / wrongly shaped keys (Detectron2's record)
+
+    def _load_model(self, checkpoint):
+        self.incompatible = super()._load_model(checkpoint)
+        return self.incompatible
 
     def _load_file(self, filename):
         check_pickle_allowed(filename, self.allow_pickle)
@@ -118,6 +132,55 @@ class SafeDetectionCheckpointer(DetectionCheckpointer):
 
     def _torch_load(self, f):
         return load_checkpoint(f)
+
+    def resume_or_load(self, path, *, resume=True):
+        """Detectron2's ``resume_or_load``, with clear errors when resuming: a ``last_checkpoint`` that names no
+        file raises :class:`CheckpointError`, an unreadable last checkpoint (a truncated file) raises
+        :class:`UnreadableCheckpointError`; both name the newest readable earlier checkpoint of the folder and say
+        how to continue from it."""
+        if not (resume and self.has_checkpoint()):
+            return super().resume_or_load(path, resume=resume)
+        last = self.get_checkpoint_file()
+        tag = os.path.join(self.save_dir, "last_checkpoint")
+        if not os.path.isfile(last):
+            named = os.path.basename(last)
+            what = f"names {named}, which is not in {self.save_dir}" if named else "is empty"
+            raise CheckpointError(f"{tag} {what}. {resume_hint(self.save_dir, last)}")
+        try:
+            return self.load(last)
+        except UnreadableCheckpointError as error:
+            raise UnreadableCheckpointError(f"{error}. {resume_hint(self.save_dir, last)}") from None
+
+
+def previous_checkpoint(folder: str, broken: str = "") -> Optional[str]:
+    """The newest checkpoint (``*.pth``, by modification time) in ``folder`` other than ``broken`` that reads back as
+    a checkpoint, or None."""
+    try:
+        names = [n for n in os.listdir(folder) if n.endswith(".pth") and not n.startswith(".")]
+    except OSError:
+        return None
+    paths = [os.path.join(folder, n) for n in names]
+    paths = [p for p in paths if os.path.isfile(p) and os.path.abspath(p) != os.path.abspath(broken or "")]
+    for candidate in sorted(paths, key=os.path.getmtime, reverse=True):
+        try:
+            load_checkpoint(candidate)
+        except (UnsafeCheckpointError, OSError):
+            continue
+        return candidate
+    return None
+
+
+def resume_hint(folder: str, broken: str = "") -> str:
+    """What to do when the last checkpoint of ``folder`` cannot be resumed from: the previous readable checkpoint
+    (named) and how to continue from it, or to start again."""
+    previous = previous_checkpoint(folder, broken)
+    tag = os.path.join(folder, "last_checkpoint")
+    if previous is None:
+        return (f"No earlier readable checkpoint in {folder}: start the run again without --resume (or in another "
+                "OUTPUT_DIR)")
+    name = os.path.basename(previous)
+    return (f"The previous checkpoint {previous} reads back: to continue from it, run `echo {name} > {tag}` and "
+            "start again with --resume")
 
 
 def teacher_as_model(checkpoint: Dict[str, Any], path: str = "checkpoint", logger=None) -> Dict[str, Any]:
@@ -136,7 +199,7 @@ def teacher_as_model(checkpoint: Dict[str, Any], path: str = "checkpoint", logge
 
 
 def load_model_weights(model: torch.nn.Module, weights: str, *, allow_pickle: bool = False, save_dir: str = "",
-                       resume: bool = False, teacher: bool = False) -> Dict[str, Any]:
+                       resume: bool = False, teacher: bool = False, require_complete: bool = False) -> Dict[str, Any]:
     """Load ``weights`` into ``model`` weights-only: the project's one way to read a checkpoint into a model.
 
     Args:
@@ -148,17 +211,38 @@ def load_model_weights(model: torch.nn.Module, weights: str, *, allow_pickle: bo
         save_dir: with ``resume``, the folder whose ``last_checkpoint`` names the file to continue from.
         resume: load ``save_dir``'s last checkpoint when there is one, else ``weights``.
         teacher: load a mean-teacher checkpoint's teacher weights (:func:`teacher_as_model`), not the student's.
+        require_complete: every parameter of ``model`` must come from the checkpoint, with its shape (a trained
+            model of this config, as ``--eval-only`` needs: not a backbone's ImageNet weights, not nothing).
     Returns:
         the checkpoint's other entries (``iteration``, optimizer state, ...), as Detectron2's checkpointer does.
     Raises:
         UnsafeCheckpointError: a pickle without ``allow_pickle``, or a file holding Python objects besides tensors.
         FileNotFoundError: ``weights`` is a local path that does not exist (and no last checkpoint is resumed).
+        CheckpointError: with ``require_complete``, no checkpoint, or one without some of the model's parameters.
     """
     checkpointer = SafeDetectionCheckpointer(model, save_dir, allow_pickle=allow_pickle, teacher=teacher)
     resuming = resume and checkpointer.has_checkpoint()
     if weights and not resuming and "://" not in weights and not os.path.isfile(weights):
         raise FileNotFoundError(f"MODEL.WEIGHTS {weights}: checkpoint file not found")
-    return checkpointer.resume_or_load(weights, resume=resume)
+    if require_complete and not weights and not resuming:
+        raise CheckpointError("no weights to load (MODEL.WEIGHTS is empty): give MODEL.WEIGHTS "
+                              "path/to/model_final.pth")
+    extras = checkpointer.resume_or_load(weights, resume=resume)
+    if require_complete:
+        source = checkpointer.get_checkpoint_file() if resuming else weights
+        check_complete(model, checkpointer.incompatible, source)
+    return extras
+
+
+def check_complete(model: torch.nn.Module, incompatible, source: str) -> None:
+    """Raise :class:`CheckpointError` naming ``source`` when ``incompatible`` (Detectron2's record of a load) says
+    some of ``model``'s parameters were not loaded (missing from the checkpoint, or of another shape)."""
+    params = {name for name, _ in model.named_parameters()}
+    missing = sorted(params & set(getattr(incompatible, "missing_keys", None) or [])) if incompatible else sorted(params)
+    if missing:
+        raise CheckpointError(
+            f"MODEL.WEIGHTS {source}: not a trained model of this config: {len(missing)} of the model's "
+            f"{len(params)} parameters are not in it (e.g. {missing[0]}), so they would be random")
 
 
 def build_trained_model(cfg, weights: Optional[str] = None) -> torch.nn.Module:
