@@ -2,12 +2,17 @@
 
 All new keys live under ``cfg.WSSDL``. :func:`load_config` (frozen, datasets registered: what a tool runs with)
 and :func:`merge_config` (unfrozen, nothing registered) are the entry points; both build on Detectron2's
-``get_cfg()`` + :func:`add_wssdl_config` + ``merge_from_file``.
+``get_cfg()`` + :func:`add_wssdl_config`, then read the file safely (:func:`wssdl_d2.config_file.merge_config_file`:
+``yaml.safe_load`` only, never Detectron2's ``merge_from_file``, which runs Python tags) and check the ranges of
+the ``WSSDL`` keys (:mod:`wssdl_d2.config_ranges`).
 """
 import os
 from typing import Iterable, Optional
 
 from detectron2.config import CfgNode, get_cfg
+
+from .config_file import ConfigError, merge_config_file
+from .config_ranges import check_wssdl_ranges
 
 CN = CfgNode  # Detectron2's short name in config definitions
 
@@ -25,7 +30,8 @@ def add_wssdl_config(cfg: CfgNode) -> CfgNode:
     # tools/prepare_busi.py / tools/make_phantom.py is registered as "<name>_<split>". Empty: $WSSDL_DATASETS,
     # else ./datasets.
     _C.WSSDL.DATASET_ROOT = ""
-    # Run the cheap dataset checks (files exist, boxes inside images, labels known) before training.
+    # Run the cheap dataset checks before training (files exist and are not empty, boxes inside images, labels
+    # known, box classes agree with image labels: tools/check_dataset.py's record and label checks).
     _C.WSSDL.CHECK_DATA = True
     # Checkpoints are loaded weights-only (a file whose pickle would run code is refused). Detectron2 .pkl files
     # from elsewhere (e.g. its ImageNet ResNets) are pickles: set True to opt in to loading them.
@@ -219,21 +225,25 @@ def merge_config(config_file: str, opts: Iterable = (), overrides: Iterable = ()
     (KEY VALUE pairs a tool's own flags set); ``OUTPUT_DIR`` = ``output_dir`` and ``MODEL.DEVICE`` = ``device``
     when given; CUDA falls back to the CPU when there is none (:func:`resolve_device`).
 
-    Raises FileNotFoundError naming a missing file, ValueError naming the file and key of a bad config or the
-    pairs of a bad override."""
+    The file and its ``_BASE_`` files are read with ``yaml.safe_load`` only (:mod:`wssdl_d2.config_file`): a
+    Python tag in any of them is refused, never run. Raises FileNotFoundError naming a missing file, and
+    :class:`~wssdl_d2.config_file.ConfigError` (a ValueError; ``str()`` is ``"<file>: <problem>"``) for bad YAML,
+    a Python tag, a ``_BASE_`` loop, an unknown key, a value of the wrong type, a bad override (naming the pairs)
+    and a ``WSSDL`` value out of its range (:mod:`wssdl_d2.config_ranges`, naming the key, value and range)."""
     if not os.path.isfile(config_file):
         raise FileNotFoundError(f"config file {config_file}: file not found")
     cfg = add_wssdl_config(get_cfg())
+    merge_config_file(cfg, config_file)  # yaml.safe_load only: a Python tag is refused, never run
     try:
-        cfg.merge_from_file(config_file)
-    except (AssertionError, KeyError) as err:  # yacs: "Non-existent config key: X", bad value types
-        raise ValueError(f"config file {config_file}: {err}") from None
-    merge_pairs(cfg, opts)
-    merge_pairs(cfg, overrides)
+        merge_pairs(cfg, opts)
+        merge_pairs(cfg, overrides)
+    except ValueError as err:
+        raise ConfigError(config_file, str(err)) from None
     if output_dir:
         cfg.OUTPUT_DIR = output_dir
     if device:
         cfg.MODEL.DEVICE = device
+    check_wssdl_ranges(cfg, config_file)
     return resolve_device(cfg)
 
 

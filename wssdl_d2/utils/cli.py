@@ -66,15 +66,20 @@ def setup_run(cfg: CfgNode, log_dir: Optional[str] = None) -> None:
 
 
 def run_main(main: Callable[..., Any], *args: Any, errors: Tuple[Type[BaseException], ...] = ()) -> Any:
-    """``main(*args)``, for a tool's ``if __name__ == "__main__"``: a refused checkpoint, a diverged training
-    run, or one of the tool's own ``errors`` (a mistake of the user's, whose message names the file / key) ends
-    the process with one ``error: ...`` line on stderr (exit status 2) instead of a traceback. Returns main's
-    value."""
+    """``main(*args)``, for a tool's ``if __name__ == "__main__"``: a refused checkpoint, a checkpoint that cannot
+    be read or saved, a bad config file (:class:`~wssdl_d2.config_file.ConfigError`: bad YAML, a Python tag, an
+    unknown key, a wrong type, a ``_BASE_`` loop, a value out of range), training data the checks refuse, a diverged
+    training run, or one of the tool's own ``errors`` (a mistake of the user's, whose message names the file / key)
+    ends the process with one ``error: ...`` message on stderr (exit status 2) instead of a traceback. Returns
+    main's value."""
+    from ..config_file import ConfigError
+    from ..data.errors import DatasetError
     from ..engine.divergence import TrainingDivergedError
-    from ..model_zoo.safe_load import UnsafeCheckpointError
+    from ..model_zoo.safe_load import CheckpointError, UnsafeCheckpointError
 
     try:
         return main(*args)
-    except (UnsafeCheckpointError, TrainingDivergedError, *errors) as error:
+    except (UnsafeCheckpointError, CheckpointError, ConfigError, DatasetError, TrainingDivergedError,
+            *errors) as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)
