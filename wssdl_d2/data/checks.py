@@ -1,9 +1,11 @@
-"""Cheap checks run on the training data before a run starts: they refuse bad data with the file's name."""
+"""Cheap checks run on the training data before a run starts (before iteration 0): they refuse bad data with the
+file's name. The same record and label checks as ``tools/check_dataset.py`` (:mod:`.dataset_check`), without
+decoding or hashing images."""
 import os
 from typing import Iterable, List, Tuple
 
 from .errors import DatasetError
-from .labels import IMAGE_LABELS, SUPERVISIONS
+from .labels import IMAGE_LABELS, NORMAL, SUPERVISIONS, THING_CLASSES, image_label_to_class
 
 
 def record_problems(dicts: Iterable[dict]) -> List[Tuple[str, str]]:
@@ -28,10 +30,47 @@ def record_problems(dicts: Iterable[dict]) -> List[Tuple[str, str]]:
     return problems
 
 
-def check_dataset_dicts(dicts: Iterable[dict], dataset_name: str = "dataset") -> None:
-    """Raise DatasetError listing every problem :func:`record_problems` finds (the first 50 of them)."""
+def label_problems(record: dict) -> List[str]:
+    """What is contradictory between a record's boxes and its image label (``tools/check_dataset.py``'s ``label``
+    problems): boxes on a normal image, a box whose class is not the one the image label implies (e.g. dataset
+    category ids counted from 0 turn every benign box malignant), a strong / pseudo mass image without a box."""
+    label, boxes = record.get("image_label"), record.get("annotations") or []
+    if label not in IMAGE_LABELS:
+        return []  # reported by record_problems
+    if label == NORMAL and boxes:
+        return [f"normal image with {len(boxes)} box(es)"]
+    target = image_label_to_class(label)
+    out = [f"box of class {THING_CLASSES[a['category_id']] if a.get('category_id') in (0, 1) else a.get('category_id')}"
+           f" on a {THING_CLASSES[target]} image" for a in boxes if a.get("category_id") != target]
+    if label != NORMAL and not boxes and record.get("supervision") in ("strong", "pseudo"):
+        out.append(f"{record['supervision']} {THING_CLASSES[target]} image without a box")
+    return out
+
+
+def training_problems(dicts: Iterable[dict]) -> List[Tuple[str, str]]:
+    """(file, problem) of everything training refuses before iteration 0: :func:`record_problems`, an empty
+    (0-byte) image file, and the :func:`label_problems` of each record. Cheap: no image is decoded or hashed."""
+    dicts = list(dicts)
     problems = record_problems(dicts)
+    for d in dicts:
+        path = d.get("file_name", "?")
+        if os.path.isfile(path) and os.path.getsize(path) == 0:
+            problems.append((path, "image file is empty (0 bytes)"))
+        problems += [(path, message) for message in label_problems(d)]
+    return problems
+
+
+def check_dataset_dicts(dicts: Iterable[dict], dataset_name: str = "dataset") -> None:
+    """Raise DatasetError (naming ``dataset_name``, e.g. the dataset file) listing every problem
+    :func:`training_problems` finds (the first 50 of them); box classes that contradict the image labels come with
+    a hint on category ids."""
+    problems = training_problems(dicts)
     if problems:
         listing = "\n".join(f"  {p}: {m}" for p, m in problems[:50])
         more = f"\n  ... and {len(problems) - 50} more" if len(problems) > 50 else ""
-        raise DatasetError(dataset_name, f"{len(problems)} problem(s) in the training data:\n{listing}{more}")
+        hint = ""
+        if any(m.startswith("box of class") for _, m in problems):
+            hint = ("\n  (a box's category_id in a dataset file is the image label its class implies: 1 benign, "
+                    "2 malignant; ids counted from 0 shift every class)")
+        raise DatasetError(dataset_name, f"{len(problems)} problem(s) in the training data (tools/check_dataset.py "
+                                         f"reports them all):\n{listing}{more}{hint}")

@@ -34,10 +34,10 @@ from typing import Dict, Optional
 from tqdm import tqdm
 
 from .busi import CLASS_FOLDERS, list_class_folder, read_busi
-from .checks import record_problems
+from .checks import label_problems, record_problems  # label_problems: training runs the same checks
 from .errors import DatasetError
 from .image_io import is_dicom, load_image
-from .labels import IMAGE_LABEL_NAMES, IMAGE_LABELS, NORMAL, THING_CLASSES, image_label_to_class
+from .labels import IMAGE_LABEL_NAMES, IMAGE_LABELS
 from .near_duplicates import group_near_duplicates, perceptual_hashes
 from .voc import read_voc_wssdl
 from .wssdl_json import read_wssdl_json
@@ -125,25 +125,11 @@ def _from_reader(read, split, problems):
 
 # ---- checks on records ----------------------------------------------------------------------------------
 
-def _label_problems(record):
-    label, boxes = record.get("image_label"), record["annotations"]
-    if label not in IMAGE_LABELS:
-        return []  # reported by the reader / record_problems
-    if label == NORMAL and boxes:
-        return [f"normal image with {len(boxes)} box(es)"]
-    target = image_label_to_class(label)
-    out = [f"box of class {THING_CLASSES[a['category_id']]} on a {THING_CLASSES[target]} image"
-           for a in boxes if a["category_id"] != target]
-    if label != NORMAL and not boxes and record.get("supervision") in ("strong", "pseudo"):
-        out.append(f"{record['supervision']} {THING_CLASSES[target]} image without a box")
-    return out
-
-
 def _split_problems(split, records):
     problems = [Problem(path, "record", message, split) for path, message in record_problems(records)]
     seen = defaultdict(int)
     for record in records:
-        problems += [Problem(record["file_name"], "label", m, split) for m in _label_problems(record)]
+        problems += [Problem(record["file_name"], "label", m, split) for m in label_problems(record)]
         seen[record["file_name"]] += 1
     problems += [Problem(path, "duplicate", f"listed {n} times in this split", split)
                  for path, n in seen.items() if n > 1]

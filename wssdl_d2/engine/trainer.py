@@ -19,7 +19,7 @@ import os
 import weakref
 
 import torch
-from detectron2.data import DatasetCatalog
+from detectron2.data import DatasetCatalog, MetadataCatalog
 from detectron2.engine import AMPTrainer, DefaultTrainer, SimpleTrainer, TrainerBase, create_ddp_model
 from detectron2.engine import hooks as d2_hooks
 from detectron2.evaluation.testing import flatten_results_dict
@@ -28,6 +28,7 @@ from detectron2.solver.build import get_default_optimizer_params, maybe_add_grad
 from detectron2.utils import comm
 from detectron2.utils.logger import setup_logger
 
+from ..config_ranges import check_wssdl_ranges
 from ..data.checks import check_dataset_dicts
 from ..data.mapper import WSSDLDatasetMapper
 from ..data.streams import BATCH_MODES, build_stream_loader
@@ -53,6 +54,7 @@ class WSSDLTrainer(DefaultTrainer):
         # DefaultTrainer.__init__'s steps, in its order, with the project's own: a DDP wrapper that also runs on
         # CPU processes (gloo), the MIL class weights from the weak stream, the two-optimizer trainer of the
         # alternating mode and the atomic, weights-only checkpointer.
+        check_wssdl_ranges(cfg)  # also for configs built in code (adapt_site --alpha, self-training rounds)
         if cfg.WSSDL.BATCH_MODE not in BATCH_MODES:
             raise ValueError(f"WSSDL.BATCH_MODE must be one of {BATCH_MODES}, not {cfg.WSSDL.BATCH_MODE!r}")
         if cfg.WSSDL.BATCH_MODE == "alternating" and cfg.SOLVER.AMP.ENABLED:
@@ -140,9 +142,13 @@ class WSSDLTrainer(DefaultTrainer):
     @classmethod
     def build_train_loader(cls, cfg):
         """Strong / weak streams over DATASETS.TRAIN (see :func:`wssdl_d2.data.streams.build_stream_loader`)."""
-        dicts = [d for name in cfg.DATASETS.TRAIN for d in DatasetCatalog.get(name)]
-        if cfg.WSSDL.CHECK_DATA:
-            check_dataset_dicts(dicts, ", ".join(cfg.DATASETS.TRAIN))
+        dicts = []
+        for name in cfg.DATASETS.TRAIN:
+            records = DatasetCatalog.get(name)
+            if cfg.WSSDL.CHECK_DATA:  # before iteration 0, naming the dataset file: check_dataset.py's checks
+                source = MetadataCatalog.get(name).get("json_file", None)
+                check_dataset_dicts(records, f"{name} ({source})" if source else name)
+            dicts += records
         weak = sum(d.get("supervision") == "weak" for d in dicts)
         arch = META_ARCH_REGISTRY.get(cfg.MODEL.META_ARCHITECTURE)
         if weak and not issubclass(arch, WSSDLRCNN):
