@@ -205,5 +205,6 @@ def test_training_refuses_bad_data_naming_the_file(bad_prepared, tiny_cfg):
             register_wssdl_json(f"testcheck_{name}", str(out / f"{name}.json"))
     with pytest.raises(DatasetError, match=r"outside\.json: annotations\[0\]: .* outside the 128x96 image benign \(1\)"):
         WSSDLTrainer.build_train_loader(tiny_cfg(**{"DATASETS.TRAIN": "('testcheck_outside',)"}))
-    with pytest.raises(DatasetError, match=r"testcheck_gone: 1 problem.*\n.*images/benign/gone\.png: image file not found"):
+    with pytest.raises(DatasetError, match=r"testcheck_gone \(.*gone\.json\): 1 problem.*\n"
+                                           r".*images/benign/gone\.png: image file not found"):
         WSSDLTrainer.build_train_loader(tiny_cfg(**{"DATASETS.TRAIN": "('testcheck_gone',)"}))

@@ -185,8 +185,9 @@ def test_a_truncated_last_checkpoint_names_the_previous_one(tmp_path):
         load_model_weights(model, "", save_dir=str(tmp_path / "run"), resume=True)
     message = str(err.value)
     assert message.startswith(f"{tmp_path / 'run' / 'model_final.pth'}: not a readable PyTorch checkpoint")
-    assert (f"The previous checkpoint {tmp_path / 'run' / 'model_0000001.pth'} reads back: to continue from it, run "
-            f"`echo model_0000001.pth > {tmp_path / 'run' / 'last_checkpoint'}` and start again with --resume") in message
+    run = tmp_path / "run"
+    assert (f"The previous checkpoint {run / 'model_0000001.pth'} reads back: to continue from it, run "
+            f"`echo model_0000001.pth > {run / 'last_checkpoint'}` and start again with --resume") in message
 
 
 def test_a_last_checkpoint_naming_a_missing_file_is_one_clear_error(tmp_path, phantom_root):

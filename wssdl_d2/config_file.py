@@ -42,8 +42,9 @@ def _parse(path: str) -> Dict[str, Any]:
     except yaml.constructor.ConstructorError as err:
         where = f" at line {err.problem_mark.line + 1}" if err.problem_mark is not None else ""
         if "python/" in str(err.problem or ""):
-            raise ConfigError(path, f"refused: the file holds a Python object tag{where} ({err.problem}), which would "
-                                    "run code when loaded; a config holds plain values only (nothing was run)") from None
+            raise ConfigError(path, f"refused: the file holds a Python object tag{where} ({err.problem}), which "
+                                    "would run code when loaded; a config holds plain values only (nothing was run)"
+                              ) from None
         raise ConfigError(path, f"not a plain YAML config{where}: {err.problem}") from None
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)

@@ -238,7 +238,8 @@ def check_complete(model: torch.nn.Module, incompatible, source: str) -> None:
     """Raise :class:`CheckpointError` naming ``source`` when ``incompatible`` (Detectron2's record of a load) says
     some of ``model``'s parameters were not loaded (missing from the checkpoint, or of another shape)."""
     params = {name for name, _ in model.named_parameters()}
-    missing = sorted(params & set(getattr(incompatible, "missing_keys", None) or [])) if incompatible else sorted(params)
+    loaded_none = incompatible is None
+    missing = sorted(params if loaded_none else params & set(getattr(incompatible, "missing_keys", None) or []))
     if missing:
         raise CheckpointError(
             f"MODEL.WEIGHTS {source}: not a trained model of this config: {len(missing)} of the model's "
