@@ -5,10 +5,11 @@
         --strong-fraction 0.1 0.2 1.0 --val-fraction 0.2 --seed 0
 
 Reads ``<root>/{benign,malignant,normal}/<name>.png`` with ``<name>_mask*.png`` (one box per mask file),
-groups near-duplicates by perceptual hash (a group never straddles splits; groups with conflicting labels
-are reported and excluded unless --keep-conflicting), splits groups into train / val (/ test), picks nested
-strong subsets of train, and writes ``<out>/{train_strong_P,train_weak_P,train_all,val,test}.json`` plus file
-lists and a report in ``<out>/meta/``. The images are not copied: the JSON files point at ``--root``.
+groups near-duplicates (``--duplicates``: perceptual hash, plus ORB feature matching by default; a group never
+straddles splits; groups with conflicting labels are reported and excluded unless --keep-conflicting), splits
+groups into train / val (/ test), picks nested strong subsets of train, and writes
+``<out>/{train_strong_P,train_weak_P,train_all,val,test}.json`` plus file lists and a report in ``<out>/meta/``.
+The images are not copied: the JSON files point at ``--root``.
 Registered as ``<basename(out)>_<split>``, e.g. ``busi_train_strong_20``, ``busi_val``.
 
 With ``--folds K`` it also writes K cross-validation folds of every usable image (train + val; test and
@@ -37,6 +38,7 @@ import os
 import sys
 
 from wssdl_d2.data.errors import DatasetError
+from wssdl_d2.data.near_duplicates import DEFAULT_DUPLICATE_METHOD, DUPLICATE_METHODS
 from wssdl_d2.data.prepare import prepare_pool
 from wssdl_d2.data.prepared import remove_leftovers, snapshot
 
@@ -59,6 +61,9 @@ def main(argv=None):
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--max-hash-distance", type=int, default=6,
                         help="perceptual-hash Hamming distance (of 64 bits) up to which images are near-duplicates")
+    parser.add_argument("--duplicates", choices=DUPLICATE_METHODS, default=DEFAULT_DUPLICATE_METHOD,
+                        help="how near-duplicates are found: phash (perceptual hash only) or phash+orb (also crops, "
+                             "shifts, rescales and adjacent frames by ORB feature matching; default: %(default)s)")
     parser.add_argument("--keep-conflicting", action="store_true",
                         help="keep near-duplicate groups whose images carry different labels")
     parser.add_argument("--folds", type=int, default=0, metavar="K",
@@ -87,7 +92,7 @@ def main(argv=None):
         prepare_pool(args.root, args.out, args.strong_fraction, args.val_fraction, args.test_fraction, args.seed,
                      args.max_hash_distance, args.keep_conflicting, name=os.path.basename(os.path.normpath(args.out)),
                      folds=args.folds, overwrite=args.overwrite, strong_counts=args.strong_count,
-                     test_all=args.test_all)
+                     test_all=args.test_all, duplicates=args.duplicates)
     except (DatasetError, FileExistsError, ValueError) as err:
         sys.exit(f"prepare_busi: {err}")
     removed = remove_leftovers(args.out, earlier)

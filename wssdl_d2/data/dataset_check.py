@@ -24,7 +24,8 @@ Problems found (``Problem.kind``):
 
 The records and the file-level problems come from the readers themselves (:func:`.wssdl_json.read_wssdl_json`,
 :func:`.voc.read_voc_wssdl`, :func:`.busi.read_busi`), whose :class:`~.errors.DatasetProblem` records become
-:class:`Problem` entries. Near-duplicates are found by perceptual hash (:mod:`.near_duplicates`, as when splits are made).
+:class:`Problem` entries. Near-duplicates are found by perceptual hash or ORB feature matching
+(:func:`.near_duplicates.near_duplicate_groups`, "phash+orb", as when splits are made).
 """
 import os
 from collections import defaultdict
@@ -38,7 +39,7 @@ from .checks import label_problems, record_problems  # label_problems: training 
 from .errors import DatasetError
 from .image_io import is_dicom, load_image
 from .labels import IMAGE_LABEL_NAMES, IMAGE_LABELS
-from .near_duplicates import group_near_duplicates, perceptual_hashes
+from .near_duplicates import near_duplicate_groups
 from .voc import read_voc_wssdl
 from .wssdl_json import read_wssdl_json
 
@@ -175,7 +176,7 @@ def _group_problems(labels_roles, paths, max_hash_distance, progress):
     (the others are compared as single files).
     """
     if max_hash_distance is not None and len(paths) > 1:
-        groups = group_near_duplicates(perceptual_hashes(paths, progress), max_hash_distance).tolist()
+        groups = near_duplicate_groups(paths, max_hash_distance=max_hash_distance, progress=progress).tolist()
     else:
         groups = list(range(len(paths)))
     members = defaultdict(list)

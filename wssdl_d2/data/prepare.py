@@ -23,7 +23,7 @@ from ..utils.atomic import atomic_open, atomic_write_json
 from .busi import read_busi
 from .folds import write_folds
 from .labels import IMAGE_LABEL_NAMES, NORMAL
-from .near_duplicates import group_near_duplicates, perceptual_hashes
+from .near_duplicates import DEFAULT_DUPLICATE_METHOD, duplicate_parameters, near_duplicate_groups
 from .splits import conflicting_groups, split_by_groups, strong_subset, strong_subset_count
 from .wssdl_json import write_wssdl_json
 
@@ -46,7 +46,7 @@ def prepare_pool(root: str, out: str, strong_fractions: Sequence[float] = (0.2,)
                  name: str = "dataset", progress: bool = True, log: Callable[[str], Any] = print,
                  strong_labels: Sequence[str] = IMAGE_LABEL_NAMES, folds: int = 0,
                  overwrite: bool = False, strong_counts: Sequence[int] = (), test_all: bool = False,
-                 require_masks: bool = True) -> Dict[str, Any]:
+                 require_masks: bool = True, duplicates: str = DEFAULT_DUPLICATE_METHOD) -> Dict[str, Any]:
     """Read the BUSI-layout tree ``root`` and write the dataset files into ``out``. Returns the report dict.
 
     ``strong_labels``: the image labels (names of ``IMAGE_LABEL_NAMES``) whose images may keep their boxes in the
@@ -65,7 +65,10 @@ def prepare_pool(root: str, out: str, strong_fractions: Sequence[float] = (0.2,)
     an external site's evaluation set. Folds, when asked, are drawn from the same images.
 
     ``require_masks`` False: images without mask files are read with no boxes (:func:`~.busi.read_busi`); they can
-    be weak images only."""
+    be weak images only.
+
+    ``duplicates``: how near-duplicates are found (:func:`~.near_duplicates.near_duplicate_groups`): "phash+orb"
+    (perceptual hash or ORB feature matching, the default) or "phash"; recorded in the report."""
     unknown = sorted(set(strong_labels) - set(IMAGE_LABEL_NAMES))
     if unknown:
         raise ValueError(f"strong_labels {unknown}: not image labels (choose from {IMAGE_LABEL_NAMES})")
@@ -75,7 +78,7 @@ def prepare_pool(root: str, out: str, strong_fractions: Sequence[float] = (0.2,)
                          f"({test_fraction}) must be 0")
     records = read_busi(root, progress=progress, require_masks=require_masks)
     labels = np.array([r.image_label for r in records])
-    groups = group_near_duplicates(perceptual_hashes([r.path for r in records], progress), max_hash_distance)
+    groups = near_duplicate_groups([r.path for r in records], duplicates, max_hash_distance, progress=progress)
     conflicts = sorted(conflicting_groups(labels, groups))
     splits = split_by_groups(labels, groups, val_fraction, test_fraction, seed,
                              exclude=() if keep_conflicting else conflicts)
@@ -145,6 +148,7 @@ def prepare_pool(root: str, out: str, strong_fractions: Sequence[float] = (0.2,)
         "strong_fractions": list(strong_fractions), "strong_counts": [int(n) for n in strong_counts],
         "test_all": bool(test_all), "strong_labels": list(strong_labels),
         "max_hash_distance": max_hash_distance,
+        "near_duplicates": duplicate_parameters(duplicates, max_hash_distance),
         "images": len(records), "groups": int(groups.max() + 1) if len(groups) else 0,
         "conflicting_groups": [[r.relpath for r, g in zip(records, groups) if g == c] for c in conflicts],
         "conflicting_excluded": not keep_conflicting,
