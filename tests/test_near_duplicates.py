@@ -121,3 +121,25 @@ def test_parameters_are_recorded_and_unknown_methods_refused():
     assert "orb" not in duplicate_parameters("phash")
     with pytest.raises(ValueError, match="near-duplicate method"):
         near_duplicate_groups([], method="sift")
+
+
+def test_confirmed_same_lesion_pairs_join_one_group_and_bad_rows_name_the_line(tmp_path):
+    from wssdl_d2.data.near_duplicates import merge_confirmed_pairs, read_confirmed_pairs
+
+    names = ["benign/a.png", "benign/b.png", "malignant/c.png", "malignant/d.png", "normal/e.png"]
+    groups = np.array([0, 1, 2, 2, 3])
+    pairs = tmp_path / "pairs.csv"
+    pairs.write_text("file_a,file_b,same_lesion,note\nbenign/a.png,malignant/d.png,1,crop\n"
+                     "benign/b.png,normal/e.png,0,different lesion\n")
+    merged = merge_confirmed_pairs(groups, read_confirmed_pairs(str(pairs), names))
+    assert merged[0] == merged[2] == merged[3]  # a joins c and d's group; the 0 row links nothing
+    assert len({merged[1], merged[4], merged[0]}) == 3 and merged.tolist() == [0, 1, 0, 0, 2]
+    pairs.write_text("file_a,file_b,same_lesion\nbenign/a.png,benign/zz.png,1\n")
+    with pytest.raises(ValueError, match=r"pairs.csv line 2: \['benign/zz.png'\] not in the image pool"):
+        read_confirmed_pairs(str(pairs), names)
+    pairs.write_text("file_a,file_b,same_lesion\nbenign/a.png,benign/b.png,yes\n")
+    with pytest.raises(ValueError, match="line 2: same_lesion must be 0 or 1"):
+        read_confirmed_pairs(str(pairs), names)
+    pairs.write_text("a,b\n")
+    with pytest.raises(ValueError, match="missing columns"):
+        read_confirmed_pairs(str(pairs), names)

@@ -61,6 +61,10 @@ def main(argv=None):
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--max-hash-distance", type=int, default=6,
                         help="perceptual-hash Hamming distance (of 64 bits) up to which images are near-duplicates")
+    parser.add_argument("--same-lesion", metavar="CSV",
+                        help="pairs confirmed by eye as the same lesion (file_a, file_b, same_lesion 0/1; names "
+                             "relative to --root) join one group whatever the detector says, e.g. "
+                             "benchmarks/near_duplicates/labelled_pairs.csv for BUSI")
     parser.add_argument("--duplicates", choices=DUPLICATE_METHODS, default=DEFAULT_DUPLICATE_METHOD,
                         help="how near-duplicates are found: phash (perceptual hash only) or phash+orb (also crops, "
                              "shifts, rescales and adjacent frames by ORB feature matching; default: %(default)s)")
@@ -92,7 +96,7 @@ def main(argv=None):
         prepare_pool(args.root, args.out, args.strong_fraction, args.val_fraction, args.test_fraction, args.seed,
                      args.max_hash_distance, args.keep_conflicting, name=os.path.basename(os.path.normpath(args.out)),
                      folds=args.folds, overwrite=args.overwrite, strong_counts=args.strong_count,
-                     test_all=args.test_all, duplicates=args.duplicates)
+                     test_all=args.test_all, duplicates=args.duplicates, same_lesion=args.same_lesion)
     except (DatasetError, FileExistsError, ValueError) as err:
         sys.exit(f"prepare_busi: {err}")
     removed = remove_leftovers(args.out, earlier)

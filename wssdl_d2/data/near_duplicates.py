@@ -153,3 +153,39 @@ def near_duplicate_groups(paths: Sequence[str], method: str = DEFAULT_DUPLICATE_
     numbered 0..G-1 in order of first appearance."""
     pairs = near_duplicate_pairs(paths, method, max_hash_distance, orb, progress)
     return groups_from_pairs(len(paths), np.array([(p.i, p.j) for p in pairs if p.evidence], np.int64))
+
+
+def read_confirmed_pairs(path: str, relpaths: Sequence[str]) -> np.ndarray:
+    """Pairs (P, 2) of indices into ``relpaths`` that a person confirmed as the same lesion: the rows of the CSV
+    ``path`` (columns ``file_a``, ``file_b``, ``same_lesion``; e.g. ``benchmarks/near_duplicates/labelled_pairs.csv``)
+    with ``same_lesion`` 1, file names relative to the image root as in ``relpaths``. Rows with 0 are ignored (a
+    detector link is not undone). Raises ValueError naming the file and line for a missing column, a bad value or a
+    file name that is not in the pool."""
+    import csv
+
+    index = {name: i for i, name in enumerate(relpaths)}
+    pairs = []
+    with open(path, newline="") as f:
+        reader = csv.DictReader(f)
+        missing = [c for c in ("file_a", "file_b", "same_lesion") if c not in (reader.fieldnames or [])]
+        if missing:
+            raise ValueError(f"{path}: not a same-lesion pairs file, missing columns {missing}")
+        for line, row in enumerate(reader, start=2):
+            if row["same_lesion"].strip() not in ("0", "1"):
+                raise ValueError(f"{path} line {line}: same_lesion must be 0 or 1, not {row['same_lesion']!r}")
+            if row["same_lesion"].strip() == "0":
+                continue
+            unknown = [row[c] for c in ("file_a", "file_b") if row[c] not in index]
+            if unknown:
+                raise ValueError(f"{path} line {line}: {unknown} not in the image pool (names are relative to the "
+                                 "image root, e.g. malignant/malignant (39).png)")
+            pairs.append((index[row["file_a"]], index[row["file_b"]]))
+    return np.array(pairs, np.int64).reshape(-1, 2)
+
+
+def merge_confirmed_pairs(groups: np.ndarray, confirmed: np.ndarray) -> np.ndarray:
+    """Group ids (N,) after also linking the ``confirmed`` pairs (P, 2) (:func:`read_confirmed_pairs`): the groups
+    of a confirmed pair become one. Renumbered in order of first appearance."""
+    groups = np.asarray(groups, np.int64)
+    members = np.stack([np.arange(len(groups)), np.unique(groups, return_index=True)[1][groups]], axis=1)
+    return groups_from_pairs(len(groups), np.concatenate([members, np.asarray(confirmed, np.int64).reshape(-1, 2)]))

@@ -15,7 +15,7 @@ All files are written atomically.
 import csv
 import io
 import os
-from typing import Any, Callable, Dict, Sequence
+from typing import Any, Callable, Dict, Optional, Sequence
 
 import numpy as np
 
@@ -23,7 +23,8 @@ from ..utils.atomic import atomic_open, atomic_write_json
 from .busi import read_busi
 from .folds import write_folds
 from .labels import IMAGE_LABEL_NAMES, NORMAL
-from .near_duplicates import DEFAULT_DUPLICATE_METHOD, duplicate_parameters, near_duplicate_groups
+from .near_duplicates import (DEFAULT_DUPLICATE_METHOD, duplicate_parameters, merge_confirmed_pairs,
+                              near_duplicate_groups, read_confirmed_pairs)
 from .splits import conflicting_groups, split_by_groups, strong_subset, strong_subset_count
 from .wssdl_json import write_wssdl_json
 
@@ -46,7 +47,8 @@ def prepare_pool(root: str, out: str, strong_fractions: Sequence[float] = (0.2,)
                  name: str = "dataset", progress: bool = True, log: Callable[[str], Any] = print,
                  strong_labels: Sequence[str] = IMAGE_LABEL_NAMES, folds: int = 0,
                  overwrite: bool = False, strong_counts: Sequence[int] = (), test_all: bool = False,
-                 require_masks: bool = True, duplicates: str = DEFAULT_DUPLICATE_METHOD) -> Dict[str, Any]:
+                 require_masks: bool = True, duplicates: str = DEFAULT_DUPLICATE_METHOD,
+                 same_lesion: Optional[str] = None) -> Dict[str, Any]:
     """Read the BUSI-layout tree ``root`` and write the dataset files into ``out``. Returns the report dict.
 
     ``strong_labels``: the image labels (names of ``IMAGE_LABEL_NAMES``) whose images may keep their boxes in the
@@ -68,7 +70,11 @@ def prepare_pool(root: str, out: str, strong_fractions: Sequence[float] = (0.2,)
     be weak images only.
 
     ``duplicates``: how near-duplicates are found (:func:`~.near_duplicates.near_duplicate_groups`): "phash+orb"
-    (perceptual hash or ORB feature matching, the default) or "phash"; recorded in the report."""
+    (perceptual hash or ORB feature matching, the default) or "phash"; recorded in the report.
+
+    ``same_lesion``: a CSV of pairs a person confirmed as the same lesion (``file_a``, ``file_b``, ``same_lesion``;
+    :func:`~.near_duplicates.read_confirmed_pairs`): each pair with 1 joins one group whatever the detector found,
+    e.g. BUSI's labelled sample ``benchmarks/near_duplicates/labelled_pairs.csv``."""
     unknown = sorted(set(strong_labels) - set(IMAGE_LABEL_NAMES))
     if unknown:
         raise ValueError(f"strong_labels {unknown}: not image labels (choose from {IMAGE_LABEL_NAMES})")
@@ -79,6 +85,10 @@ def prepare_pool(root: str, out: str, strong_fractions: Sequence[float] = (0.2,)
     records = read_busi(root, progress=progress, require_masks=require_masks)
     labels = np.array([r.image_label for r in records])
     groups = near_duplicate_groups([r.path for r in records], duplicates, max_hash_distance, progress=progress)
+    confirmed = np.zeros((0, 2), np.int64)
+    if same_lesion:  # pairs a person confirmed as one lesion join one group, whatever the detector said
+        confirmed = read_confirmed_pairs(same_lesion, [r.relpath for r in records])
+        groups = merge_confirmed_pairs(groups, confirmed)
     conflicts = sorted(conflicting_groups(labels, groups))
     splits = split_by_groups(labels, groups, val_fraction, test_fraction, seed,
                              exclude=() if keep_conflicting else conflicts)
@@ -148,7 +158,9 @@ def prepare_pool(root: str, out: str, strong_fractions: Sequence[float] = (0.2,)
         "strong_fractions": list(strong_fractions), "strong_counts": [int(n) for n in strong_counts],
         "test_all": bool(test_all), "strong_labels": list(strong_labels),
         "max_hash_distance": max_hash_distance,
-        "near_duplicates": duplicate_parameters(duplicates, max_hash_distance),
+        "near_duplicates": dict(duplicate_parameters(duplicates, max_hash_distance),
+                                same_lesion_file=os.path.abspath(same_lesion) if same_lesion else None,
+                                same_lesion_pairs=int(len(confirmed))),
         "images": len(records), "groups": int(groups.max() + 1) if len(groups) else 0,
         "conflicting_groups": [[r.relpath for r, g in zip(records, groups) if g == c] for c in conflicts],
         "conflicting_excluded": not keep_conflicting,
