@@ -128,6 +128,10 @@ def test_dataset_names_map_to_the_fold_of_the_same_kind():
     assert fold_dataset_for("busi_train_all", "busi", 2, 10) == "busi_fold2_train_all"
     # the fully supervised row (every image boxed) stays itself in a 10% comparison
     assert fold_dataset_for("busi_train_strong_100", "busi", 2, 10) == "busi_fold2_train_strong_100"
+    # --inner: the fold's inner split, where settings are chosen; val / test become the inner validation split
+    assert fold_dataset_for("busi_train_strong_20", "busi", 0, 10, inner=True) == "busi_fold0_inner_train_strong_10"
+    assert fold_dataset_for("busi_train_all", "busi", 1, inner=True) == "busi_fold1_inner_train_all"
+    assert fold_dataset_for("busi_val", "busi", 1, inner=True) == "busi_fold1_inner_val"
     with pytest.raises(CrossValError, match="not a prepared split"):
         fold_dataset_for("my_images", "busi", 0)
     with pytest.raises(CrossValError, match="twice"):
@@ -364,3 +368,16 @@ def test_a_run_started_before_a_config_key_was_added_is_still_recognised(fold_da
     changed.WSSDL.FINETUNE_LR = 0.5
     with pytest.raises(CrossValError, match="another config"):
         cv_runs.run_config(changed, run_dir, {}, runs.train, runs.evaluate)
+
+
+def test_inner_runs_train_and_test_inside_the_training_part(fold_data, tmp_path):
+    """--inner: the run's datasets are the fold's inner split; none of its images is in the held-out fold."""
+    from detectron2.data import DatasetCatalog
+
+    spec = RunSpec("wssdl", os.path.join(CONFIGS, "wssdl.yaml"))
+    cfg = cv_runs.fold_config(spec, "cvphantom", 0, tiny_crossval_opts(), str(tmp_path / "run"), inner=True)
+    assert cfg.DATASETS.TEST == ("cvphantom_fold0_inner_val",)
+    assert all(d.startswith("cvphantom_fold0_inner_train_") for d in cfg.DATASETS.TRAIN), cfg.DATASETS.TRAIN
+    held_out = {d["file_name"] for d in DatasetCatalog.get("cvphantom_fold0_val")}
+    used = {d["file_name"] for name in cfg.DATASETS.TRAIN + cfg.DATASETS.TEST for d in DatasetCatalog.get(name)}
+    assert used and not used & held_out

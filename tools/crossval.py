@@ -23,6 +23,9 @@ on the held-out fold, pool the per-image outcomes and compare the configs image 
   e.g. ``tools/self_train.py`` from each fold's wssdl model into ``output/selftrain/fold<k>``, tested on the fold
   (``DATASETS.TEST "('busi_fold<k>_val',)"``): ``--rows selftrain=output/selftrain/fold{fold}/round_1``. Each
   FOLDER/inference/corloc_per_image.csv must hold exactly that fold's test images.
+- ``--inner`` chooses settings without touching a test fold: each fold's inner training part (``inner_train_*``)
+  trains and its inner validation split (``inner_val``) tests (``tools/prepare_busi.py --folds`` writes both);
+  ``--only-folds 0`` runs fold 0 only, e.g. to screen candidates before the five-fold run.
 - ``--external breast_test`` also tests every fold model (of the configs and the rows) zero-shot on that registered
   dataset, another site's images, into ``<run folder>/breast_test/inference``: the report adds each row's mean over
   its fold models and, per pair, the model-by-model differences (fold k against fold k, McNemar's p each)
@@ -65,6 +68,11 @@ def parse_args(argv=None):
                         help="train on the folds' train_strong_P / train_weak_P instead of the P in the configs "
                              "(e.g. 10 for the 10%% boxes rows of configs that name busi_train_strong_20; train_strong_100, the fully "
                              "supervised row, is kept)")
+    parser.add_argument("--inner", action="store_true",
+                        help="choose settings: train on each fold's inner training part (inner_train_*) and test on "
+                             "its inner validation split (inner_val), never on the held-out fold")
+    parser.add_argument("--only-folds", type=int, nargs="+", default=None, metavar="K",
+                        help="run these folds only (e.g. 0 for a screen on fold 0's inner split)")
     parser.add_argument("--report", default="crossval", metavar="STEM",
                         help="report files <out>/STEM.{md,json,csv,png} (default: %(default)s)")
     parser.add_argument("--dataset-root", default=None,
@@ -95,14 +103,20 @@ def main(argv=None):
         rows = parse_rows(args.rows)
         specs = parse_specs(args.configs, other_rows=len(rows))
         folds = check_folds(args.data, args.folds)
+        if args.only_folds is not None:
+            unknown = sorted(set(args.only_folds) - set(folds))
+            if unknown:
+                raise CrossValError(f"--only-folds {unknown}: {args.data} has folds {folds}")
+            folds = sorted(set(args.only_folds))
         unknown = [d for d in args.external if d not in DatasetCatalog.list()]
         if unknown:
             raise CrossValError(f"--external {' '.join(unknown)}: not a registered dataset under the dataset root "
                                 "(prepare the site with tools/prepare_busi.py --test-all, docs/SITE_ADAPTATION.md)")
-        pooled_rows = read_rows(rows, args.data, folds)  # before any training: a bad row is reported at once
+        # before any training: a bad row is reported at once
+        pooled_rows = read_rows(rows, args.data, folds, "inner_val" if args.inner else "val")
         result = run_crossval(specs, args.data, folds, args.out, args.opts, strong_percent=args.strong_percent,
                               jobs=args.jobs, dataset_root=args.dataset_root or default_dataset_root(),
-                              keep_checkpoints=args.keep_checkpoints)
+                              keep_checkpoints=args.keep_checkpoints, inner=args.inner)
         result["pooled"].update(pooled_rows)
         report = crossval_report(result, args.num_samples, args.seed, args.level)
         run_dirs = fold_run_dirs(specs, rows, args.out, folds)

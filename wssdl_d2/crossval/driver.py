@@ -62,7 +62,7 @@ def parse_rows(items: Sequence[str]) -> Dict[str, str]:
     return rows
 
 
-def read_rows(rows: Mapping[str, str], data: str, folds: Sequence[int]) -> Dict[str, Dict]:
+def read_rows(rows: Mapping[str, str], data: str, folds: Sequence[int], test_split: str = "val") -> Dict[str, Dict]:
     """Rows whose fold runs were made outside :func:`run_crossval` (e.g. ``tools/self_train.py`` from each fold's
     model), {name: FOLDER} from :func:`parse_rows`: ``FOLDER.format(fold=k)`` holds
     ``inference/corloc_per_image.csv`` of the model tested on ``<data>_fold<k>_val``. Returns {name: pooled
@@ -74,7 +74,7 @@ def read_rows(rows: Mapping[str, str], data: str, folds: Sequence[int]) -> Dict[
         for fold in folds:
             folder = os.path.join(template.format(fold=fold), "inference")
             columns = read_per_image(folder)
-            val = fold_dataset_name(data, fold, "val")
+            val = fold_dataset_name(data, fold, test_split)
             expected = {d["file_name"] for d in DatasetCatalog.get(val)}
             if set(columns["file_name"]) != expected:
                 odd = sorted(set(columns["file_name"]) ^ expected)[:2]
@@ -118,7 +118,8 @@ def _run_line(name: str, fold: int, state: Dict, did: str) -> str:
 
 
 def _fold_job(spec: RunSpec, data: str, fold: int, opts: Sequence[str], run_dir: str, strong_percent: Optional[int],
-              dataset_root: str, threads: int, train_fn: Callable, eval_fn: Callable, keep_checkpoints: bool):
+              dataset_root: str, threads: int, train_fn: Callable, eval_fn: Callable, keep_checkpoints: bool,
+              inner: bool = False):
     """One run in a worker process of :func:`run_crossval` (``jobs`` > 1): ``threads`` torch threads, the prepared
     datasets under ``dataset_root`` registered anew (a spawned process starts with an empty DatasetCatalog)."""
     import torch
@@ -128,11 +129,11 @@ def _fold_job(spec: RunSpec, data: str, fold: int, opts: Sequence[str], run_dir:
     torch.set_num_threads(threads)
     register_datasets_under(dataset_root)
     return run_fold(spec, data, fold, opts, run_dir, train_fn=train_fn, eval_fn=eval_fn,
-                    strong_percent=strong_percent, keep_checkpoints=keep_checkpoints)
+                    strong_percent=strong_percent, keep_checkpoints=keep_checkpoints, inner=inner)
 
 
 def _run_parallel(tasks, data, out, opts, train_fn, eval_fn, strong_percent, jobs, threads, dataset_root, log,
-                  keep_checkpoints):
+                  keep_checkpoints, inner=False):
     """Run ``tasks`` [(spec, fold)] in ``jobs`` spawned processes (one run each, started in task order), each with
     ``threads`` torch threads. Every run is taken to its end; the first error is raised afterwards.
     Returns {(name, fold): state}."""
@@ -140,7 +141,7 @@ def _run_parallel(tasks, data, out, opts, train_fn, eval_fn, strong_percent, job
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=jobs, mp_context=context, max_tasks_per_child=1) as pool:
         futures = {pool.submit(_fold_job, spec, data, fold, list(opts), os.path.join(out, spec.name, f"fold{fold}"),
-                               strong_percent, dataset_root, threads, train_fn, eval_fn, keep_checkpoints):
+                               strong_percent, dataset_root, threads, train_fn, eval_fn, keep_checkpoints, inner):
                    (spec.name, fold)
                    for spec, fold in tasks}
         try:
@@ -165,11 +166,13 @@ def _run_parallel(tasks, data, out, opts, train_fn, eval_fn, strong_percent, job
 def run_crossval(specs: Sequence[RunSpec], data: str, folds: Sequence[int], out: str, opts: Sequence[str] = (),
                  train_fn: Callable = train_model, eval_fn: Callable = evaluate_model, log=print,
                  strong_percent: Optional[int] = None, jobs: int = 1, threads: Optional[int] = None,
-                 dataset_root: Optional[str] = None, keep_checkpoints: bool = False) -> Dict:
+                 dataset_root: Optional[str] = None, keep_checkpoints: bool = False, inner: bool = False) -> Dict:
     """Train and evaluate every config on every fold (fold by fold, so an early stop leaves whole folds), then read
     and pool the per-image outcomes. Returns {"pooled": {config: pooled columns}, "states": {config: {fold: state}}}.
     Safe to stop and start again: finished runs are skipped, a stopped one continues from its last checkpoint.
     ``strong_percent``: train on the folds' train_strong_P / train_weak_P with this P instead of the configs' P.
+    ``inner``: train on each fold's inner training part and test on its inner validation split (choosing settings;
+    the held-out folds are not touched).
     ``jobs`` > 1: that many runs at a time, each in its own spawned process with ``threads`` torch threads
     (default ``cpu_count // jobs``; two one-thread runs use 2 CPU cores better than one two-thread run); the
     workers register the prepared datasets under ``dataset_root`` (default: $WSSDL_DATASETS or ./datasets), and ``train_fn`` /
@@ -180,13 +183,13 @@ def run_crossval(specs: Sequence[RunSpec], data: str, folds: Sequence[int], out:
     if jobs > 1:
         threads = threads or max(1, (os.cpu_count() or 1) // jobs)
         done = _run_parallel(tasks, data, out, opts, train_fn, eval_fn, strong_percent, jobs, threads,
-                             dataset_root or default_dataset_root(), log, keep_checkpoints)
+                             dataset_root or default_dataset_root(), log, keep_checkpoints, inner)
     else:
         done = {}
         for spec, fold in tasks:
             run_dir = os.path.join(out, spec.name, f"fold{fold}")
             state, did = run_fold(spec, data, fold, opts, run_dir, train_fn=train_fn, eval_fn=eval_fn,
-                                  strong_percent=strong_percent, keep_checkpoints=keep_checkpoints)
+                                  strong_percent=strong_percent, keep_checkpoints=keep_checkpoints, inner=inner)
             done[(spec.name, fold)] = state
             log(_run_line(spec.name, fold, state, did))
     states = {s.name: {f: done[(s.name, f)] for f in folds} for s in specs}

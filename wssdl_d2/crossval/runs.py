@@ -52,11 +52,14 @@ class RunSpec:
     config_file: str
 
 
-def fold_dataset_for(dataset: str, data: str, fold: int, strong_percent: Optional[int] = None) -> str:
+def fold_dataset_for(dataset: str, data: str, fold: int, strong_percent: Optional[int] = None,
+                     inner: bool = False) -> str:
     """The fold's dataset of the same kind: ("busi_train_strong_20", "busi", 3) -> "busi_fold3_train_strong_20";
     with ``strong_percent`` 10, train_strong_P / train_weak_P become train_strong_10 / train_weak_10 (train_all,
     val, test and train_strong_100 - every image boxed, the fully supervised row - stay). Raises CrossValError for
-    a name that does not end in a prepared split (train_strong_P, train_weak_P, train_all, val, test)."""
+    a name that does not end in a prepared split (train_strong_P, train_weak_P, train_all, val, test). With
+    ``inner``, the fold's inner split instead (``inner_train_strong_20``, ..., ``inner_val`` for val and test):
+    where settings are chosen (:mod:`wssdl_d2.data.folds`)."""
     match = SPLIT_RE.search(dataset)
     if not match:
         raise CrossValError(f"dataset {dataset!r}: not a prepared split (a name ending in train_strong_P, "
@@ -65,11 +68,13 @@ def fold_dataset_for(dataset: str, data: str, fold: int, strong_percent: Optiona
     part = re.match(r"^(train_strong|train_weak)_(\d+)$", split)
     if strong_percent is not None and part and int(part.group(2)) < 100:
         split = f"{part.group(1)}_{int(strong_percent)}"
+    if inner:  # the fold's inner split: its training part's inner_train_* and inner_val, never the held-out fold
+        split = "inner_val" if split in ("val", "test") else f"inner_{split}"
     return fold_dataset_name(data, fold, split)
 
 
 def fold_config(spec: RunSpec, data: str, fold: int, opts: Sequence[str], output_dir: str,
-                strong_percent: Optional[int] = None):
+                strong_percent: Optional[int] = None, inner: bool = False):
     """The run's frozen config: ``spec.config_file``, then ``opts`` (KEY VALUE), then DATASETS.TRAIN mapped to the
     fold's datasets (:func:`fold_dataset_for`, with ``strong_percent``), DATASETS.TEST = the held-out fold (``<data>_fold<k>_val``) and
     OUTPUT_DIR = ``output_dir``. Raises CrossValError naming the config file for a bad file, override or dataset."""
@@ -80,10 +85,10 @@ def fold_config(spec: RunSpec, data: str, fold: int, opts: Sequence[str], output
     except ValueError as err:
         raise CrossValError(f"{spec.config_file} with overrides {' '.join(map(str, opts))}: {err}") from None
     try:
-        train = tuple(fold_dataset_for(d, data, fold, strong_percent) for d in cfg.DATASETS.TRAIN)
+        train = tuple(fold_dataset_for(d, data, fold, strong_percent, inner) for d in cfg.DATASETS.TRAIN)
     except CrossValError as err:
         raise CrossValError(f"{spec.config_file}: DATASETS.TRAIN {err}") from None
-    test = (fold_dataset_name(data, fold, "val"),)
+    test = (fold_dataset_name(data, fold, "inner_val" if inner else "val"),)
     missing = [d for d in train + test if d not in DatasetCatalog.list()]
     if missing:
         raise CrossValError(f"{spec.config_file}, fold {fold}: datasets {missing} are not registered; prepare the "
@@ -229,10 +234,11 @@ def evaluate_model(cfg, weights: str, output_dir: str):
 
 def run_fold(spec: RunSpec, data: str, fold: int, opts: Sequence[str], run_dir: str,
              train_fn: Callable = train_model, eval_fn: Callable = evaluate_model,
-             strong_percent: Optional[int] = None, keep_checkpoints: bool = False) -> Tuple[Dict, str]:
+             strong_percent: Optional[int] = None, keep_checkpoints: bool = False,
+             inner: bool = False) -> Tuple[Dict, str]:
     """Train (or continue) and evaluate one run of ``spec`` on fold ``fold`` (:func:`fold_config`, then
     :func:`run_config`); a finished run is left alone. Returns what :func:`run_config` returns."""
-    cfg = fold_config(spec, data, fold, opts, run_dir, strong_percent)
+    cfg = fold_config(spec, data, fold, opts, run_dir, strong_percent, inner)
     about = {"config": spec.name, "config_file": os.path.abspath(spec.config_file), "fold": int(fold), "data": data}
     return run_config(cfg, run_dir, about, train_fn, eval_fn, keep_checkpoints)
 
