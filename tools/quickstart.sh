@@ -20,6 +20,9 @@ PY="$ROOT/.venv/bin/python"
 export PYTHONWARNINGS="${PYTHONWARNINGS:-ignore::FutureWarning,ignore::UserWarning}"
 export WSSDL_DATASETS="$ROOT/datasets"
 say() { echo "[quickstart] $*"; }
+# The phantom (benchmarks/quickstart/run_seeds.sh reads this line): 245 images, 60% of them held out for testing so
+# that the comparison has about 60 malignant test masses; the ~100 training images are as many as before.
+PHANTOM_ARGS="--counts 35 105 105 --size 96 128 --val-fraction 0.6 --strong-labels normal benign --seed 0"
 
 if [[ -n "${BUSI_ROOT:-}" ]]; then
     say "preparing BUSI from $BUSI_ROOT into datasets/busi"
@@ -31,12 +34,13 @@ if [[ -n "${BUSI_ROOT:-}" ]]; then
     THREADS=""  # BUSI-sized images: each run takes the cores it finds
     EXPLAIN=(CorLoc)
 else
-    if [[ -f datasets/phantom_quickstart/val.json ]]; then
+    stamp=datasets/phantom_quickstart/.quickstart_args  # the arguments it was made with: another phantom is remade
+    if [[ -f datasets/phantom_quickstart/val.json && "$(cat "$stamp" 2>/dev/null)" == "$PHANTOM_ARGS" ]]; then
         say "reusing the phantom dataset in datasets/phantom_quickstart"
     else
         say "generating the phantom dataset in datasets/phantom_quickstart (boxes for normal and benign images only)"
-        "$PY" tools/make_phantom.py --out datasets/phantom_quickstart --counts 20 60 60 --size 96 128 \
-            --val-fraction 0.3 --strong-labels normal benign --seed 0 --overwrite | tail -4
+        "$PY" tools/make_phantom.py --out datasets/phantom_quickstart $PHANTOM_ARGS --overwrite | tail -4
+        echo "$PHANTOM_ARGS" > "$stamp"
     fi
     DATA=phantom
     STRONG=configs/Phantom/quickstart_strong_only.yaml
