@@ -51,15 +51,20 @@ def test_quickstart_from_a_fresh_copy(fresh_copy):
     assert proc.returncode == 0, out[-3000:] + proc.stderr[-5000:]
     assert "[setup] ready:" in out and "generating the phantom dataset" in out
     # the side-by-side table of the paired comparison, then the plain sentences
-    assert re.search(r"^\| CorLoc-malignant +\| 1\d +\|", out, re.M), out[-3000:]
+    assert re.search(r"^\| CorLoc-malignant +\| \d+ +\|", out, re.M), out[-3000:]
     assert re.search(r"^CorLoc-malignant on \d+ images: joint [\d.]+% vs strong-only [\d.]+%, a difference of", out,
                      re.M)
+    assert re.search(r"^AUC_BvsM on \d+ images: joint [\d.]+ vs strong-only [\d.]+", out, re.M), out[-3000:]
     assert "strong-only never saw a malignant box" in out and "done in" in out
-    # what the quickstart demonstrates: only the joint model learnt the malignant class (one thread per run, a
-    # fixed seed: the numbers do not depend on the machine)
+    # What the quickstart shows on any machine: only the joint model learnt to tell malignant from benign masses. The
+    # bounds held for every one of 16 measured runs (8 seeds x 1 and 2 threads per run, benchmarks/quickstart/
+    # seeds.md), with a margin: AUC B vs M difference +0.22 or more, diagnosis accuracy +14 points or more, and
+    # strong-only never scoring a malignant detection. CorLoc itself is not asserted: its difference ranged from
+    # about -4 to +26 points with the seed (the MIL mass of interest finds the malignant masses in some runs only).
     comparison = json.loads((fresh_copy / "output" / "quickstart" / "phantom_comparison.json").read_text())["metrics"]
-    assert comparison["CorLoc_top1-malignant"]["b"] <= 10.0  # strong-only: (almost) never a malignant top detection
-    assert comparison["CorLoc_top1-malignant"]["diff"] >= 20.0
-    assert comparison["AUC_BvsM"]["diff"] >= 0.2
+    assert comparison["CorLoc-malignant"]["b"] == 0.0  # strong-only: no malignant detection at score >= 0.5
+    assert comparison["AUC_BvsM"]["diff"] >= 0.15
+    assert comparison["AUC_BvsM"]["a"] >= 0.75
+    assert comparison["Accuracy"]["diff"] >= 8.0
     for run in ("phantom_joint", "phantom_strong_only"):
         assert (fresh_copy / "output" / "quickstart" / run / "model_final.pth").is_file()
