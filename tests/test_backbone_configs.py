@@ -32,7 +32,9 @@ def lookup(cfg, key):
 
 
 EFFNET_CONFIGS = sorted(glob.glob(os.path.join(CONFIGS, "Phantom", "*effnet*.yaml")))
-BUSI_CONFIGS = sorted(p for p in glob.glob(os.path.join(CONFIGS, "BUSI", "*.yaml")) if "Base-" not in p)
+# plain_detectron2.yaml is the stock Detectron2 reference row (R18 from scratch by design, no project base config)
+BUSI_CONFIGS = sorted(p for p in glob.glob(os.path.join(CONFIGS, "BUSI", "*.yaml"))
+                      if "Base-" not in p and not p.endswith("plain_detectron2.yaml"))
 R18_CONFIGS = [p for p in BUSI_CONFIGS if p.endswith("_r18.yaml")]
 
 

@@ -32,6 +32,9 @@ TABLES = {
     "Phantom paper rows": [f"Phantom/{n}.yaml" for n in PAPER_ROWS + TEACHER_ROWS],
     "Phantom EfficientNet rows": ["Phantom/strong_only_effnet.yaml", "Phantom/wssdl_effnet.yaml"],
     "Phantom quickstart pair": ["Phantom/quickstart_strong_only.yaml", "Phantom/quickstart_wssdl.yaml"],
+    # Detectron2's own trainer, mapper and stock model (WSSDL.TRAINER detectron2): a row of its own by design, set
+    # on top of Detectron2's defaults only, so no project recipe is shared with it (tests/test_reference_trainer.py)
+    "BUSI plain Detectron2 reference": ["BUSI/plain_detectron2.yaml"],
 }
 
 #: Keys (exact, or a prefix ending in ".") in which two rows of a table may differ, each with why.
