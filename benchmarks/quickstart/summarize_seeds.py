@@ -12,7 +12,7 @@ import json
 import os
 import re
 
-METRICS = ("CorLoc", "CorLoc-malignant", "CorLoc_top1", "CorLoc-benign", "AUC_BvsM")
+METRICS = ("CorLoc", "CorLoc-malignant", "CorLoc_top1", "CorLoc-benign", "AUC_BvsM", "Accuracy")
 
 
 def read_rows(folder):
@@ -38,7 +38,7 @@ def markdown(rows):
              "McNemar p | top-1 CorLoc diff | CorLoc-benign diff | AUC B vs M joint / strong-only |",
              "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
-        c, m, t, b, a = (r[k] for k in METRICS)
+        c, m, t, b, a, _ = (r[k] for k in METRICS)
         lines.append(f"| {r['threads']} | {r['seed']} | {c['joint']:.1f} / {c['strong_only']:.1f} | {c['diff']:+.1f} | "
                      f"{p(c['mcnemar_p'])} | {m['joint']:.1f} / {m['strong_only']:.1f} | {p(m['mcnemar_p'])} | "
                      f"{t['diff']:+.1f} | {b['diff']:+.1f} | {a['joint']:.3f} / {a['strong_only']:.3f} |")
@@ -48,12 +48,17 @@ def markdown(rows):
             return min(values), max(values)
 
         lines.append("")
+        significant = sum(r["CorLoc"]["mcnemar_p"] is not None and r["CorLoc"]["mcnemar_p"] < 0.05 and
+                          r["CorLoc"]["diff"] > 0 for r in rows)
         lines.append(f"{len(rows)} runs. CorLoc difference {span('CorLoc', 'diff')[0]:+.1f} to "
-                     f"{span('CorLoc', 'diff')[1]:+.1f} points, McNemar p at most {span('CorLoc', 'mcnemar_p')[1]:.2g}; "
-                     f"CorLoc-malignant of the joint model {span('CorLoc-malignant', 'joint')[0]:.1f} to "
+                     f"{span('CorLoc', 'diff')[1]:+.1f} points, joint ahead with McNemar p < 0.05 in {significant} of "
+                     f"{len(rows)}; CorLoc-malignant of the joint model {span('CorLoc-malignant', 'joint')[0]:.1f} to "
                      f"{span('CorLoc-malignant', 'joint')[1]:.1f} (strong-only at most "
-                     f"{span('CorLoc-malignant', 'strong_only')[1]:.1f}); AUC B vs M difference "
-                     f"{span('AUC_BvsM', 'diff')[0]:+.3f} to {span('AUC_BvsM', 'diff')[1]:+.3f}.")
+                     f"{span('CorLoc-malignant', 'strong_only')[1]:.1f}); top-1 CorLoc difference "
+                     f"{span('CorLoc_top1', 'diff')[0]:+.1f} to {span('CorLoc_top1', 'diff')[1]:+.1f}; AUC B vs M of the "
+                     f"joint model {span('AUC_BvsM', 'joint')[0]:.3f} to {span('AUC_BvsM', 'joint')[1]:.3f}, difference "
+                     f"{span('AUC_BvsM', 'diff')[0]:+.3f} to {span('AUC_BvsM', 'diff')[1]:+.3f}; diagnosis accuracy "
+                     f"difference {span('Accuracy', 'diff')[0]:+.1f} to {span('Accuracy', 'diff')[1]:+.1f} points.")
     return "\n".join(lines) + "\n"
 
 
