@@ -225,3 +225,16 @@ def test_a_full_disk_during_a_save_is_one_line_naming_the_folder_and_its_free_sp
         run_main(checkpointer.save, "model_0000002")
     err = capsys.readouterr().err.strip().splitlines()
     assert exit_.value.code == 2 and len(err) == 1 and err[0].startswith(f"error: cannot save model_0000002.pth in")
+
+
+def test_the_plain_detectron2_trainer_refuses_the_same_contradictory_labels(phantom_root, tiny_cfg, tmp_path):
+    """WSSDL.TRAINER detectron2 (Detectron2's own DefaultTrainer) runs the project's training-data checks too."""
+    from wssdl_d2.data.wssdl_json import register_wssdl_json
+    from wssdl_d2.engine.reference import build_trainer
+
+    path = _zero_based_copy(phantom_root, tmp_path / "datasets")
+    register_wssdl_json("zerobased_plain_test", str(path))
+    plain = os.path.join(ROOT, "configs", "BUSI", "plain_detectron2.yaml")
+    cfg = tiny_cfg(plain, **{"DATASETS.TRAIN": ("zerobased_plain_test",), "OUTPUT_DIR": str(tmp_path / "out")})
+    with pytest.raises(DatasetError, match=r"zerobased_plain_test \(.*\): \d+ problem\(s\) in the training data"):
+        build_trainer(cfg)

@@ -2,7 +2,7 @@
 file's name. The same record and label checks as ``tools/check_dataset.py`` (:mod:`.dataset_check`), without
 decoding or hashing images."""
 import os
-from typing import Iterable, List, Tuple
+from typing import Iterable, List, Sequence, Tuple
 
 from .errors import DatasetError
 from .labels import IMAGE_LABELS, NORMAL, SUPERVISIONS, THING_CLASSES, image_label_to_class
@@ -74,3 +74,19 @@ def check_dataset_dicts(dicts: Iterable[dict], dataset_name: str = "dataset") ->
                     "2 malignant; ids counted from 0 shift every class)")
         raise DatasetError(dataset_name, f"{len(problems)} problem(s) in the training data (tools/check_dataset.py "
                                          f"reports them all):\n{listing}{more}{hint}")
+
+
+def checked_training_dicts(names: Sequence[str], check: bool = True) -> List[dict]:
+    """The records of the registered datasets ``names`` (DATASETS.TRAIN), concatenated. With ``check``
+    (WSSDL.CHECK_DATA) each dataset is first checked (:func:`check_dataset_dicts`, named by its file when it has
+    one), so every trainer refuses bad training data the same way before iteration 0."""
+    from detectron2.data import DatasetCatalog, MetadataCatalog
+
+    dicts = []
+    for name in names:
+        records = DatasetCatalog.get(name)
+        if check:
+            source = MetadataCatalog.get(name).get("json_file", None)
+            check_dataset_dicts(records, f"{name} ({source})" if source else name)
+        dicts += records
+    return dicts

@@ -15,8 +15,9 @@ import logging
 from detectron2.data import DatasetCatalog
 from detectron2.engine import DefaultTrainer
 from detectron2.evaluation import DatasetEvaluators
-from detectron2.modeling import ROI_HEADS_REGISTRY
+from detectron2.modeling import META_ARCH_REGISTRY, ROI_HEADS_REGISTRY
 
+from ..data.checks import checked_training_dicts
 from ..evaluation import build_evaluators
 from ..modeling.meta_arch import WSSDLRCNN
 from ..modeling.roi_heads import MILROIHeads
@@ -37,9 +38,9 @@ class Detectron2ReferenceTrainer(DefaultTrainer):
 
 def check_reference_config(cfg) -> None:
     """Raise ValueError when ``cfg`` is not a plain Detectron2 model on boxed images: a wssdl_d2 meta-architecture or
-    MIL head, a teacher, or weak images in DATASETS.TRAIN (Detectron2's trainer would drop them silently)."""
-    from detectron2.modeling import META_ARCH_REGISTRY
-
+    MIL head, a teacher, or weak images in DATASETS.TRAIN (Detectron2's trainer would drop them silently). The
+    training data gets the project's checks first (WSSDL.CHECK_DATA: the same as WSSDLTrainer's), raising
+    DatasetError naming the dataset file."""
     arch = META_ARCH_REGISTRY.get(cfg.MODEL.META_ARCHITECTURE)
     if issubclass(arch, WSSDLRCNN) or issubclass(ROI_HEADS_REGISTRY.get(cfg.MODEL.ROI_HEADS.NAME), MILROIHeads):
         raise ValueError(f"WSSDL.TRAINER detectron2 trains a stock Detectron2 model, not {cfg.MODEL.META_ARCHITECTURE}"
@@ -47,6 +48,7 @@ def check_reference_config(cfg) -> None:
                          "(configs/BUSI/plain_detectron2.yaml)")
     if cfg.WSSDL.TEACHER.ENABLED:
         raise ValueError("WSSDL.TRAINER detectron2 has no teacher: set WSSDL.TEACHER.ENABLED False")
+    checked_training_dicts(cfg.DATASETS.TRAIN, cfg.WSSDL.CHECK_DATA)
     weak = [name for name in cfg.DATASETS.TRAIN
             if any(d.get("supervision") == "weak" for d in DatasetCatalog.get(name))]
     if weak:

@@ -19,7 +19,6 @@ import os
 import weakref
 
 import torch
-from detectron2.data import DatasetCatalog, MetadataCatalog
 from detectron2.engine import AMPTrainer, DefaultTrainer, SimpleTrainer, TrainerBase, create_ddp_model
 from detectron2.engine import hooks as d2_hooks
 from detectron2.evaluation.testing import flatten_results_dict
@@ -29,7 +28,7 @@ from detectron2.utils import comm
 from detectron2.utils.logger import setup_logger
 
 from ..config_ranges import check_wssdl_ranges
-from ..data.checks import check_dataset_dicts
+from ..data.checks import checked_training_dicts
 from ..data.mapper import WSSDLDatasetMapper
 from ..data.streams import BATCH_MODES, build_stream_loader
 from ..evaluation import build_evaluators
@@ -142,13 +141,8 @@ class WSSDLTrainer(DefaultTrainer):
     @classmethod
     def build_train_loader(cls, cfg):
         """Strong / weak streams over DATASETS.TRAIN (see :func:`wssdl_d2.data.streams.build_stream_loader`)."""
-        dicts = []
-        for name in cfg.DATASETS.TRAIN:
-            records = DatasetCatalog.get(name)
-            if cfg.WSSDL.CHECK_DATA:  # before iteration 0, naming the dataset file: check_dataset.py's checks
-                source = MetadataCatalog.get(name).get("json_file", None)
-                check_dataset_dicts(records, f"{name} ({source})" if source else name)
-            dicts += records
+        # before iteration 0, naming the dataset file: check_dataset.py's checks
+        dicts = checked_training_dicts(cfg.DATASETS.TRAIN, cfg.WSSDL.CHECK_DATA)
         weak = sum(d.get("supervision") == "weak" for d in dicts)
         arch = META_ARCH_REGISTRY.get(cfg.MODEL.META_ARCHITECTURE)
         if weak and not issubclass(arch, WSSDLRCNN):
