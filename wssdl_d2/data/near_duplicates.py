@@ -186,6 +186,6 @@ def read_confirmed_pairs(path: str, relpaths: Sequence[str]) -> np.ndarray:
 def merge_confirmed_pairs(groups: np.ndarray, confirmed: np.ndarray) -> np.ndarray:
     """Group ids (N,) after also linking the ``confirmed`` pairs (P, 2) (:func:`read_confirmed_pairs`): the groups
     of a confirmed pair become one. Renumbered in order of first appearance."""
-    groups = np.asarray(groups, np.int64)
-    members = np.stack([np.arange(len(groups)), np.unique(groups, return_index=True)[1][groups]], axis=1)
-    return groups_from_pairs(len(groups), np.concatenate([members, np.asarray(confirmed, np.int64).reshape(-1, 2)]))
+    _, first, inverse = np.unique(np.asarray(groups, np.int64), return_index=True, return_inverse=True)
+    members = np.stack([np.arange(len(inverse)), first[inverse]], axis=1)  # each image linked to its group's first
+    return groups_from_pairs(len(inverse), np.concatenate([members, np.asarray(confirmed, np.int64).reshape(-1, 2)]))
