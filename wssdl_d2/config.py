@@ -124,6 +124,13 @@ def add_wssdl_config(cfg: CfgNode) -> CfgNode:
     _C.WSSDL.EVAL.CI_LEVEL = 0.95
     _C.WSSDL.EVAL.PLOTS = True  # write FROC / CorLoc / ROC PNGs next to corloc.json
 
+    # ---- inference ----------------------------------------------------------------------------------------
+    _C.WSSDL.TEST = CN()
+    # How WSSDLROIHeads / MILROIHeads score a detection (wssdl_d2.modeling.box_predictor): "class" (Detectron2's
+    # per-class softmax probability) or "mass" (the argmax class's score is the mass probability 1 - p_background;
+    # the diagnosis is still the argmax class). Every inference of the model uses it, the mean teacher's too.
+    _C.WSSDL.TEST.DETECTION_SCORE = "class"
+
     # ---- self-training and active annotation (tools/self_train.py, tools/simulate_annotation.py) ----------
     _C.WSSDL.SELFTRAIN = CN()
     _C.WSSDL.SELFTRAIN.ROUNDS = 1  # self-training rounds after the initial model
@@ -244,7 +251,29 @@ def merge_config(config_file: str, opts: Iterable = (), overrides: Iterable = ()
     if device:
         cfg.MODEL.DEVICE = device
     check_wssdl_ranges(cfg, config_file)
+    check_detection_score(cfg, config_file)
     return resolve_device(cfg)
+
+
+#: WSSDL.TEST.DETECTION_SCORE's values (wssdl_d2.modeling.box_predictor).
+DETECTION_SCORES = ("class", "mass")
+
+
+def check_detection_score(cfg: CfgNode, config_file: str) -> None:
+    """Refuse (ConfigError) a ``WSSDL.TEST.DETECTION_SCORE`` that is not a known mode, and ``"mass"`` with ROI heads
+    that would ignore it (anything but WSSDLROIHeads and its subclasses, e.g. MILROIHeads)."""
+    from detectron2.modeling import ROI_HEADS_REGISTRY
+
+    mode = cfg.WSSDL.TEST.DETECTION_SCORE
+    if mode not in DETECTION_SCORES:
+        raise ConfigError(config_file, f"WSSDL.TEST.DETECTION_SCORE must be one of {DETECTION_SCORES}, not {mode!r}")
+    if mode == "class":
+        return
+    name = cfg.MODEL.ROI_HEADS.NAME
+    head = ROI_HEADS_REGISTRY.get(name) if name in ROI_HEADS_REGISTRY else None
+    if not getattr(head, "scores_detections_per_config", False):
+        raise ConfigError(config_file, f"WSSDL.TEST.DETECTION_SCORE {mode!r} needs MODEL.ROI_HEADS.NAME WSSDLROIHeads "
+                                       f"or MILROIHeads; {name} scores every class separately")
 
 
 def load_config(config_file: str, opts: Iterable = (), overrides: Iterable = (), output_dir: Optional[str] = None,

@@ -6,7 +6,7 @@ top-K post-NMS RPN proposals (no sampling, no matching) as a bag; the mass of in
 ``loss_mil = alpha * L_ws`` (:func:`wssdl_d2.modeling.mil_loss.mil_cross_entropy`), and no box-regression loss.
 Only the MoI row of a bag receives a gradient, so when the box head treats boxes independently (no BatchNorm)
 the bags are scored without autograd and the MoI rows are recomputed with it: the same loss and gradients as a
-full-bag pass at a fraction of the backward cost. At inference this is StandardROIHeads, unchanged.
+full-bag pass at a fraction of the backward cost. At inference this is :class:`~wssdl_d2.modeling.box_predictor.WSSDLROIHeads`.
 
 With the label-aware mean teacher (:mod:`wssdl_d2.teacher`), weak images whose pseudo boxes are trusted are also
 matched and sampled against those boxes (a normal image's proposals are all background) and give
@@ -22,18 +22,19 @@ from typing import List, Optional, Sequence
 import torch
 from detectron2.config import configurable
 from detectron2.modeling import ROI_HEADS_REGISTRY
-from detectron2.modeling.roi_heads import StandardROIHeads
 from detectron2.utils.events import get_event_storage
 
 from ..data.labels import IMAGE_LABELS, NORMAL, THING_CLASSES, image_label_to_class
 from .alpha import alpha_at
+from .box_predictor import WSSDLROIHeads
 from .mass_of_interest import SELECT_BY, check_moi_rule, mil_bag, moi_rules_from_config
 from .mil_loss import CLASS_WEIGHTINGS, class_weights_from_config, mil_loss
 
 
 @ROI_HEADS_REGISTRY.register()
-class MILROIHeads(StandardROIHeads):
-    """StandardROIHeads with ``forward(images, features, proposals, targets, strong=None, image_labels=None)``.
+class MILROIHeads(WSSDLROIHeads):
+    """WSSDLROIHeads (StandardROIHeads scoring per ``WSSDL.TEST.DETECTION_SCORE``) with
+    ``forward(images, features, proposals, targets, strong=None, image_labels=None)``.
 
     ``mil_alpha`` (float, the current alpha) is set before every iteration by
     :class:`~wssdl_d2.engine.hooks.MILAlphaHook`; ``mil_class_weights`` (None or 3 floats indexed by image label)
