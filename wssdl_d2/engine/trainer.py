@@ -22,7 +22,7 @@ import torch
 from detectron2.engine import AMPTrainer, DefaultTrainer, SimpleTrainer, TrainerBase, create_ddp_model
 from detectron2.engine import hooks as d2_hooks
 from detectron2.evaluation.testing import flatten_results_dict
-from detectron2.modeling import META_ARCH_REGISTRY
+from detectron2.modeling import META_ARCH_REGISTRY, GeneralizedRCNNWithTTA
 from detectron2.solver.build import get_default_optimizer_params, maybe_add_gradient_clipping
 from detectron2.utils import comm
 from detectron2.utils.logger import setup_logger
@@ -156,6 +156,17 @@ class WSSDLTrainer(DefaultTrainer):
             logger.warning("SOLVER.IMS_PER_BATCH %d is not used: each step holds WSSDL.STRONG_PER_BATCH + "
                            "WEAK_PER_BATCH images per process (%d in all)", cfg.SOLVER.IMS_PER_BATCH, per_step)
         return loader
+
+    @classmethod
+    def test(cls, cfg, model, evaluators=None):
+        """Detectron2's ``DefaultTrainer.test``; with ``TEST.AUG.ENABLED`` the model is first wrapped in Detectron2's
+        ``GeneralizedRCNNWithTTA``: each image is also run at ``TEST.AUG.MIN_SIZES`` (long side at most
+        ``TEST.AUG.MAX_SIZE``) and, with ``TEST.AUG.FLIP``, mirrored; the detections of every view are merged by
+        per-class NMS (``MODEL.ROI_HEADS.NMS_THRESH_TEST``), scored as the model scores them
+        (``WSSDL.TEST.DETECTION_SCORE``)."""
+        if cfg.TEST.AUG.ENABLED and not isinstance(model, GeneralizedRCNNWithTTA):
+            model = GeneralizedRCNNWithTTA(cfg, model)
+        return super().test(cfg, model, evaluators)
 
     @classmethod
     def build_evaluator(cls, cfg, dataset_name, output_folder=None):

@@ -1,9 +1,16 @@
-"""WSSDL.TEST.DETECTION_SCORE: "mass" scores a detection by its mass probability, keeps the diagnosis, and changes
-nothing else (weights, boxes, training)."""
+"""Inference options of the detector.
+
+- WSSDL.TEST.DETECTION_SCORE "mass": a detection is scored by its mass probability, the diagnosis is kept, nothing
+  else changes (weights, boxes, training);
+- TEST.AUG (Detectron2's test-time augmentation) through WSSDLTrainer.test: one view without flip gives the model's
+  own detections; flipped views are merged in.
+"""
 import pytest
 import torch
 from detectron2.modeling import build_model
 from detectron2.structures import Boxes, Instances
+
+from detectron2.modeling import GeneralizedRCNNWithTTA
 
 from wssdl_d2.config import merge_config
 from wssdl_d2.config_file import ConfigError
@@ -81,3 +88,40 @@ def test_config_refuses_an_unknown_mode_and_heads_that_ignore_mass(tmp_path):
     assert cfg.MODEL.ROI_HEADS.NAME in ("WSSDLROIHeads", "MILROIHeads")
     cfg = merge_config("configs/Phantom/wssdl.yaml", ["WSSDL.TEST.DETECTION_SCORE", "mass"])
     assert cfg.MODEL.ROI_HEADS.NAME == "MILROIHeads"
+
+
+def test_test_time_augmentation_with_one_view_gives_the_models_detections(tiny_cfg):
+    cfg = tiny_cfg(**{"MODEL.ROI_HEADS.SCORE_THRESH_TEST": 0.0, "TEST.AUG.ENABLED": True,
+                      "TEST.AUG.MIN_SIZES": (cfg_size := 96,), "TEST.AUG.MAX_SIZE": 1000, "TEST.AUG.FLIP": False,
+                      "INPUT.MIN_SIZE_TEST": cfg_size, "INPUT.MAX_SIZE_TEST": 1000})
+    torch.manual_seed(0)
+    model = build_model(cfg).eval()
+    image = torch.randint(0, 255, (3, 96, 128), dtype=torch.uint8)
+    inputs = [{"image": image, "height": 96, "width": 128}]
+    with torch.no_grad():
+        (own,) = model(inputs)
+        (one_view,) = GeneralizedRCNNWithTTA(cfg, model)(inputs)
+        cfg.defrost()
+        cfg.TEST.AUG.FLIP = True
+        (flipped,) = GeneralizedRCNNWithTTA(cfg, model)(inputs)
+    a, b = own["instances"], one_view["instances"]
+    assert len(a) > 0
+    order_a, order_b = a.scores.argsort(descending=True), b.scores.argsort(descending=True)
+    torch.testing.assert_close(b.scores[order_b], a.scores[order_a])
+    torch.testing.assert_close(b.pred_boxes.tensor[order_b], a.pred_boxes.tensor[order_a], atol=1e-3, rtol=0)
+    # a mirrored view adds its own detections before the merge: a top score at least the single view's
+    assert flipped["instances"].scores.max() >= a.scores.max() - 1e-6
+
+
+def test_trainer_test_wraps_the_model_when_test_aug_is_enabled(tiny_cfg, monkeypatch):
+    from detectron2.engine import DefaultTrainer
+
+    from wssdl_d2.engine import WSSDLTrainer
+
+    seen = []
+    monkeypatch.setattr(DefaultTrainer, "test", classmethod(lambda cls, cfg, model, evaluators=None: seen.append(model)))
+    model = build_model(tiny_cfg())
+    WSSDLTrainer.test(tiny_cfg(), model)
+    WSSDLTrainer.test(tiny_cfg(**{"TEST.AUG.ENABLED": True}), model)
+    assert seen[0] is model
+    assert isinstance(seen[1], GeneralizedRCNNWithTTA) and seen[1].model is model
