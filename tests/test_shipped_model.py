@@ -15,6 +15,7 @@ from detectron2.checkpoint import DetectionCheckpointer
 from detectron2.data import DatasetCatalog
 
 from wssdl_d2 import model_zoo
+from wssdl_d2.cli import default_model
 from wssdl_d2.data.image_io import read_image
 from wssdl_d2.engine import WSSDLTrainer
 from wssdl_d2.evaluation.calibration import Calibration, write_calibration
@@ -59,7 +60,7 @@ def zoo(tiny_cfg, phantom_root, tmp_path, monkeypatch, one_thread):
     index_path.write_text(json.dumps({"format": 1, "models": {}}))
     monkeypatch.setattr(zoo_index, "PACKAGED_INDEX", str(index_path))
     monkeypatch.delenv("WSSDL_MODEL_INDEX", raising=False)
-    monkeypatch.setattr(shipped, "DEFAULT_MODEL", CONFIG)
+    monkeypatch.setattr(default_model, "DEFAULT_MODEL", CONFIG)
     images = [str(phantom_root / "images" / label / f"{label} (1).png") for label in ("benign", "malignant", "normal")]
     name, entry = ship_checkpoint(str(tmp_path / "run" / "model_final.pth"), CONFIG, index_path=str(index_path),
                                   calibration=_calibration_json(tmp_path / "calib"), check_images=images,

@@ -29,7 +29,7 @@ if not sys.warnoptions:  # users see the demo's messages, not Detectron2's / tor
     warnings.simplefilter("ignore")
     logging.getLogger("torch.fx._symbolic_trace").setLevel(logging.ERROR)  # a torch deprecation notice, via logging
 
-from wssdl_d2.model_zoo.shipped import tool_model  # first: importing wssdl_d2 quiets Detectron2's import warnings
+from wssdl_d2.cli.default_model import tool_model  # first: importing wssdl_d2 quiets Detectron2's import warnings
 from detectron2.utils.logger import setup_logger
 
 from wssdl_d2.inference import WSSDLPredictor, predict_files

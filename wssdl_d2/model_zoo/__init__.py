@@ -6,11 +6,12 @@
 - weights-only loading (:mod:`.safe_load`), and publishing (:mod:`.publish`, ``tools/publish_model.py``).
 """
 from .download import ChecksumError, DownloadError, cached_download, default_cache_dir
-from .handler import PREFIX, register_handler, resolve_zoo_path
+from .handler import register_handler, resolve_zoo_path
 from .index import CheckpointNotPublished, checkpoint_entry, published_models
 from .model_zoo import get, get_config, get_config_file
 from .safe_load import (SafeDetectionCheckpointer, UnsafeCheckpointError, build_trained_model, load_checkpoint,
                         load_model_weights)
+from .shipped import PREFIX
 
 register_handler()
 

@@ -10,9 +10,7 @@ from typing import Optional
 from iopath.common.file_io import PathHandler
 
 from .index import checkpoint_entry
-from .shipped import entry_weights_path
-
-PREFIX = "wssdl_d2://"
+from .shipped import PREFIX, entry_weights_path
 
 
 def resolve_zoo_path(path: str, cache_dir: Optional[str] = None) -> str:

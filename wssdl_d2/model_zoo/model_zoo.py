@@ -14,10 +14,9 @@ from detectron2.config import CfgNode
 from detectron2.modeling import build_model
 
 from ..config import merge_config
-from .handler import PREFIX
 from .index import checkpoint_entry
 from .safe_load import load_model_weights
-from .shipped import shipped_config_path
+from .shipped import PREFIX, shipped_config_path
 
 _PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIG_DIRS = (

@@ -21,7 +21,7 @@ def tool_parser(doc: str, config_help: str = "the model's config file",
                 config_required: bool = True) -> argparse.ArgumentParser:
     """An ArgumentParser for a tool whose module docstring is ``doc``: description = its first paragraph, the
     whole docstring as epilog, and ``--config-file`` (optional with ``config_required=False``: the tool then runs
-    the shipped model, :func:`wssdl_d2.model_zoo.shipped.tool_model`). Finish with :func:`add_opts` after the
+    the shipped model, :func:`wssdl_d2.cli.default_model.tool_model`). Finish with :func:`add_opts` after the
     tool's own flags."""
     parser = argparse.ArgumentParser(description=doc.split("\n\n")[0], epilog=doc,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
