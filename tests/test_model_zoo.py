@@ -15,9 +15,9 @@ import pytest
 import torch
 
 from wssdl_d2 import model_zoo
-from wssdl_d2.model_zoo.publish import publish_checkpoint
 from wssdl_d2.model_zoo import (CheckpointNotPublished, ChecksumError, SafeDetectionCheckpointer,
                                 UnsafeCheckpointError, load_checkpoint)
+from wssdl_d2.release.publish import publish_checkpoint
 
 CONFIG = "Phantom/strong_only.yaml"
 SHAPE_OVERRIDES = ["MODEL.FPN.OUT_CHANNELS", "32", "MODEL.ROI_BOX_HEAD.FC_DIM", "64"]

@@ -15,8 +15,8 @@ from wssdl_d2.cli.default_model import DEFAULT_MODEL
 from wssdl_d2.model_zoo import load_checkpoint
 from wssdl_d2.model_zoo.download import file_sha256
 from wssdl_d2.model_zoo.index import PACKAGED_INDEX, checkpoint_entry
-from wssdl_d2.model_zoo.ship import SIZE_BUDGET
 from wssdl_d2.model_zoo.shipped import calibration_path, packaged_path, shipped_config_path
+from wssdl_d2.release.ship import SIZE_BUDGET
 
 #: What MODEL_ZOO.md's cards describe: the proposed method and the fully supervised model, both on the BUSI pool.
 SHIPPED = ("BUSI/wssdl.yaml", "BUSI/fully_supervised.yaml")

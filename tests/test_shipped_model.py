@@ -23,7 +23,7 @@ from wssdl_d2.inference import WSSDLPredictor
 from wssdl_d2.model_zoo import ChecksumError, UnsafeCheckpointError, load_checkpoint
 from wssdl_d2.model_zoo import index as zoo_index
 from wssdl_d2.model_zoo import shipped
-from wssdl_d2.model_zoo.ship import ship_checkpoint
+from wssdl_d2.release.ship import ship_checkpoint
 
 from conftest import TINY_OPTS
 
@@ -179,7 +179,7 @@ def test_a_damaged_checkpoint_is_a_clear_error_naming_the_file(tmp_path):
 def test_compare_predictions_pairs_detections_by_overlap_not_rank():
     from wssdl_d2.inference.diagnosis import diagnose
     from wssdl_d2.inference.predictor import Prediction
-    from wssdl_d2.model_zoo.ship import compare_predictions
+    from wssdl_d2.release.ship import compare_predictions
 
     def prediction(boxes, scores, classes):
         boxes, scores, classes = np.float32(boxes), np.float32(scores), np.int64(classes)
@@ -249,7 +249,7 @@ def test_a_mean_teacher_run_is_published_and_shipped_with_its_teachers_weights(t
     """configs/*/wssdl_teacher.yaml evaluates the teacher (its metrics are the teacher's): tools/publish_model.py
     publishes, and --ship ships, the teacher's weights, and the zoo entry loads them both through get() and
     through build_trained_model (the predictor's loader), which refuses a teacher config's file without a teacher."""
-    from wssdl_d2.model_zoo.publish import publish_checkpoint
+    from wssdl_d2.release.publish import publish_checkpoint
     from wssdl_d2.model_zoo.safe_load import build_trained_model
 
     name = "Phantom/wssdl_teacher.yaml"

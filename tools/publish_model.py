@@ -24,8 +24,8 @@ import os
 
 from wssdl_d2.inference.inputs import expand_inputs
 from wssdl_d2.model_zoo.index import PACKAGED_INDEX
-from wssdl_d2.model_zoo.publish import publish_checkpoint
-from wssdl_d2.model_zoo.ship import ship_checkpoint
+from wssdl_d2.release.publish import publish_checkpoint
+from wssdl_d2.release.ship import ship_checkpoint
 from wssdl_d2.utils.cli import run_main
 
 

@@ -3,7 +3,8 @@
 - :func:`get_config_file`, :func:`get_config`, :func:`get` (as ``detectron2.model_zoo``),
 - ``checkpoints.json`` and ``$WSSDL_MODEL_INDEX`` (:mod:`.index`), the cache ``$WSSDL_CACHE`` (:mod:`.download`),
 - the ``wssdl_d2://`` prefix for ``MODEL.WEIGHTS`` (:mod:`.handler`, registered on import),
-- weights-only loading (:mod:`.safe_load`), and publishing (:mod:`.publish`, ``tools/publish_model.py``).
+- weights-only loading (:mod:`.safe_load`); publishing and shipping are :mod:`wssdl_d2.release`
+  (``tools/publish_model.py``).
 """
 from .download import ChecksumError, DownloadError, cached_download, default_cache_dir
 from .handler import register_handler, resolve_zoo_path

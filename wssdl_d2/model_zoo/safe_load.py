@@ -71,7 +71,7 @@ def load_checkpoint(path: Union[str, os.PathLike], allow_pickle: bool = False) -
         except Exception as error:  # safetensors raises its own SafetensorError (and OSError) for a bad file
             raise UnsafeCheckpointError(f"{path}: not a readable .safetensors file ({error}); nothing in it was "
                                         "run") from None
-        # weights stored in float16 (a shipped model, :mod:`.ship`) are used in float32, as trained
+        # weights stored in float16 (a shipped model, :mod:`wssdl_d2.release.ship`) are used in float32, as trained
         return {"model": {k: v.float() if v.dtype in (torch.float16, torch.bfloat16) else v
                           for k, v in weights.items()}}
     try:

@@ -1,7 +1,7 @@
 """Shipping a trained model inside the package (the library behind ``tools/publish_model.py --ship``).
 
 :func:`ship_checkpoint` takes a training checkpoint and its zoo config and writes, next to the checkpoint index
-(``wssdl_d2/model_zoo/`` for the packaged one; see :mod:`.shipped` for how they are read)::
+(``wssdl_d2/model_zoo/`` for the packaged one; see :mod:`wssdl_d2.model_zoo.shipped` for how they are read)::
 
     trained/<config stem>/model_<sha8>.safetensors   the model's weights only, float16 by default (read back as
                                                      float32); tensors that do not fit float16 stay float32
@@ -27,11 +27,11 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 import numpy as np
 import torch
 
+from ..model_zoo.index import PACKAGED_INDEX, read_index
+from ..model_zoo.safe_load import evaluates_teacher
+from ..model_zoo.shipped import TRAINED_DIR
 from ..utils.atomic import atomic_open, atomic_write_json
-from .index import PACKAGED_INDEX, read_index
 from .publish import check_weights_fit, run_config, run_weights, summarize_metrics
-from .safe_load import evaluates_teacher
-from .shipped import TRAINED_DIR
 
 logger = logging.getLogger(__name__)
 FLOAT16_MAX = float(torch.finfo(torch.float16).max)
@@ -71,7 +71,7 @@ def write_safetensors(weights: Mapping[str, torch.Tensor], folder: str, metadata
 
 
 def _sha256(path: str) -> str:
-    from .download import file_sha256
+    from ..model_zoo.download import file_sha256
 
     return file_sha256(path)
 

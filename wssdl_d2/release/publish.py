@@ -5,8 +5,8 @@
 1. a weights-only file ``<out_dir>/<config stem>/model_final_<sha8>.pth`` (``{"model": state dict}``: no
    optimizer / scheduler / iteration, no Python objects; ``<sha8>`` is the start of the file's sha256, as in
    Detectron2's ``model_final_<hash>.pkl``, but as a weights-only ``.pth`` so loading it never runs code),
-2. the config's entry in a checkpoint index (:mod:`.index`), with URL, sha256, training data, command and the
-   CorLoc report's metrics with their confidence intervals,
+2. the config's entry in a checkpoint index (:mod:`wssdl_d2.model_zoo.index`), with URL, sha256, training data,
+   command and the CorLoc report's metrics with their confidence intervals,
 3. the config's row in MODEL_ZOO.md's table (between ``<!-- zoo-table:start -->`` and ``<!-- zoo-table:end -->``).
 """
 import datetime
@@ -21,10 +21,10 @@ import torch
 from detectron2.config import CfgNode
 
 from ..evaluation.results_io import read_report, resolve_results_dir
+from ..model_zoo.index import PACKAGED_INDEX, read_index
+from ..model_zoo.model_zoo import CONFIG_DIRS, get_config, get_config_file
+from ..model_zoo.safe_load import evaluates_teacher, load_checkpoint, model_weights, teacher_as_model
 from ..utils.atomic import atomic_open, atomic_write_json
-from .index import PACKAGED_INDEX, read_index
-from .model_zoo import CONFIG_DIRS, get_config, get_config_file
-from .safe_load import evaluates_teacher, load_checkpoint, model_weights, teacher_as_model
 
 TABLE_START, TABLE_END = "<!-- zoo-table:start -->", "<!-- zoo-table:end -->"
 #: The override a mean-teacher run's zoo entry gets: its published weights are the teacher's, used as the model.
