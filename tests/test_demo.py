@@ -19,7 +19,7 @@ from wssdl_d2.evaluation.outcomes import image_outcome
 from wssdl_d2.inference import WSSDLPredictor, diagnose, draw_prediction, predict_files
 from wssdl_d2.config import merge_config
 from wssdl_d2.inference.inputs import expand_inputs
-from wssdl_d2.utils.cli import split_trailing_opts
+from wssdl_d2.cli import split_trailing_opts
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

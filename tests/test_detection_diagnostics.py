@@ -17,7 +17,7 @@ from wssdl_d2.evaluation.detection_diagnostics import (align, as_columns, border
 from wssdl_d2.evaluation import results_io
 from wssdl_d2.evaluation.diagnostics_report import build_report, diagnose_runs, markdown, parse_run
 from wssdl_d2.evaluation.outcomes import OutcomeTable
-from wssdl_d2.utils.cli import run_main
+from wssdl_d2.cli import run_main
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -204,7 +204,7 @@ def test_a_last_checkpoint_naming_a_missing_file_is_one_clear_error(tmp_path, ph
 
 
 def test_a_full_disk_during_a_save_is_one_line_naming_the_folder_and_its_free_space(tmp_path, monkeypatch, capsys):
-    from wssdl_d2.utils.cli import run_main
+    from wssdl_d2.cli import run_main
 
     folder = tmp_path / "run"
     checkpointer = AtomicDetectionCheckpointer(torch.nn.Linear(3, 2), str(folder))

@@ -52,7 +52,7 @@ from wssdl_d2.data import default_dataset_root
 from wssdl_d2.data.errors import DatasetError
 from wssdl_d2.engine.site_adaptation import adapt, adaptation_config, prepare_site, source_strong_datasets
 from wssdl_d2.evaluation.results_io import ResultsError
-from wssdl_d2.utils.cli import add_opts, run_main, setup_run, split_trailing_opts
+from wssdl_d2.cli import add_opts, run_main, setup_run, split_trailing_opts
 
 
 def get_parser():

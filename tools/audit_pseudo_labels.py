@@ -13,7 +13,7 @@ quartile; ``--csv`` writes one row per pseudo box. Details: wssdl_d2/selftrain/a
 import argparse
 
 from wssdl_d2.selftrain.audit import audit_files, summary, write_audit_csv
-from wssdl_d2.utils.cli import run_main
+from wssdl_d2.cli import run_main
 
 
 def parse_args(argv=None):

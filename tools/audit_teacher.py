@@ -13,7 +13,7 @@ quartile and per pseudo-box class. Details: wssdl_d2/teacher/audit.py.
 import argparse
 
 from wssdl_d2.config import load_config
-from wssdl_d2.utils.cli import run_main
+from wssdl_d2.cli import run_main
 
 
 def parse_args(argv=None):

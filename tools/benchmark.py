@@ -11,7 +11,7 @@ wssdl_d2/benchmark/run.py.
         --eval-dataset busi_val --threads 1 --out benchmark_busi.json
 """
 from wssdl_d2.benchmark.run import main
-from wssdl_d2.utils.cli import run_main
+from wssdl_d2.cli import run_main
 
 if __name__ == "__main__":
     run_main(main)

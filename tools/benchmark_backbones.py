@@ -16,7 +16,7 @@ import os
 import torch
 
 from wssdl_d2.benchmark.backbones import benchmark_backbones, markdown
-from wssdl_d2.utils.cli import run_main
+from wssdl_d2.cli import run_main
 
 
 def parse_args(argv=None):

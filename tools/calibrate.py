@@ -17,7 +17,7 @@ import json
 
 from wssdl_d2.evaluation.calibration import ECE_BINS, POPULATIONS, calibrate, pooled_crossval, write_calibration
 from wssdl_d2.evaluation.results_io import ResultsError
-from wssdl_d2.utils.cli import run_main
+from wssdl_d2.cli import run_main
 
 
 def parse_args(argv=None):

@@ -47,7 +47,7 @@ from wssdl_d2.crossval.report import markdown, write_all
 from wssdl_d2.crossval.runs import CrossValError
 from wssdl_d2.data import default_dataset_root, register_datasets_under
 from wssdl_d2.evaluation.results_io import ResultsError
-from wssdl_d2.utils.cli import run_main, split_trailing_opts
+from wssdl_d2.cli import run_main, split_trailing_opts
 
 
 def parse_args(argv=None):

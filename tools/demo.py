@@ -29,14 +29,14 @@ if not sys.warnoptions:  # users see the demo's messages, not Detectron2's / tor
     warnings.simplefilter("ignore")
     logging.getLogger("torch.fx._symbolic_trace").setLevel(logging.ERROR)  # a torch deprecation notice, via logging
 
-from wssdl_d2.cli.default_model import tool_model  # first: importing wssdl_d2 quiets Detectron2's import warnings
+# first: importing wssdl_d2 quiets Detectron2's import warnings
+from wssdl_d2.cli import add_opts, split_trailing_opts, tool_model, tool_parser
 from detectron2.utils.logger import setup_logger
 
 from wssdl_d2.inference import WSSDLPredictor, predict_files
 from wssdl_d2.inference.run import check_output_dir
 from wssdl_d2.inference.inputs import expand_inputs
 from wssdl_d2.model_zoo import CheckpointNotPublished, DownloadError
-from wssdl_d2.utils.cli import add_opts, split_trailing_opts, tool_parser
 
 
 def diagnosis_line(record, threshold):

@@ -28,7 +28,7 @@ from wssdl_d2.data.errors import DatasetError
 from wssdl_d2.evaluation.diagnostics_report import build_report, diagnose_runs, markdown, parse_run, write_rows
 from wssdl_d2.evaluation.results_io import ResultsError, json_safe
 from wssdl_d2.utils.atomic import atomic_open, atomic_write_json
-from wssdl_d2.utils.cli import run_main
+from wssdl_d2.cli import run_main
 
 #: The user's mistakes: one ``error: ...`` line naming the file, exit status 2.
 ERRORS = (ResultsError, DatasetError, ValueError)

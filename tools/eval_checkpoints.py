@@ -20,7 +20,7 @@ from detectron2.utils.logger import setup_logger
 
 from wssdl_d2.evaluation.checkpoint_curve import checkpoint_curves
 from wssdl_d2.evaluation.runs import distinct_names
-from wssdl_d2.utils.cli import run_main, split_trailing_opts
+from wssdl_d2.cli import run_main, split_trailing_opts
 
 
 def parse_args(argv=None):

@@ -23,7 +23,7 @@ from wssdl_d2.data.errors import DatasetError
 from wssdl_d2.data.image_io import read_image
 from wssdl_d2.inference import WSSDLPredictor
 from wssdl_d2.inference.export import TorchScriptPredictor, export_torchscript
-from wssdl_d2.utils.cli import add_opts, tool_parser
+from wssdl_d2.cli import add_opts, tool_parser
 
 
 def get_parser():

@@ -26,7 +26,7 @@ from wssdl_d2.inference.inputs import expand_inputs
 from wssdl_d2.model_zoo.index import PACKAGED_INDEX
 from wssdl_d2.release.publish import publish_checkpoint
 from wssdl_d2.release.ship import ship_checkpoint
-from wssdl_d2.utils.cli import run_main
+from wssdl_d2.cli import run_main
 
 
 def parse_args(argv=None):

@@ -15,7 +15,7 @@ import argparse
 from wssdl_d2.evaluation.html_report import write_report
 from wssdl_d2.evaluation.results_io import ResultsError
 from wssdl_d2.evaluation.runs import distinct_names, load_run, run_name
-from wssdl_d2.utils.cli import run_main
+from wssdl_d2.cli import run_main
 
 
 def parse_args(argv=None):

@@ -24,7 +24,7 @@ from wssdl_d2.evaluation.curves import plot_series
 from wssdl_d2.evaluation.results_io import ResultsError, json_safe
 from wssdl_d2.evaluation.tables import results_table
 from wssdl_d2.utils.atomic import atomic_write_json
-from wssdl_d2.utils.cli import run_main
+from wssdl_d2.cli import run_main
 
 
 def parse_run(text):

@@ -21,8 +21,7 @@ from wssdl_d2.data.image_io import load_image
 from wssdl_d2.inference import WSSDLPredictor
 from wssdl_d2.inference.saliency import TARGETS, overlay, saliency
 from wssdl_d2.model_zoo import CheckpointNotPublished, DownloadError
-from wssdl_d2.cli.default_model import tool_model
-from wssdl_d2.utils.cli import add_opts, split_trailing_opts, tool_parser
+from wssdl_d2.cli import add_opts, split_trailing_opts, tool_model, tool_parser
 
 LABELS = {"benign": 1, "malignant": 2}
 

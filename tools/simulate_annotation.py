@@ -22,7 +22,7 @@ from tabulate import tabulate
 from wssdl_d2.active.scoring import ACQUISITIONS
 from wssdl_d2.active.simulate import STRATEGIES, AnnotationSimulation
 from wssdl_d2.selftrain.rounds import StateError
-from wssdl_d2.utils.cli import add_opts, load_config, setup_run, split_trailing_opts, tool_parser
+from wssdl_d2.cli import add_opts, load_config, setup_run, split_trailing_opts, tool_parser
 
 
 def get_parser():

@@ -32,7 +32,7 @@ from wssdl_d2.evaluation.results_io import ResultsError
 from wssdl_d2.evaluation.site_threshold import (RULES, evaluate_site_threshold, read_run_detections, run_names,
                                                 site_folds, summary_table, write_site_threshold)
 from wssdl_d2.utils.atomic import atomic_open
-from wssdl_d2.utils.cli import run_main
+from wssdl_d2.cli import run_main
 
 
 def parse_args(argv=None):

@@ -33,8 +33,7 @@ from wssdl_d2.active.suggest import suggest_with_analyses, write_suggestions
 from wssdl_d2.data.errors import DatasetError
 from wssdl_d2.inference import WSSDLPredictor
 from wssdl_d2.model_zoo import CheckpointNotPublished, DownloadError
-from wssdl_d2.cli.default_model import tool_model
-from wssdl_d2.utils.cli import add_opts, setup_run, split_trailing_opts, tool_parser
+from wssdl_d2.cli import add_opts, setup_run, split_trailing_opts, tool_model, tool_parser
 
 
 def get_parser():

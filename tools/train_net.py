@@ -28,7 +28,7 @@ from wssdl_d2.engine.evaluate import (EvalOnlyError, check_results_owner, eval_o
 from wssdl_d2.engine.reference import build_trainer
 from wssdl_d2.model_zoo import load_model_weights
 from wssdl_d2.model_zoo.safe_load import evaluates_teacher
-from wssdl_d2.utils.cli import run_main
+from wssdl_d2.cli import run_main
 
 
 def setup(args):

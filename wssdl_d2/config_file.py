@@ -15,10 +15,12 @@ from typing import Any, Dict, List, Optional, Sequence
 
 import yaml
 
+from .errors import UserError
+
 BASE_KEY = "_BASE_"
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError, ValueError):
     """A config file (or a config value) that cannot be used. ``str(err)`` reads ``"<file>: <problem>"`` (just the
     problem when no file is involved); ``path`` and ``problem`` hold the parts."""
 

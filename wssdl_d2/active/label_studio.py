@@ -36,6 +36,7 @@ import cv2
 
 from ..data.image_io import is_dicom, load_image
 from ..data.labels import IMAGE_LABEL_NAMES, MASS_LABELS, image_label_to_class
+from ..errors import UserError
 from ..selftrain.pseudo_dataset import write_records
 from ..utils.atomic import atomic_write_json
 from .ls_format import DIAGNOSIS_NAME, IMAGE_NAME, LABEL_CONFIG, RECT_NAME, prediction_result, read_annotation_result
@@ -46,7 +47,7 @@ BOX_SOURCE = "label_studio"
 MODEL_VERSION = "wssdl_d2"
 
 
-class LabelStudioError(RuntimeError):
+class LabelStudioError(UserError, RuntimeError):
     """The Label Studio server could not be used (down, key refused, unexpected answer)."""
 
 

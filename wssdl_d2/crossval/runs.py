@@ -29,6 +29,7 @@ from detectron2.utils.env import seed_all_rng
 
 from ..config import merge_config, resolve_device
 from ..data.folds import fold_dataset_name
+from ..errors import UserError
 from ..utils.atomic import atomic_write_json
 
 STATE_FILE = "crossval_state.json"
@@ -40,7 +41,7 @@ SPLIT_RE = re.compile(r"(?:^|_)(train_strong_\d+|train_weak_\d+|train_all|val|te
 logger = logging.getLogger(__name__)
 
 
-class CrossValError(ValueError):
+class CrossValError(UserError, ValueError):
     """A cross-validation setup or run folder that cannot be used; the message names it and the problem."""
 
 

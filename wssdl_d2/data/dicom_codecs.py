@@ -22,6 +22,8 @@ from typing import List, Optional
 
 import numpy as np
 
+from ..errors import UserError
+
 #: pydicom's plugin labels, in the order their install hints are given (the ones requirements.txt installs first).
 _PLUGIN_ORDER = ("pylibjpeg", "pyjpegls", "pillow", "gdcm")
 #: the plugins whose packages requirements.txt installs.
@@ -30,7 +32,7 @@ _SHIPPED_PLUGINS = ("pylibjpeg", "pyjpegls")
 _PIP_NAMES = {"gdcm": "python-gdcm", "pillow": "Pillow"}
 
 
-class PixelDecodeError(Exception):
+class PixelDecodeError(UserError):
     """The pixel data cannot be decoded; ``str(err)`` says why and, when a decoder is missing, what to install."""
 
 

@@ -8,6 +8,8 @@ import os
 from dataclasses import dataclass
 from typing import Iterable, Optional
 
+from ..errors import UserError
+
 
 @dataclass(frozen=True)
 class DatasetProblem:
@@ -21,7 +23,7 @@ class DatasetProblem:
     kind: str = "format"
 
 
-class DatasetError(ValueError):
+class DatasetError(UserError, ValueError):
     """Bad input data. ``str(err)`` reads ``"<path>: <problem>"``; ``problems`` lists every
     :class:`DatasetProblem` the reader found (just ``(path, problem)`` when it stopped at the first)."""
 

@@ -8,10 +8,12 @@ those of an earlier, finite iteration. :func:`divergence_report` turns that erro
 """
 from typing import Mapping, Optional
 
+from ..errors import UserError
+
 __all__ = ["TrainingDivergedError", "divergence_report"]
 
 
-class TrainingDivergedError(FloatingPointError):
+class TrainingDivergedError(UserError, FloatingPointError):
     """Training stopped because a loss became NaN or infinite. A FloatingPointError, as Detectron2's own."""
 
 

@@ -5,6 +5,7 @@ import json
 import os
 from typing import Any, Dict, Optional
 
+from ..errors import UserError
 from ..model_zoo.safe_load import build_trained_model
 from ..utils.atomic import atomic_write_json
 from .trainer import WSSDLTrainer
@@ -31,7 +32,7 @@ EVALUATED_WEIGHTS = "evaluated_weights.json"
 NOT_RESULTS = (EVALUATED_WEIGHTS, "config.yaml", "log.txt")
 
 
-class EvalOnlyError(ValueError):
+class EvalOnlyError(UserError, ValueError):
     """``--eval-only`` refused: no trained weights given, or its results would overwrite another model's."""
 
 

@@ -13,6 +13,7 @@ from typing import Any, Dict, Iterable, List, Mapping
 
 import numpy as np
 
+from ..errors import UserError
 from ..utils.atomic import atomic_open, atomic_write_json
 from .outcomes import OUTCOME_COLUMNS
 
@@ -25,7 +26,7 @@ _BOOL_COLUMNS = ("has_mass", "hit_any", "hit_top1")
 _FLOAT_COLUMNS = ("top1_score", "top1_iou", "best_iou", "malignancy_score", "abnormality_score")
 
 
-class ResultsError(ValueError):
+class ResultsError(UserError, ValueError):
     """A results file or folder that cannot be used; the message names it and the problem."""
 
 

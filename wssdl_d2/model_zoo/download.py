@@ -14,13 +14,14 @@ import urllib.error
 import urllib.request
 from typing import Optional, Union
 
+from ..errors import UserError
 from ..utils.atomic import atomic_open
 
 logger = logging.getLogger(__name__)
 CHUNK = 1 << 20
 
 
-class DownloadError(RuntimeError):
+class DownloadError(UserError, RuntimeError):
     """A checkpoint could not be fetched (network, missing file on the server)."""
 
 

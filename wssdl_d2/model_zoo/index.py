@@ -29,13 +29,15 @@ import json
 import os
 from typing import Any, Dict, List
 
+from ..errors import UserError
+
 PACKAGED_INDEX = os.path.join(os.path.dirname(os.path.abspath(__file__)), "checkpoints.json")
 INDEX_FORMAT = 1
 REQUIRED_KEYS = ("file", "url", "sha256")  # of a downloaded entry; a shipped one needs "packaged" and "sha256"
 INDEX_DIR_KEY = "_index_dir"  # added by published_models(): the folder of the index file an entry came from
 
 
-class CheckpointNotPublished(LookupError):
+class CheckpointNotPublished(UserError, LookupError):
     """No usable index entry for a config; the message says which names are published."""
 
 

@@ -21,10 +21,12 @@ import numpy as np
 import torch
 from detectron2.checkpoint import DetectionCheckpointer
 
+from ..errors import UserError
+
 PICKLE_SUFFIXES = (".pkl", ".pyth")
 
 
-class UnsafeCheckpointError(ValueError, RuntimeError):
+class UnsafeCheckpointError(UserError, ValueError, RuntimeError):
     """A checkpoint that could run code when loaded, refused (a bad input: tools report it like other bad files)."""
 
 
@@ -32,7 +34,7 @@ class UnreadableCheckpointError(UnsafeCheckpointError):
     """A checkpoint file that is not a readable checkpoint (truncated, empty, another format); nothing in it ran."""
 
 
-class CheckpointError(RuntimeError):
+class CheckpointError(UserError, RuntimeError):
     """A run's checkpoints cannot be used or written: ``last_checkpoint`` names a file that is not there, or a save
     failed (a full disk). The message names the folder or file and what to do."""
 

@@ -15,6 +15,7 @@ from detectron2.config import CfgNode
 from detectron2.data import DatasetCatalog, MetadataCatalog
 
 from ..data.wssdl_json import register_wssdl_json
+from ..errors import UserError
 from ..evaluation import results_io
 from ..modeling.alpha import alpha_at
 from ..utils.atomic import atomic_open, atomic_write_json
@@ -23,7 +24,7 @@ logger = logging.getLogger(__name__)
 STATE_VERSION = 1
 
 
-class StateError(ValueError):
+class StateError(UserError, ValueError):
     """A state file that cannot be continued (other settings, unreadable); the message names it."""
 
 

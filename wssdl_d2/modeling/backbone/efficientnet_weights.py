@@ -15,6 +15,7 @@ from typing import Dict, List, Mapping, Optional
 
 import torch
 
+from ...errors import UserError
 from .efficientnet_lite import VARIANTS, EfficientNetLite, block_specs, get_variant
 
 IMAGENET_PIXEL_MEAN = (127.0, 127.0, 127.0)
@@ -39,7 +40,7 @@ _TOP_PARTS = {
 _NORM_STATS = ("running_mean", "running_var", "num_batches_tracked")
 
 
-class PretrainedWeightsError(RuntimeError):
+class PretrainedWeightsError(UserError, RuntimeError):
     """The ImageNet weights cannot be found or do not fit the network."""
 
 

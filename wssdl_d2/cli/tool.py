@@ -1,5 +1,6 @@
 """What the tools share: the config from a file plus trailing ``KEY VALUE`` overrides (Detectron2's ``opts``),
-logging into the output folder, and one ``error: ...`` line instead of a traceback for a user's mistake.
+logging into the output folder, and one ``error: ...`` line instead of a traceback for a user's mistake (any
+:class:`~wssdl_d2.errors.UserError`).
 
 The config itself is loaded by :func:`wssdl_d2.config.load_config` (re-exported here)."""
 import argparse
@@ -13,6 +14,7 @@ from detectron2.utils.env import seed_all_rng
 from detectron2.utils.logger import setup_logger
 
 from ..config import load_config  # re-exported: the tools' config entry point
+from ..errors import UserError
 
 __all__ = ["load_config", "tool_parser", "add_opts", "split_trailing_opts", "setup_run", "run_main"]
 
@@ -21,7 +23,7 @@ def tool_parser(doc: str, config_help: str = "the model's config file",
                 config_required: bool = True) -> argparse.ArgumentParser:
     """An ArgumentParser for a tool whose module docstring is ``doc``: description = its first paragraph, the
     whole docstring as epilog, and ``--config-file`` (optional with ``config_required=False``: the tool then runs
-    the shipped model, :func:`wssdl_d2.cli.default_model.tool_model`). Finish with :func:`add_opts` after the
+    the shipped model, :func:`.default_model.tool_model`). Finish with :func:`add_opts` after the
     tool's own flags."""
     parser = argparse.ArgumentParser(description=doc.split("\n\n")[0], epilog=doc,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -66,20 +68,14 @@ def setup_run(cfg: CfgNode, log_dir: Optional[str] = None) -> None:
 
 
 def run_main(main: Callable[..., Any], *args: Any, errors: Tuple[Type[BaseException], ...] = ()) -> Any:
-    """``main(*args)``, for a tool's ``if __name__ == "__main__"``: a refused checkpoint, a checkpoint that cannot
-    be read or saved, a bad config file (:class:`~wssdl_d2.config_file.ConfigError`: bad YAML, a Python tag, an
-    unknown key, a wrong type, a ``_BASE_`` loop, a value out of range), training data the checks refuse, a diverged
-    training run, or one of the tool's own ``errors`` (a mistake of the user's, whose message names the file / key)
-    ends the process with one ``error: ...`` message on stderr (exit status 2) instead of a traceback. Returns
-    main's value."""
-    from ..config_file import ConfigError
-    from ..data.errors import DatasetError
-    from ..engine.divergence import TrainingDivergedError
-    from ..model_zoo.safe_load import CheckpointError, UnsafeCheckpointError
-
+    """``main(*args)``, for a tool's ``if __name__ == "__main__"``: a :class:`~wssdl_d2.errors.UserError` (a
+    refused checkpoint, a checkpoint that cannot be read or saved, a bad config file
+    (:class:`~wssdl_d2.config_file.ConfigError`: bad YAML, a Python tag, an unknown key, a wrong type, a ``_BASE_``
+    loop, a value out of range), training data the checks refuse, a diverged training run, ...) or one of the
+    tool's own ``errors`` (a mistake of the user's, whose message names the file / key) ends the process with one
+    ``error: ...`` message on stderr (exit status 2) instead of a traceback. Returns main's value."""
     try:
         return main(*args)
-    except (UnsafeCheckpointError, CheckpointError, ConfigError, DatasetError, TrainingDivergedError,
-            *errors) as error:
+    except (UserError, *errors) as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)
