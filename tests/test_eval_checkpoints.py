@@ -1,4 +1,4 @@
-"""wssdl_d2.evaluation.checkpoint_curve (tools/eval_checkpoints.py): every saved checkpoint of a run is evaluated
+"""wssdl_d2.engine.checkpoint_curve (tools/eval_checkpoints.py): every saved checkpoint of a run is evaluated
 once, into a CSV curve and a PNG."""
 import csv
 import os
@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from wssdl_d2.engine import WSSDLTrainer
-from wssdl_d2.evaluation.checkpoint_curve import checkpoint_curves, find_checkpoints, load_run_config
+from wssdl_d2.engine.checkpoint_curve import checkpoint_curves, find_checkpoints, load_run_config
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

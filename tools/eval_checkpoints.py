@@ -11,14 +11,14 @@ Each checkpoint is evaluated on ``DATASETS.TEST`` into ``RUN/curve/iter_<NNNNNNN
 files plus ``results.json``); a checkpoint already evaluated there is not evaluated again, so the tool resumes.
 Writes ``curve.csv`` (one row per run and checkpoint) and ``curve.png`` (CorLoc with 95% bands, one line per run;
 with a single run also top-1 CorLoc) into ``--out`` (default: ``RUN/curve`` for a single run).
-Details: wssdl_d2/evaluation/checkpoint_curve.py.
+Details: wssdl_d2/engine/checkpoint_curve.py.
 """
 import argparse
 import os
 
 from detectron2.utils.logger import setup_logger
 
-from wssdl_d2.evaluation.checkpoint_curve import checkpoint_curves
+from wssdl_d2.engine.checkpoint_curve import checkpoint_curves
 from wssdl_d2.evaluation.runs import distinct_names
 from wssdl_d2.cli import run_main, split_trailing_opts
 

@@ -62,7 +62,7 @@ def load_run(path: str) -> Dict[str, Any]:
 def last_ap50(folder: str) -> Optional[float]:
     """The last ``bbox/AP50`` (percent) logged in ``<folder>/metrics.json`` (Detectron2's JSONWriter: one JSON
     object per line), else the one in ``<folder>/results.json`` (a checkpoint evaluated by
-    :mod:`.checkpoint_curve`); None when neither has one."""
+    :mod:`wssdl_d2.engine.checkpoint_curve`); None when neither has one."""
     value = None
     path = os.path.join(folder, "metrics.json")
     if os.path.isfile(path):

@@ -16,9 +16,10 @@ from typing import Any, Dict, Iterable, List, Mapping, Tuple
 from detectron2.config import CfgNode
 from detectron2.evaluation.testing import flatten_results_dict
 
+from ..evaluation.curves import plot_series, point_from_results
+from ..evaluation.results_io import json_safe
 from ..utils.atomic import atomic_open, atomic_write_json
-from .curves import plot_series, point_from_results
-from .results_io import json_safe
+from .evaluate import evaluate_weights
 
 logger = logging.getLogger(__name__)
 
@@ -57,8 +58,6 @@ def evaluate_checkpoint(cfg: CfgNode, run_dir: str, iteration: int, checkpoint: 
     """Flat results (``{"bbox/AP50": v, "corloc/CorLoc": v, ...}``) of one checkpoint evaluated with ``cfg``
     (:func:`wssdl_d2.engine.evaluate_weights`, weights-only loading) into ``RUN/curve/iter_<N>/``; read back
     from its ``results.json`` when that exists."""
-    from ..engine.evaluate import evaluate_weights
-
     folder = os.path.join(run_dir, "curve", f"iter_{iteration:07d}")
     done = os.path.join(folder, "results.json")
     if os.path.isfile(done):
