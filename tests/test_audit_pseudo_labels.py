@@ -1,4 +1,4 @@
-"""wssdl_d2.selftrain.audit (tools/audit_pseudo_labels.py): pseudo boxes are scored against the true boxes of the
+"""wssdl_d2.pseudo.audit (tools/audit_pseudo_labels.py): pseudo boxes are scored against the true boxes of the
 same images."""
 import csv
 import os
@@ -8,7 +8,7 @@ import sys
 import pytest
 from detectron2.structures import BoxMode
 
-from wssdl_d2.selftrain.audit import audit, audit_files, summary
+from wssdl_d2.pseudo.audit import audit, audit_files, summary
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 
 from wssdl_d2.data.wssdl_json import load_wssdl_json
+from wssdl_d2.pseudo.selection import (Candidate, adaptive_thresholds, is_consistent, learning_rates, rank,
+                                       select_adaptive, select_fraction,
+                                       select_fraction_per_class, select_from_config)
 from wssdl_d2.selftrain.pseudo_dataset import pseudo_record, write_records
-from wssdl_d2.selftrain.selection import (Candidate, adaptive_thresholds, is_consistent, learning_rates, rank,
-                                          select_adaptive, select_fraction,
-                                          select_fraction_per_class, select_from_config)
 
 BOX = (10.0, 20.0, 50.0, 60.0)
 

@@ -268,7 +268,7 @@ def test_audit_of_a_teacher_run_against_the_true_boxes(tiny_cfg, one_thread, pha
     image's class and is matched to the true boxes of train_all; a checkpoint without a teacher is refused."""
     from detectron2.data import DatasetCatalog
 
-    from wssdl_d2.selftrain.audit import audit
+    from wssdl_d2.pseudo.audit import audit
     from wssdl_d2.teacher.audit import checkpoint_thresholds, class_summary, teacher_pseudo_records
 
     cfg = _teacher_cfg(tiny_cfg)

@@ -8,11 +8,11 @@ For every image with ``supervision: "pseudo"`` in the round's dataset file, the 
 the true boxes of the same image (matched by ``file_name``) in ``--truth`` (a dataset file in which those images
 have their boxes, e.g. the prepared ``train_all.json``). Prints how many pseudo boxes hit a true box (IoU >
 ``--iou``), the median IoU, and the share whose class equals the true box's, overall and per pseudo score
-quartile; ``--csv`` writes one row per pseudo box. Details: wssdl_d2/selftrain/audit.py.
+quartile; ``--csv`` writes one row per pseudo box. Details: wssdl_d2/pseudo/audit.py.
 """
 import argparse
 
-from wssdl_d2.selftrain.audit import audit_files, summary, write_audit_csv
+from wssdl_d2.pseudo.audit import audit_files, summary, write_audit_csv
 from wssdl_d2.cli import run_main
 
 

@@ -29,7 +29,7 @@ def parse_args(argv=None):
 def main(argv=None):
     from detectron2.data import DatasetCatalog
 
-    from wssdl_d2.selftrain.audit import audit, write_audit_csv
+    from wssdl_d2.pseudo.audit import audit, write_audit_csv
     from wssdl_d2.teacher.audit import class_summary, teacher_pseudo_records
 
     args = parse_args(argv)

@@ -22,9 +22,9 @@ import sys
 
 from tabulate import tabulate
 
+from wssdl_d2.pseudo.selection import SELECTIONS
 from wssdl_d2.selftrain import self_train
 from wssdl_d2.selftrain.rounds import StateError
-from wssdl_d2.selftrain.selection import SELECTIONS
 from wssdl_d2.cli import add_opts, load_config, setup_run, tool_parser
 
 

@@ -16,7 +16,7 @@ Every score lies in [0, 1], higher = more useful to annotate. They use what the 
 
 Only images with a mass (labels benign / malignant) are ranked: a normal image has no box to draw. The
 images a model is confident about (low score, consistent top detection) are the pseudo-label candidates of
-:mod:`wssdl_d2.selftrain.selection`; :func:`rank_images` marks them.
+:mod:`wssdl_d2.pseudo.selection`; :func:`rank_images` marks them.
 """
 import math
 from typing import Dict, Iterable, List, Sequence

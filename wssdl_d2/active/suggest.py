@@ -7,7 +7,7 @@ import os
 from typing import TYPE_CHECKING, Any, Dict, List, Sequence, Tuple
 
 from ..inference.analysis import analyze_records
-from ..selftrain.selection import Candidate, select_from_config
+from ..pseudo.selection import Candidate, select_from_config
 from ..utils.atomic import atomic_open
 from .contact_sheet import contact_sheet, write_png
 from .scoring import rank_images

@@ -2,7 +2,7 @@
 
 :func:`analyze_records` runs a :class:`~wssdl_d2.inference.WSSDLPredictor`'s model over dataset dicts (with
 ``image_label``) and returns one :class:`ImageAnalysis` per image. Self-training uses the top detection
-(:mod:`wssdl_d2.selftrain.selection`), active annotation the MoI's class distribution and the agreement of
+(:mod:`wssdl_d2.pseudo.selection`), active annotation the MoI's class distribution and the agreement of
 the detections with the image label (:mod:`wssdl_d2.active.scoring`).
 
 The MoI is chosen as in training, by the functions :class:`~wssdl_d2.modeling.roi_heads.MILROIHeads` uses

@@ -7,7 +7,7 @@ schedule), or a given trained checkpoint (``initial_weights``), then evaluated o
 1. the previous round's model analyses the weak pool (:mod:`wssdl_d2.inference.analysis`): with
    ``WSSDL.SELFTRAIN.RELABEL`` the original weak set (earlier pseudo boxes are replaced), otherwise the weak
    images the previous round left (its pseudo images stay);
-2. :func:`~wssdl_d2.selftrain.selection.select_from_config` picks the pseudo-labelled images (top fraction of
+2. :func:`~wssdl_d2.pseudo.selection.select_from_config` picks the pseudo-labelled images (top fraction of
    the class-consistent ones, or adaptive per-class bars);
 3. ``round_<k>/datasets/train_strong.json`` (strong + pseudo, with provenance) and ``train_weak.json`` (the
    rest) are written, with ``pseudo_labels.csv`` and ``selection.json``;
@@ -33,14 +33,15 @@ from detectron2.data import DatasetCatalog
 
 from ..data.streams import split_by_supervision
 from ..data.wssdl_json import load_wssdl_json
+from ..pseudo.selection import Candidate, select_from_config
 from ..utils.atomic import atomic_write_json
 from .pseudo_dataset import pseudo_record, split_records, write_pseudo_csv, write_records
 from .rounds import (RunState, check_finetune_schedule, corloc_summary, initial_step, register_dataset, step_config,
                      train_step, unique_prefix)
-from .selection import INITS, Candidate, select_from_config
 
 logger = logging.getLogger(__name__)
 STATE_FILE = "selftrain_state.json"
+INITS = ("initial", "previous")  # WSSDL.SELFTRAIN.INIT: retrain from MODEL.WEIGHTS or fine-tune the last model
 
 
 def round_dir(output_dir: str, k: int) -> str:

@@ -23,7 +23,7 @@ from ..data.wssdl_json import ANNOTATION_PROVENANCE, write_wssdl_json
 from ..utils.atomic import atomic_open
 
 if TYPE_CHECKING:
-    from .selection import Candidate
+    from ..pseudo.selection import Candidate
 
 _RECORD_ONLY_KEYS = ("file_name", "image_id", "annotations", "id")
 PSEUDO_CSV_COLUMNS = ("file_name", "image_label", "det_class", "score", "x0", "y0", "x1", "y1", "round", "model")

@@ -5,7 +5,7 @@ The teacher of a checkpoint (``MODEL.WEIGHTS``; its teacher weights with ``WSSDL
 predicts on each weak image as in evaluation (no augmentation, original pixels), the pseudo-box rule of the config
 (:mod:`.pseudo_labels`: label-aware or label-free, ``KEEP_BEST``) with the per-class bars the run had reached (the
 checkpoint's thresholds window, :class:`~.thresholds.ClassThresholds`) turns the detections into pseudo boxes, and
-:func:`wssdl_d2.selftrain.audit.audit` matches them to the true boxes of the same images (hit: IoU > 0.5).
+:func:`wssdl_d2.pseudo.audit.audit` matches them to the true boxes of the same images (hit: IoU > 0.5).
 """
 from typing import Any, Dict, List, Sequence
 
@@ -16,7 +16,7 @@ from detectron2.structures import BoxMode
 from ..data.image_io import read_image
 from ..data.labels import THING_CLASSES
 from ..model_zoo.safe_load import load_checkpoint
-from ..selftrain.audit import summary
+from ..pseudo.audit import summary
 from .pseudo_labels import label_aware_target, label_free_target
 from .thresholds import ClassThresholds
 
@@ -59,7 +59,7 @@ def teacher_pseudo_records(cfg, weak_dicts: Sequence[Dict[str, Any]]) -> List[Di
 
 
 def class_summary(rows: Sequence[Dict[str, Any]]) -> List[str]:
-    """:func:`wssdl_d2.selftrain.audit.summary` of the audit rows, overall and for each pseudo-box class."""
+    """:func:`wssdl_d2.pseudo.audit.summary` of the audit rows, overall and for each pseudo-box class."""
     lines = summary(rows)
     for c, name in enumerate(THING_CLASSES):
         lines.append(f"{name} pseudo boxes - " + summary([r for r in rows if r["class"] == c])[0])

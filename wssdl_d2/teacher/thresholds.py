@@ -2,11 +2,11 @@
 
 ``fixed``: every class's bar is ``WSSDL.TEACHER.SCORE_THRESH``.
 
-``adaptive``: the rule of self-training's adaptive selection (:mod:`wssdl_d2.selftrain.selection`, the FlexMatch /
+``adaptive``: the rule of self-training's adaptive selection (:mod:`wssdl_d2.pseudo.selection`, the FlexMatch /
 BoostMIS idea), measured online. The teacher's top detection on each weak image with a mass label (benign or
 malignant) is remembered, the last ``WINDOW`` of them; the learning effect of class c is the share of the
 remembered images labelled c whose top detection is of class c with score >= tau (``SCORE_THRESH``), and
-:func:`~wssdl_d2.selftrain.selection.adaptive_thresholds` turns these shares into bars
+:func:`~wssdl_d2.pseudo.selection.adaptive_thresholds` turns these shares into bars
 ``max(MIN_THRESH, M(beta_c) * tau)``: a class the teacher detects worse gets a lower bar, the best-learnt one keeps
 tau (once warm-up is over). Before any weak mass image was seen, every bar is the warm-up value (``MIN_THRESH``
 with WARMUP, as nothing is learnt yet).
@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from ..data.labels import MASS_LABELS, THING_CLASSES
-from ..selftrain.selection import MAPPINGS, Candidate, adaptive_thresholds, learning_rates
+from ..pseudo.selection import MAPPINGS, Candidate, adaptive_thresholds, learning_rates
 
 THRESHOLDS = ("adaptive", "fixed")
 NUM_CLASSES = len(THING_CLASSES)
@@ -33,7 +33,7 @@ class ClassThresholds:
 
     Args:
         mode: "adaptive" or "fixed". tau: the fixed bar, or the bar of a fully learnt class.
-        mapping, warmup, min_thresh: as :func:`~wssdl_d2.selftrain.selection.adaptive_thresholds`.
+        mapping, warmup, min_thresh: as :func:`~wssdl_d2.pseudo.selection.adaptive_thresholds`.
         window: how many weak mass images the learning effect is measured over (adaptive).
     """
 

@@ -42,7 +42,6 @@ if TYPE_CHECKING:
 
 MAPPINGS = ("convex", "linear")
 SELECTIONS = ("fraction", "fraction_per_class", "adaptive")
-INITS = ("initial", "previous")  # WSSDL.SELFTRAIN.INIT: retrain from MODEL.WEIGHTS or fine-tune the last model
 NUM_CLASSES = len(THING_CLASSES)  # benign, malignant
 
 
