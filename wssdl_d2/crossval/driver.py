@@ -9,8 +9,8 @@ from detectron2.data import DatasetCatalog
 
 from ..data.folds import FOLD_DIR_RE, fold_dataset_name
 from ..data.wssdl_json import default_dataset_root
+from ..evaluation.pooled import pool_folds
 from ..evaluation.results_io import ResultsError, read_per_image
-from .pooled import pool_folds
 from .report import build_report
 from .runs import CrossValError, RunSpec, evaluate_model, run_fold, train_model
 

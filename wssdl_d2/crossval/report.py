@@ -9,10 +9,10 @@ from typing import Dict, Mapping, Sequence
 import numpy as np
 
 from ..evaluation.paired import explain_difference
+from ..evaluation.pooled import HEADLINE_METRICS, compare_pooled, per_fold_metrics, pooled_metrics
 from ..evaluation.results_io import json_safe
 from ..utils.atomic import atomic_open, atomic_write_json
 from .external import external_markdown
-from .pooled import HEADLINE_METRICS, compare_pooled, per_fold_metrics, pooled_metrics
 
 
 def build_report(pooled_by_config: Mapping[str, Mapping[str, np.ndarray]], num_samples: int = 2000, seed: int = 0,

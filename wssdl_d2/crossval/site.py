@@ -30,10 +30,10 @@ from detectron2.data import DatasetCatalog
 
 from ..config import merge_pairs, resolve_device
 from ..data.folds import fold_dataset_name
+from ..evaluation.pooled import pool_folds
 from ..evaluation.results_io import PER_IMAGE_FILE, read_per_image
 from ..utils.atomic import atomic_open, atomic_write_json
 from .external import evaluate_run_on
-from .pooled import pool_folds
 from .runs import CrossValError, config_fingerprint, config_matches, evaluate_model, run_config, train_model
 
 ZERO_SHOT = "zero_shot"

@@ -222,7 +222,7 @@ def cross_fitted(scores: np.ndarray, y: np.ndarray, folds: np.ndarray, method: s
 
 
 def calibration_data(pooled: Mapping[str, np.ndarray], population: str = "all") -> Dict[str, np.ndarray]:
-    """``{"scores", "y", "folds"}`` (N,) of pooled out-of-fold outcomes (:func:`wssdl_d2.crossval.pooled.pool_folds`:
+    """``{"scores", "y", "folds"}`` (N,) of pooled out-of-fold outcomes (:func:`wssdl_d2.evaluation.pooled.pool_folds`:
     ``malignancy_score``, ``image_label``, ``fold``) for ``population`` "all" or "mass" (see the module docstring)."""
     if population not in POPULATIONS:
         raise ValueError(f"population must be one of {POPULATIONS}, not {population!r}")
@@ -356,7 +356,7 @@ def load_calibration(path: str) -> Calibration:
 def pooled_crossval(crossval_dir: str, config: str) -> Dict[str, np.ndarray]:
     """The pooled out-of-fold outcomes of one config of a cross-validation folder:
     ``<crossval_dir>/<config>/fold<k>/inference/corloc_per_image.csv`` for every evaluated fold k."""
-    from ..crossval.pooled import pool_folds
+    from .pooled import pool_folds
     from .results_io import ResultsError, read_per_image
 
     folder = os.path.join(crossval_dir, config)

@@ -25,10 +25,10 @@ import cv2
 import numpy as np
 from scipy.stats import fisher_exact
 
-from ..crossval.stratified import stratified_bootstrap_indices
 from ..data.labels import IMAGE_LABEL_NAMES, MALIGNANT_CLASS, NORMAL, image_label_to_class
 from .bootstrap import mcnemar_exact, paired_bootstrap, resample_counts, safe_divide
 from .outcomes import box_iou, image_outcome
+from .stratified import stratified_bootstrap_indices
 
 #: Per-image diagnostic columns, in the order they are saved.
 DIAGNOSTIC_COLUMNS = (

@@ -14,10 +14,10 @@ from typing import Dict, Mapping, Sequence
 
 import numpy as np
 
-from ..evaluation.bootstrap import bootstrap_indices, mcnemar_exact, paired_bootstrap, percentile_interval
-from ..evaluation.metrics import estimate, ratio_terms
-from ..evaluation.paired import BINARY_PREFIXES, align_runs
-from ..evaluation.results_io import ResultsError
+from .bootstrap import bootstrap_indices, mcnemar_exact, paired_bootstrap, percentile_interval
+from .metrics import estimate, ratio_terms
+from .paired import BINARY_PREFIXES, align_runs
+from .results_io import ResultsError
 from .stratified import stratified_bootstrap_indices
 
 #: The metrics the cross-validation report shows (the rest of ``estimate`` is in the JSON).
