@@ -173,7 +173,7 @@ def add_wssdl_config(cfg: CfgNode) -> CfgNode:
     # class (False: the image gives no pseudo loss).
     _C.WSSDL.TEACHER.KEEP_BEST = True
     # "adaptive": per-class bars from how well the teacher has learnt each class on the weak images (the
-    # WSSDL.SELFTRAIN.ADAPTIVE rule, wssdl_d2.selftrain.selection); "fixed": SCORE_THRESH for both classes.
+    # WSSDL.SELFTRAIN.ADAPTIVE rule, wssdl_d2.pseudo.selection); "fixed": SCORE_THRESH for both classes.
     _C.WSSDL.TEACHER.THRESHOLD = "adaptive"
     _C.WSSDL.TEACHER.SCORE_THRESH = 0.7  # the fixed bar; adaptive: the bar of a fully learnt class (tau)
     _C.WSSDL.TEACHER.ADAPTIVE = CN()

@@ -38,7 +38,7 @@ logger = logging.getLogger(__name__)
 JOINT_METHOD = {
     "MODEL.META_ARCHITECTURE": ({"GeneralizedRCNN", "WSSDLRCNN"}, "WSSDLRCNN"),
     "MODEL.PROPOSAL_GENERATOR.NAME": ({"RPN", "StrongOnlyRPN"}, "StrongOnlyRPN"),
-    "MODEL.ROI_HEADS.NAME": ({"StandardROIHeads", "MILROIHeads"}, "MILROIHeads"),
+    "MODEL.ROI_HEADS.NAME": ({"StandardROIHeads", "WSSDLROIHeads", "MILROIHeads"}, "MILROIHeads"),
 }
 
 
