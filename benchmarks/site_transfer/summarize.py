@@ -1,0 +1,86 @@
+"""Leave-one-site-out table: each direction's plain evaluation and its inference levers, paired, Holm-corrected.
+
+    .venv/bin/python benchmarks/site_transfer/summarize.py output/site_transfer --copy benchmarks/site_transfer/results
+
+reads <out>/<direction>/test_<dataset>[_<lever>]/inference/corloc_per_image.csv (leave_one_site_out.sh, levers.sh),
+copies the per-image files to --copy (committed: the table can be remade from them with --from-copy) and writes
+<copy>/summary.{json,md}: per row CorLoc (score >= 0.5, IoU > 0.5), top-1 CorLoc, FP per normal image, AUC benign vs
+malignant, and each lever against its direction's plain row (CorLoc difference, McNemar's exact p and its Holm
+adjustment over every lever x direction comparison).
+"""
+import argparse
+import json
+import os
+import shutil
+
+from wssdl_d2.evaluation.comparison import compare_folders
+
+DIRECTIONS = {"busi_to_breast": "breast_test", "breast_to_busi": "busi_pool_train_strong_100"}
+LABELS = {"busi_to_breast": "BUSI -> BrEaST", "breast_to_busi": "BrEaST -> BUSI"}
+LEVERS = ("mass", "flip", "mass_flip")
+METRICS = ("CorLoc", "CorLoc_top1", "FP_per_normal", "AUC_BvsM")
+
+
+def holm(p_values):
+    """Holm's step-down adjustment of a list of p-values (same order)."""
+    order = sorted(range(len(p_values)), key=lambda i: p_values[i])
+    adjusted, running = [0.0] * len(p_values), 0.0
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (len(p_values) - rank) * p_values[i]))
+        adjusted[i] = running
+    return adjusted
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("out", help="leave_one_site_out.sh's output folder, or with --from-copy the copied results")
+    parser.add_argument("--copy", help="folder to copy the per-image results and write the summary to")
+    parser.add_argument("--from-copy", action="store_true", help="OUT is a --copy folder")
+    args = parser.parse_args()
+    dest = args.out if args.from_copy else args.copy
+    folders = {}
+    for direction, dataset in DIRECTIONS.items():
+        for lever in ("",) + LEVERS:
+            name = f"test_{dataset}" + (f"_{lever}" if lever else "")
+            src = os.path.join(args.out, direction, name)
+            csv = os.path.join(src, "corloc_per_image.csv" if args.from_copy else "inference/corloc_per_image.csv")
+            if not os.path.isfile(csv):
+                continue
+            target = os.path.join(dest, direction, name)
+            if not args.from_copy:
+                os.makedirs(target, exist_ok=True)
+                shutil.copy(csv, target)
+            folders[(direction, lever or "none")] = target
+    rows, tests = [], []
+    for (direction, lever), folder in folders.items():
+        plain = folders[(direction, "none")]
+        result = compare_folders(folder, plain, names=[lever, "none"])
+        m = result["metrics"]
+        row = {"direction": LABELS[direction], "lever": lever, "images": result["images"]}
+        for metric in METRICS:
+            row[metric] = m[metric]["a"]
+        if lever != "none":
+            row["CorLoc_diff"] = m["CorLoc"]["diff"]
+            row["CorLoc_mcnemar_p"] = m["CorLoc"]["mcnemar"]["p_value"]
+            row["CorLoc_top1_diff"] = m["CorLoc_top1"]["diff"]
+            row["FP_per_normal_diff"] = m["FP_per_normal"]["diff"]
+            tests.append(len(rows))
+        rows.append(row)
+    for i, p in zip(tests, holm([rows[i]["CorLoc_mcnemar_p"] for i in tests])):
+        rows[i]["CorLoc_mcnemar_p_holm"] = p
+    with open(os.path.join(dest, "summary.json"), "w") as f:
+        json.dump({"comparisons_corrected": len(tests), "rows": rows}, f, indent=1)
+    lines = ["| trained -> tested | inference | CorLoc | top-1 CorLoc | FP / normal image | AUC B vs M | "
+             "CorLoc vs none (McNemar p, Holm) |", "|---|---|---|---|---|---|---|"]
+    for r in rows:
+        versus = "" if r["lever"] == "none" else \
+            f"{r['CorLoc_diff']:+.1f} (p {r['CorLoc_mcnemar_p']:.2g}, Holm {r['CorLoc_mcnemar_p_holm']:.2g})"
+        lines.append(f"| {r['direction']} | {r['lever']} | {r['CorLoc']:.1f} | {r['CorLoc_top1']:.1f} | "
+                     f"{r['FP_per_normal']:.2f} | {r['AUC_BvsM']:.3f} | {versus} |")
+    with open(os.path.join(dest, "summary.md"), "w") as f:
+        f.write("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
