@@ -9,14 +9,10 @@
 # worktree to keep later edits out of the runs.
 #   bash benchmarks/recipe/crossval_recipe.sh [OUT] [FOLD ...]
 set -euo pipefail
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
-cd "$ROOT"
+source "$(dirname "${BASH_SOURCE[0]}")/../env.sh"
 OUT=${1:-output/crossval/recipe}
 shift || true
 FOLDS=("${@:-0 1 2 3 4}")
-export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
-export PYTHONWARNINGS="${PYTHONWARNINGS:-ignore::FutureWarning,ignore::UserWarning}"
-PY="$ROOT/.venv/bin/python"
 "$PY" tools/crossval.py --data busi --only-folds ${FOLDS[*]} --jobs 2 --external breast_test --out "$OUT" \
     --configs fully_supervised=configs/BUSI/fully_supervised.yaml plain_detectron2=configs/BUSI/plain_detectron2.yaml \
     WSSDL.EVAL.COCO False WSSDL.EVAL.PLOTS False

@@ -6,14 +6,10 @@
 # datasets/breast_pool (docs/DATA.md). Run it from a git worktree to keep later edits out of the runs.
 #   bash benchmarks/ship/train_shipped.sh [OUT] [which: default wssdl]
 set -euo pipefail
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
-cd "$ROOT"
+source "$(dirname "${BASH_SOURCE[0]}")/../env.sh"
 OUT=${1:-output/ship}
 shift || true
 WHICH=("${@:-default wssdl}")
-export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1 OMP_NUM_THREADS=1
-export PYTHONWARNINGS="${PYTHONWARNINGS:-ignore::FutureWarning,ignore::UserWarning}"
-PY="$ROOT/.venv/bin/python"
 mkdir -p "$OUT"
 train() {  # name config overrides...
     local name=$1 config=$2; shift 2

@@ -8,16 +8,12 @@
 #   bash benchmarks/site_transfer/leave_one_site_out.sh [OUT] [MAX_ITER] [-- EXTRA OVERRIDES...]
 # Needs datasets/busi_pool and datasets/breast (docs/DATA.md). Run it from a git worktree to keep later edits out.
 set -euo pipefail
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
-cd "$ROOT"
+source "$(dirname "${BASH_SOURCE[0]}")/../env.sh"
 OUT=${1:-output/site_transfer}
 ITERS=${2:-3000}
 shift $(( $# < 2 ? $# : 2 ))
 [[ "${1:-}" == "--" ]] && shift
 EXTRA=("$@")
-export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1 OMP_NUM_THREADS=1
-export PYTHONWARNINGS="${PYTHONWARNINGS:-ignore::FutureWarning,ignore::UserWarning}"
-PY="$ROOT/.venv/bin/python"
 CONFIG=configs/BUSI/fully_supervised.yaml
 RECIPE=(SOLVER.MAX_ITER "$ITERS" SOLVER.CHECKPOINT_PERIOD 300 WSSDL.EVAL.COCO False WSSDL.EVAL.PLOTS False
         INPUT.MIN_SIZE_TRAIN '(320,352,384,416)' INPUT.MAX_SIZE_TRAIN 576 INPUT.MIN_SIZE_TEST 384

@@ -7,14 +7,10 @@
 #   .venv/bin/python tools/compare.py <run>/test_<dataset>_<lever> <run>/test_<dataset>
 #   bash benchmarks/site_transfer/levers.sh [OUT] [LEVER ...]
 set -euo pipefail
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
-cd "$ROOT"
+source "$(dirname "${BASH_SOURCE[0]}")/../env.sh"
 OUT=${1:-output/site_transfer}
 shift || true
 LEVERS=("${@:-mass flip}")
-export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1 OMP_NUM_THREADS=1
-export PYTHONWARNINGS="${PYTHONWARNINGS:-ignore::FutureWarning,ignore::UserWarning}"
-PY="$ROOT/.venv/bin/python"
 CONFIG=configs/BUSI/fully_supervised.yaml
 TEST_SIZE=(INPUT.MIN_SIZE_TEST 384 INPUT.MAX_SIZE_TEST 576 WSSDL.EVAL.COCO False WSSDL.EVAL.PLOTS False
            MODEL.ROI_HEADS.NAME WSSDLROIHeads)
