@@ -107,7 +107,7 @@ def test_strong_only_batch_equals_standard_roi_heads(mil_cfg, tiny_cfg):
 
 def test_inference_is_plain_generalized_rcnn(mil_cfg, tiny_cfg):
     model = build_model(mil_cfg).eval()
-    plain = build_model(tiny_cfg()).eval()
+    plain = build_model(tiny_cfg(**{"MODEL.ROI_HEADS.NAME": "StandardROIHeads"})).eval()  # Detectron2's own heads
     plain.load_state_dict(model.state_dict())
     assert type(plain).__name__ == "GeneralizedRCNN" and type(plain.roi_heads).__name__ == "StandardROIHeads"
     batch = [{"image": x["image"], "height": 96, "width": 128} for x in _batch(mil_cfg, 1, 1)]
