@@ -125,3 +125,14 @@ def test_trainer_test_wraps_the_model_when_test_aug_is_enabled(tiny_cfg, monkeyp
     WSSDLTrainer.test(tiny_cfg(**{"TEST.AUG.ENABLED": True}), model)
     assert seen[0] is model
     assert isinstance(seen[1], GeneralizedRCNNWithTTA) and seen[1].model is model
+
+
+def test_a_seeded_model_starts_as_with_detectron2s_roi_heads(tiny_cfg):
+    """WSSDLROIHeads draws no extra random numbers: the same seed gives StandardROIHeads's initial weights."""
+    states = []
+    for name in ("StandardROIHeads", "WSSDLROIHeads"):
+        torch.manual_seed(0)
+        states.append(build_model(tiny_cfg(**{"MODEL.ROI_HEADS.NAME": name})).state_dict())
+        states[-1]["after"] = torch.rand(3)  # the random stream after building
+    assert states[0].keys() == states[1].keys()
+    assert all(torch.equal(states[0][k], states[1][k]) for k in states[0])

@@ -76,5 +76,10 @@ class WSSDLROIHeads(StandardROIHeads):
     @classmethod
     def _init_box_head(cls, cfg, input_shape):
         ret = super()._init_box_head(cfg, input_shape)
-        ret["box_predictor"] = WSSDLOutputLayers(cfg, ret["box_head"].output_shape)
+        # The same initial weights as Detectron2's predictor, and the random stream left as StandardROIHeads leaves
+        # it: a seeded model starts exactly as it did with StandardROIHeads.
+        with torch.random.fork_rng(devices=[]):
+            predictor = WSSDLOutputLayers(cfg, ret["box_head"].output_shape)
+        predictor.load_state_dict(ret["box_predictor"].state_dict())
+        ret["box_predictor"] = predictor
         return ret
