@@ -1,4 +1,4 @@
-"""The BUSI models this repository ships (issue 19), as installed: both are in the packaged index, their files
+"""The models this repository ships, as installed: all are in the packaged index, their files
 match the index's sha256 and size budget, load weights-only from safetensors, and run offline on a generated scan;
 the storage check recorded when they were shipped kept every CorLoc hit and diagnosis of the float32 checkpoint.
 
@@ -18,8 +18,9 @@ from wssdl_d2.model_zoo.index import PACKAGED_INDEX, checkpoint_entry
 from wssdl_d2.model_zoo.shipped import calibration_path, packaged_path, shipped_config_path
 from wssdl_d2.release.ship import SIZE_BUDGET
 
-#: What MODEL_ZOO.md's cards describe: the proposed method and the fully supervised model, both on the BUSI pool.
-SHIPPED = ("BUSI/wssdl.yaml", "BUSI/fully_supervised.yaml")
+#: What MODEL_ZOO.md's cards describe: the default detector (two sites), the proposed method and the fully
+#: supervised model on the BUSI pool.
+SHIPPED = ("BUSI_BrEaST/fully_supervised.yaml", "BUSI/wssdl.yaml", "BUSI/fully_supervised.yaml")
 #: float16 storage: CorLoc change (points) and malignancy-score change allowed on the check images. Measured for
 #: BUSI/wssdl.yaml: CorLoc 66.67 -> 66.87 (any box), 70.83 -> 70.63 (top-1), malignancy score at most 0.055.
 CORLOC_TOLERANCE, SCORE_TOLERANCE = 0.5, 0.1

@@ -225,7 +225,7 @@ def test_without_a_shipped_model_the_tools_say_how_to_get_one(tmp_path, monkeypa
         sys.path.pop(0)
     assert demo.main(["--input", str(tmp_path / "x.png")]) == 2
     err = capsys.readouterr().err
-    assert "the default model BUSI/wssdl.yaml is not shipped" in err and "train one" in err
+    assert f"the default model {default_model.DEFAULT_MODEL} is not shipped" in err and "train one" in err
 
 
 def _teacher_checkpoint(tiny_cfg, folder):

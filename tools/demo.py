@@ -5,7 +5,7 @@
     python tools/demo.py --config-file configs/BUSI/wssdl.yaml --input scans/ --output demo_out \\
         MODEL.WEIGHTS output/busi/wssdl/model_final.pth [--calibration calibration.json]
 
-Without --config-file the shipped model (BUSI/wssdl.yaml, MODEL_ZOO.md) runs, with its calibration. Each image
+Without --config-file the shipped default model (BUSI_BrEaST/fully_supervised.yaml, MODEL_ZOO.md) runs, with its calibration. Each image
 gets one diagnosis, printed with its basis and threshold: with a calibration, malignant when the calibrated
 probability of malignancy (P(malignant | image), fitted on cross-validated predictions) is >= 0.5, otherwise benign
 when a detection scores >= WSSDL.EVAL.SCORE_THRESH and normal when none does; without one, the class of the top

@@ -7,6 +7,9 @@ copies the per-image files to --copy (committed: the table can be remade from th
 <copy>/summary.{json,md}: per row CorLoc (score >= 0.5, IoU > 0.5), top-1 CorLoc, FP per normal image, AUC benign vs
 malignant, and each lever against its direction's plain row (CorLoc difference, McNemar's exact p and its Holm
 adjustment over every lever x direction comparison).
+
+With --model-zoo MODEL_ZOO.md it also renders the default model card's table (the rows scored as the shipped
+default scores, DETECTION_SCORE mass) between its <!-- loso-card:start/end --> markers; tests check it is current.
 """
 import argparse
 import json
@@ -31,11 +34,33 @@ def holm(p_values):
     return adjusted
 
 
+CARD_MARKERS = ("<!-- loso-card:start -->", "<!-- loso-card:end -->")
+CARD_LEVER = "mass"
+
+
+def card_table(summary):
+    """The default model card's rows (str, Markdown) from summary.json's content."""
+    lines = ["  | trained on -> tested on | CorLoc, score >= 0.5 (%) | top-1 CorLoc (%) | FP per normal image | "
+             "AUC benign vs malignant |", "  |---|---|---|---|---|"]
+    for r in summary["rows"]:
+        if r["lever"] == CARD_LEVER:
+            lines.append(f"  | {r['direction']} ({r['images']} images) | {r['CorLoc']:.1f} | {r['CorLoc_top1']:.1f} | "
+                         f"{r['FP_per_normal']:.2f} | {r['AUC_BvsM']:.3f} |")
+    return "\n".join(lines)
+
+
+def render_card(text, summary):
+    """``text`` (MODEL_ZOO.md) with the table between CARD_MARKERS replaced by :func:`card_table`."""
+    start, end = text.index(CARD_MARKERS[0]), text.index(CARD_MARKERS[1])
+    return text[:start] + CARD_MARKERS[0] + "\n" + card_table(summary) + "\n  " + text[end:]
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("out", help="leave_one_site_out.sh's output folder, or with --from-copy the copied results")
     parser.add_argument("--copy", help="folder to copy the per-image results and write the summary to")
     parser.add_argument("--from-copy", action="store_true", help="OUT is a --copy folder")
+    parser.add_argument("--model-zoo", help="MODEL_ZOO.md whose default model card table to render")
     args = parser.parse_args()
     dest = args.out if args.from_copy else args.copy
     folders = {}
@@ -68,8 +93,14 @@ def main():
         rows.append(row)
     for i, p in zip(tests, holm([rows[i]["CorLoc_mcnemar_p"] for i in tests])):
         rows[i]["CorLoc_mcnemar_p_holm"] = p
+    summary = {"comparisons_corrected": len(tests), "rows": rows}
     with open(os.path.join(dest, "summary.json"), "w") as f:
-        json.dump({"comparisons_corrected": len(tests), "rows": rows}, f, indent=1)
+        json.dump(summary, f, indent=1)
+    if args.model_zoo:
+        with open(args.model_zoo) as f:
+            text = f.read()
+        with open(args.model_zoo, "w") as f:
+            f.write(render_card(text, summary))
     lines = ["| trained -> tested | inference | CorLoc | top-1 CorLoc | FP / normal image | AUC B vs M | "
              "CorLoc vs none (McNemar p, Holm) |", "|---|---|---|---|---|---|---|"]
     for r in rows:

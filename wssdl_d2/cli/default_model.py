@@ -13,7 +13,7 @@ from ..model_zoo.model_zoo import get_config
 from ..model_zoo.shipped import HOW_TO_GET, PREFIX, calibration_path, entry_weights_path
 
 #: The model the tools use when given no config and no weights.
-DEFAULT_MODEL = "BUSI/wssdl.yaml"
+DEFAULT_MODEL = "BUSI_BrEaST/fully_supervised.yaml"
 
 
 def default_model_config(opts: Iterable = (), name: Optional[str] = None) -> CfgNode:

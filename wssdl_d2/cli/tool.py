@@ -15,6 +15,7 @@ from detectron2.utils.logger import setup_logger
 
 from ..config import load_config  # re-exported: the tools' config entry point
 from ..errors import UserError
+from .default_model import DEFAULT_MODEL
 
 __all__ = ["load_config", "tool_parser", "add_opts", "split_trailing_opts", "setup_run", "run_main"]
 
@@ -28,7 +29,7 @@ def tool_parser(doc: str, config_help: str = "the model's config file",
     parser = argparse.ArgumentParser(description=doc.split("\n\n")[0], epilog=doc,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     if not config_required:
-        config_help += " (default: the model shipped with wssdl_d2, BUSI/wssdl.yaml, with its weights)"
+        config_help += " (default: the model shipped with wssdl_d2, " + DEFAULT_MODEL + ", with its weights)"
     parser.add_argument("--config-file", required=config_required, metavar="FILE", help=config_help)
     return parser
 
