@@ -14,7 +14,6 @@ default scores, DETECTION_SCORE mass) between its <!-- loso-card:start/end --> m
 import argparse
 import json
 import os
-import shutil
 
 from wssdl_d2.evaluation.comparison import compare_folders
 
@@ -55,6 +54,14 @@ def render_card(text, summary):
     return text[:start] + CARD_MARKERS[0] + "\n" + card_table(summary) + "\n  " + text[end:]
 
 
+def _paths(csv):
+    """The image paths (file_name column) of a per-image results file."""
+    import csv as csv_module
+
+    with open(csv) as f:
+        return [row["file_name"] for row in csv_module.DictReader(f)]
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("out", help="leave_one_site_out.sh's output folder, or with --from-copy the copied results")
@@ -74,7 +81,10 @@ def main():
             target = os.path.join(dest, direction, name)
             if not args.from_copy:
                 os.makedirs(target, exist_ok=True)
-                shutil.copy(csv, target)
+                with open(csv) as f:  # image paths relative to the dataset's class folders, not this machine's
+                    text = f.read().replace(os.path.commonpath(_paths(csv)) + os.sep, "")
+                with open(os.path.join(target, "corloc_per_image.csv"), "w") as f:
+                    f.write(text)
             folders[(direction, lever or "none")] = target
     rows, tests = [], []
     for (direction, lever), folder in folders.items():
