@@ -72,20 +72,28 @@ def main():
     dest = args.out if args.from_copy else args.copy
     folders = {}
     for direction, dataset in DIRECTIONS.items():
+        csvs = {}
         for lever in ("",) + LEVERS:
             name = f"test_{dataset}" + (f"_{lever}" if lever else "")
-            src = os.path.join(args.out, direction, name)
-            csv = os.path.join(src, "corloc_per_image.csv" if args.from_copy else "inference/corloc_per_image.csv")
-            if not os.path.isfile(csv):
-                continue
+            csv = os.path.join(args.out, direction, name,
+                               "corloc_per_image.csv" if args.from_copy else "inference/corloc_per_image.csv")
+            if os.path.isfile(csv):
+                csvs[(name, lever or "none")] = csv
+        if not any(lever == "none" for _, lever in csvs):
+            raise SystemExit(f"summarize: {os.path.join(args.out, direction)} has no test_{dataset} results "
+                             "(corloc_per_image.csv): run leave_one_site_out.sh first")
+        # image paths relative to what the direction's images share (a dataset's class folders), not this machine's
+        prefix = None if args.from_copy else os.path.commonpath(
+            [p for csv in csvs.values() for p in _paths(csv)]) + os.sep
+        for (name, lever), csv in csvs.items():
             target = os.path.join(dest, direction, name)
             if not args.from_copy:
                 os.makedirs(target, exist_ok=True)
-                with open(csv) as f:  # image paths relative to the dataset's class folders, not this machine's
-                    text = f.read().replace(os.path.commonpath(_paths(csv)) + os.sep, "")
+                with open(csv) as f:
+                    text = f.read().replace(prefix, "")
                 with open(os.path.join(target, "corloc_per_image.csv"), "w") as f:
                     f.write(text)
-            folders[(direction, lever or "none")] = target
+            folders[(direction, lever)] = target
     rows, tests = [], []
     for (direction, lever), folder in folders.items():
         plain = folders[(direction, "none")]

@@ -14,8 +14,9 @@ common: the lesion is found (top-1 CorLoc high) but scored low (CorLoc at score 
   class keeps ``p_c`` (always below 0.5, so it never counts at the usual score threshold but still gives the
   image-level diagnosis a malignancy score). Boxes, NMS, the score threshold and the top-K are Detectron2's.
 
-Only inference changes: the losses, the weights and every training path are the same in both modes, so a model
-trained in one mode can be evaluated in the other (``--eval-only ... WSSDL.TEST.DETECTION_SCORE mass``).
+Only the model's detections change: the losses and the weights are the same in both modes, so a model trained in one
+mode can be evaluated in the other (``--eval-only ... WSSDL.TEST.DETECTION_SCORE mass``). Training that uses the
+model's own detections follows the mode too: the label-aware mean teacher's pseudo boxes.
 """
 from typing import List
 
