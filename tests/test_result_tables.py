@@ -29,3 +29,33 @@ def test_holm_adjustment():
     summarize = _load("benchmarks/site_transfer/summarize.py")
     assert summarize.holm([0.01, 0.04, 0.03]) == [0.03, 0.06, 0.06]
     assert summarize.holm([0.5, 0.001]) == [0.5, 0.002]
+
+
+def test_readme_and_benchmarks_tables_are_current():
+    """README.md's and BENCHMARKS.md's rendered blocks are what benchmarks/render_tables.py makes of the result files."""
+    render = _load("benchmarks/render_tables.py")
+    for path, blocks in render.BLOCKS.items():
+        old, new = render.render_file(path)
+        for name in blocks:  # every block is present once, so nothing renders into the wrong place
+            assert old.count(f"<!-- {name}:start -->") == 1 and old.count(f"<!-- {name}:end -->") == 1, (path, name)
+        assert new == old, f"{path} has a table that differs from its result files: run python benchmarks/render_tables.py"
+
+
+def test_rendering_replaces_only_the_block():
+    render = _load("benchmarks/render_tables.py")
+    text = "before\n<!-- results:start -->\nstale | table\n<!-- results:end -->\nafter\n"
+    out = render.render(text, "results", "| fresh |")
+    assert out == "before\n<!-- results:start -->\n| fresh |\n<!-- results:end -->\nafter\n"
+    assert render.render(out, "results", "| fresh |") == out  # idempotent
+
+
+def test_readme_and_benchmarks_sizes():
+    """README.md is a front door and BENCHMARKS.md a results page; the history lives in benchmarks/notes/."""
+    assert os.path.getsize(os.path.join(ROOT, "README.md")) <= 10_000
+    assert os.path.getsize(os.path.join(ROOT, "BENCHMARKS.md")) <= 40_000
+    notes = os.path.join(ROOT, "benchmarks", "notes")
+    with open(os.path.join(notes, "README.md")) as f:
+        index = f.read()
+    for name in sorted(os.listdir(notes)):
+        if name.endswith(".md") and name != "README.md":
+            assert f"]({name})" in index, f"benchmarks/notes/README.md does not link {name}"
