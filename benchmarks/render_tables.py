@@ -1,4 +1,4 @@
-"""Render the result tables of README.md and BENCHMARKS.md from committed result files.
+"""Render the result tables of README.md, BENCHMARKS.md and MODEL_ZOO.md from committed result files.
 
     python benchmarks/render_tables.py            # rewrite the blocks in place
     python benchmarks/render_tables.py --check    # exit 1 if a block differs from what its files give
@@ -13,7 +13,7 @@ outside the markers is left alone. Sources (all committed, none trained here):
 - ``benchmarks/near_duplicates/results.json``: the near-duplicate detectors on labelled BUSI pairs
   (``benchmarks/near_duplicates/evaluate.py``),
 - ``benchmarks/recipe/inner_fold0_fully_supervised_curve.csv``: the converged recipe on fold 0's inner split,
-- ``wssdl_d2/model_zoo/checkpoints.json``: the shipped models.
+- ``wssdl_d2/model_zoo/checkpoints.json`` and each shipped model's ``calibration.json``: the shipped models.
 
 MODEL_ZOO.md's leave-one-site-out card is rendered by ``benchmarks/site_transfer/summarize.py --model-zoo``.
 Standard library only, so that ``tests/test_result_tables.py`` checks every block in well under a second.
@@ -138,10 +138,26 @@ def benchmarks_summary():
     return "\n".join(lines)
 
 
+def model_zoo_shipped():
+    """MODEL_ZOO.md's table of the shipped models: the index entry and each model's calibration file."""
+    index = _load_json(CHECKPOINTS)
+    lines = ["| model | trained on | float16 file (bytes) | calibration data | ECE before / after | "
+             "log-loss before / after |", "|---|---|---|---|---|---|"]
+    for name, entry in index["models"].items():
+        cal = _load_json(os.path.join(os.path.dirname(CHECKPOINTS), entry["calibration"]["path"]))
+        fitted, data = cal["methods"][cal["method"]]["cross_fitted"], cal["data"]
+        lines.append(f"| `{name}` | {entry['trained_on']} | {entry['size']:,} | {data['images']} images, "
+                     f"{data['malignant']} malignant, {data['folds']} folds ({cal['method']}, cross-fitted) | "
+                     f"{cal['uncalibrated']['ece']:.3f} / {fitted['ece']:.3f} | "
+                     f"{cal['uncalibrated']['log_loss']:.3f} / {fitted['log_loss']:.3f} |")
+    return "\n".join(lines)
+
+
 #: file -> block name -> renderer
 BLOCKS = {
     "README.md": {"quickstart-range": readme_quickstart, "results": readme_results, "shipped": readme_shipped},
     "BENCHMARKS.md": {"summary": benchmarks_summary},
+    "MODEL_ZOO.md": {"shipped-models": model_zoo_shipped},
 }
 
 

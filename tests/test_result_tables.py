@@ -32,7 +32,7 @@ def test_holm_adjustment():
 
 
 def test_readme_and_benchmarks_tables_are_current():
-    """README.md's and BENCHMARKS.md's rendered blocks are what benchmarks/render_tables.py makes of the result files."""
+    """README.md's, BENCHMARKS.md's and MODEL_ZOO.md's rendered blocks are what benchmarks/render_tables.py makes of the result files."""
     render = _load("benchmarks/render_tables.py")
     for path, blocks in render.BLOCKS.items():
         old, new = render.render_file(path)
