@@ -32,12 +32,15 @@ NEAR_DUPLICATES = "benchmarks/near_duplicates/results.json"
 RECIPE_CURVE = "benchmarks/recipe/inner_fold0_fully_supervised_curve.csv"
 CHECKPOINTS = "wssdl_d2/model_zoo/checkpoints.json"
 
-CMD_LOSO = ("WSSDL_DATASETS=$PWD/datasets bash benchmarks/site_transfer/leave_one_site_out.sh output/site_transfer 3000`"
-            ", then `WSSDL_DATASETS=$PWD/datasets bash benchmarks/site_transfer/levers.sh output/site_transfer mass flip")
+CMD_LOSO = ("WSSDL_DATASETS=$PWD/datasets bash benchmarks/site_transfer/leave_one_site_out.sh "
+            "output/site_transfer 3000`, then `WSSDL_DATASETS=$PWD/datasets bash "
+            "benchmarks/site_transfer/levers.sh output/site_transfer mass flip")
 CMD_SEEDS = 'bash benchmarks/quickstart/run_seeds.sh output/quickstart_seeds "0 1 2 3 4 5 6 7" "1 2"'
 CMD_DUPLICATES = ("OMP_NUM_THREADS=1 .venv/bin/python benchmarks/near_duplicates/evaluate.py "
-                  "--busi ../shared/data/BUSI/Dataset_BUSI_with_GT --breast ../shared/data/BrEaST/Dataset_BUSI_with_GT")
-CMD_RECIPE = "WSSDL_DATASETS=$PWD/datasets bash benchmarks/recipe/converged_inner_fold0.sh output/recipe/inner_fold0 3000"
+                  "--busi ../shared/data/BUSI/Dataset_BUSI_with_GT "
+                  "--breast ../shared/data/BrEaST/Dataset_BUSI_with_GT")
+CMD_RECIPE = ("WSSDL_DATASETS=$PWD/datasets bash benchmarks/recipe/converged_inner_fold0.sh "
+              "output/recipe/inner_fold0 3000")
 
 #: the scoring the shipped default detector uses (WSSDL.TEST.DETECTION_SCORE mass)
 SHIPPED_LEVER = "mass"

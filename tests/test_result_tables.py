@@ -32,13 +32,14 @@ def test_holm_adjustment():
 
 
 def test_readme_and_benchmarks_tables_are_current():
-    """README.md's, BENCHMARKS.md's and MODEL_ZOO.md's rendered blocks are what benchmarks/render_tables.py makes of the result files."""
+    """The rendered blocks of README.md, BENCHMARKS.md and MODEL_ZOO.md are what benchmarks/render_tables.py makes
+    of the committed result files."""
     render = _load("benchmarks/render_tables.py")
     for path, blocks in render.BLOCKS.items():
         old, new = render.render_file(path)
         for name in blocks:  # every block is present once, so nothing renders into the wrong place
             assert old.count(f"<!-- {name}:start -->") == 1 and old.count(f"<!-- {name}:end -->") == 1, (path, name)
-        assert new == old, f"{path} has a table that differs from its result files: run python benchmarks/render_tables.py"
+        assert new == old, f"{path} has a table that differs from its result files: run benchmarks/render_tables.py"
 
 
 def test_rendering_replaces_only_the_block():
