@@ -3,7 +3,6 @@ probabilities are known (the calibration error drops), cross-fitting by fold, th
 tools/calibrate.py on out-of-fold per-image tables laid out as a cross-validation writes them."""
 import json
 import os
-import sys
 
 import numpy as np
 import pytest
@@ -14,7 +13,6 @@ from wssdl_d2.evaluation.calibration import (Calibration, calibrate, cross_fitte
 from wssdl_d2.evaluation.outcomes import OUTCOME_COLUMNS
 from wssdl_d2.evaluation.results_io import write_per_image
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def synthetic(n=3000, folds=5, seed=0):
@@ -99,13 +97,9 @@ def _write_crossval(folder, pooled):
 def test_calibrate_tool_on_a_crossval_folder(tmp_path, capsys):
     pooled, _, _ = synthetic(n=400, folds=4, seed=1)
     _write_crossval(str(tmp_path / "cv"), pooled)
-    sys.path.insert(0, os.path.join(ROOT, "tools"))
-    try:
-        import calibrate as tool
-    finally:
-        sys.path.pop(0)
+    from wssdl_d2.cli import calibrate as tool  # tools/calibrate.py, wssdl-calibrate
     out = tmp_path / "calib"
-    report = tool.main(["--crossval", str(tmp_path / "cv"), "--config", "wssdl_20", "--out", str(out)])
+    report = tool.run(["--crossval", str(tmp_path / "cv"), "--config", "wssdl_20", "--out", str(out)])
     printed = capsys.readouterr().out
     assert "400 images" in printed and "uncalibrated score" in printed and "ECE (10 bins)" in printed
     assert (out / "reliability.png").stat().st_size > 10000
@@ -115,9 +109,9 @@ def test_calibrate_tool_on_a_crossval_folder(tmp_path, capsys):
     scores = np.linspace(0, 1, 5)
     np.testing.assert_allclose(calibration(scores), Calibration(report["method"], report["parameters"])(scores))
     with pytest.raises(FileExistsError, match="calibration.json exists; pass --overwrite"):
-        tool.main(["--crossval", str(tmp_path / "cv"), "--config", "wssdl_20", "--out", str(out)])
+        tool.run(["--crossval", str(tmp_path / "cv"), "--config", "wssdl_20", "--out", str(out)])
     with pytest.raises(FileNotFoundError, match="no such cross-validation run folder"):
-        tool.main(["--crossval", str(tmp_path / "cv"), "--config", "nope", "--out", str(tmp_path / "x")])
+        tool.run(["--crossval", str(tmp_path / "cv"), "--config", "nope", "--out", str(tmp_path / "x")])
 
 
 def test_a_bad_calibration_file_is_refused_naming_it(tmp_path):

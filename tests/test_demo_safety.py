@@ -21,7 +21,7 @@ from wssdl_d2.inference.results import prediction_record
 from wssdl_d2.inference.run import MAX_DRAWING_SIDE, check_output_dir
 
 sys.path.insert(0, os.path.join(ROOT, "tools"))
-import demo  # noqa: E402  (tools/demo.py)
+from wssdl_d2.cli import demo  # noqa: E402  (tools/demo.py, wssdl-demo)
 
 sys.path.pop(0)
 

@@ -1,7 +1,6 @@
 """Detection diagnostics (wssdl_d2.data.overlays, wssdl_d2.evaluation.detection_diagnostics / diagnostics_report,
 tools/diagnose_detections.py) on small generated images and results."""
 import csv
-import importlib.util
 import json
 import os
 
@@ -23,12 +22,11 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def run_tool(argv):
-    """tools/diagnose_detections.py in this process (as its __main__ runs it): its report, or SystemExit."""
-    spec = importlib.util.spec_from_file_location("diagnose_detections",
-                                                  os.path.join(ROOT, "tools", "diagnose_detections.py"))
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
-    return run_main(tool.main, argv, errors=tool.ERRORS)
+    """wssdl_d2.cli.diagnose_detections (tools/diagnose_detections.py) in this process, as its main runs it: its
+    report, or SystemExit."""
+    from wssdl_d2.cli import diagnose_detections as tool
+
+    return run_main(tool.run, argv, errors=tool.ERRORS)
 
 
 def phantom(seed=0, label=0):

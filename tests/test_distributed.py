@@ -2,7 +2,7 @@
 starts them: each rank's batches hold exactly WSSDL.STRONG_PER_BATCH strong then WSSDL.WEAK_PER_BATCH weak images,
 the ranks draw different images, and the run ends with model_final.pth.
 
-The run is tools/train_net.py's own ``main`` under ``launch``; a small driver only wraps
+The run is tools/train_net.py's own work (``train_or_evaluate``) under ``launch``; a small driver only wraps
 ``WSSDLTrainer.build_train_loader`` in each process to record what every batch held (one JSON line per step).
 """
 import json
@@ -16,8 +16,7 @@ STRONG, WEAK, ITERS = 1, 2, 3
 
 DRIVER = r'''
 import json, os, sys
-sys.path.insert(0, os.path.join(sys.argv[1], "tools"))
-import train_net  # tools/train_net.py
+from wssdl_d2.cli.train_net import train_or_evaluate  # what tools/train_net.py (wssdl-train) launches
 from detectron2.engine import default_argument_parser, launch
 from detectron2.utils import comm
 from wssdl_d2.engine import WSSDLTrainer
@@ -50,7 +49,7 @@ def build_train_loader(cls, cfg):
 
 def main(args):
     WSSDLTrainer.build_train_loader = classmethod(build_train_loader)
-    return train_net.main(args)
+    return train_or_evaluate(args)
 
 
 if __name__ == "__main__":

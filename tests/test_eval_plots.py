@@ -90,8 +90,9 @@ def test_report_tool(phantom_root, tmp_path):
                          plots=False), _perfect)
     _run(CorLocEvaluator("testphantom_val", str(tmp_path / "weak" / "inference"), bootstrap_samples=100,
                          plots=False), weaker)
-    report = _load("report_tool", "tools", "report.py")
-    index = report.main([str(tmp_path / "good"), str(tmp_path / "weak" / "inference"), "--out",
+    from wssdl_d2.cli import report  # tools/report.py, wssdl-report
+
+    index = report.run([str(tmp_path / "good"), str(tmp_path / "weak" / "inference"), "--out",
                          str(tmp_path / "report"), "--examples", "4"])
     page = open(index).read()
     linked = re.findall(r'<img src="([^"]+)"', page)

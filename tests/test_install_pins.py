@@ -4,11 +4,11 @@ is checked before it is unpacked, the route an explicit choice, and one Python v
 
 Fast and offline: the script is sourced (it then only defines its pins and functions) and its Detectron2 steps run
 with pip, python and git replaced by recorders. A real install from the lock is measured in docs/INSTALL.md."""
-import ast
 import hashlib
 import os
 import re
 import subprocess
+import tomllib
 
 import pytest
 from packaging.requirements import Requirement
@@ -58,18 +58,18 @@ def read_lock():
     return pins
 
 
-def setup_py_keyword(name):
-    for node in ast.walk(ast.parse(open(os.path.join(ROOT, "setup.py")).read())):
-        if isinstance(node, ast.keyword) and node.arg == name:
-            return node.value
+def pyproject():
+    """pyproject.toml, parsed."""
+    with open(os.path.join(ROOT, "pyproject.toml"), "rb") as f:
+        return tomllib.load(f)
 
 
 def test_the_lock_pins_every_requirement_once_with_hashes():
     pins = read_lock()
     assert all(re.fullmatch(r"sha256:[0-9a-f]{64}", h) for _, hashes in pins.values() for h in hashes)
     assert all(hashes for _, hashes in pins.values()), [n for n, (_, h) in pins.items() if not h]
-    node = setup_py_keyword("extras_require")
-    extras = {k.value: ast.literal_eval(v) for k, v in zip(node.keys, node.values) if k.value == "label-studio"}
+    extras = {name: requirement_lines(os.path.join(ROOT, spec["file"][0])) for name, spec in
+              pyproject()["tool"]["setuptools"]["dynamic"]["optional-dependencies"].items()}
     wanted = (requirement_lines(os.path.join(ROOT, "requirements.txt"))
               + requirement_lines(os.path.join(ROOT, "requirements-test.txt")) + extras["label-studio"]
               + shell_value("TORCH_PINS") + ["wheel"])
@@ -96,7 +96,7 @@ def test_setup_env_installs_the_lock_with_hashes_and_one_python():
     script = open(SETUP_ENV).read()
     assert re.search(r'install -q --require-hashes -r "\$LOCK"', script)
     assert shell_value("LOCK") == [LOCK]
-    assert setup_py_keyword("python_requires").value == ">=3.11"
+    assert pyproject()["project"]["requires-python"] == ">=3.11"
     assert "sys.version_info[:2] == (3, 11)" in script
     assert "--python-version 3.11" in open(os.path.join(ROOT, "tools", "refresh_lock.sh")).read()
 

@@ -1,11 +1,11 @@
 """Preparation and training refuse what they would otherwise silently get wrong: a BUSI tree without any image,
 two images of one name, an --out that already holds a preparation (replaced only with --overwrite, and then only
 the preparation's own files), and a zero-byte image listed in a dataset (refused before iteration 0)."""
+import contextlib
+import io
 import json
-import os
 import re
 import shutil
-import sys
 
 import numpy as np
 import pytest
@@ -17,19 +17,18 @@ from wssdl_d2.data.busi import read_busi
 from wssdl_d2.data.prepare import prepare_pool
 from wssdl_d2.engine import WSSDLTrainer
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(ROOT, "tools"))
-import prepare_busi  # noqa: E402  (tools/prepare_busi.py)
-
-sys.path.pop(0)
-
 
 def _tool(*args):
-    """tools/prepare_busi.py in this process: its exit message (None when it succeeded)."""
+    """tools/prepare_busi.py (wssdl_d2.cli.prepare_busi) in this process: what it printed on stderr when it
+    stopped (None when it succeeded)."""
+    from wssdl_d2.cli import prepare_busi
+
+    errors = io.StringIO()
     try:
-        prepare_busi.main(list(args))
+        with contextlib.redirect_stderr(errors):
+            prepare_busi.main(list(args))
     except SystemExit as stop:
-        return str(stop.code)
+        return errors.getvalue().strip() or str(stop.code)
     return None
 
 
@@ -86,7 +85,7 @@ def test_prepare_into_an_earlier_preparation_needs_overwrite_and_keeps_other_fil
     assert (out / "notes.txt").read_text() == "mine" and (out / "meta" / "my_list.txt").read_text() == "mine too"
     assert (out / "mine.json").exists()
     assert _tool("--root", str(busi_copy), "--out", str(out / "notes.txt")) == \
-        f"prepare_busi: --out {out / 'notes.txt'} is a file, not a folder"
+        f"error: --out {out / 'notes.txt'} is a file, not a folder"
 
 
 def test_a_zero_byte_image_is_refused_before_iteration_0(busi_copy, tmp_path, tiny_cfg):

@@ -6,7 +6,6 @@ malignancy beside the uncalibrated score."""
 import json
 import os
 import pickle
-import sys
 
 import numpy as np
 import pytest
@@ -196,11 +195,8 @@ def test_compare_predictions_pairs_detections_by_overlap_not_rank():
 
 
 def test_demo_with_only_input_runs_the_shipped_model_with_its_calibration(zoo, tmp_path, capsys):
-    sys.path.insert(0, os.path.join(ROOT, "tools"))
-    try:
-        import demo
-    finally:
-        sys.path.pop(0)
+    from wssdl_d2.cli import demo  # tools/demo.py, wssdl-demo
+
     out = tmp_path / "out"
     assert demo.main(["--input", zoo["images"][1], "--output", str(out)]) == 0
     printed = capsys.readouterr().out
@@ -218,12 +214,11 @@ def test_without_a_shipped_model_the_tools_say_how_to_get_one(tmp_path, monkeypa
     empty.write_text(json.dumps({"format": 1, "models": {}}))
     monkeypatch.setattr(zoo_index, "PACKAGED_INDEX", str(empty))
     monkeypatch.delenv("WSSDL_MODEL_INDEX", raising=False)
-    sys.path.insert(0, os.path.join(ROOT, "tools"))
-    try:
-        import demo
-    finally:
-        sys.path.pop(0)
-    assert demo.main(["--input", str(tmp_path / "x.png")]) == 2
+    from wssdl_d2.cli import demo  # tools/demo.py, wssdl-demo
+
+    with pytest.raises(SystemExit) as stop:  # one error line, exit status 2 (wssdl_d2.cli.run_main)
+        demo.main(["--input", str(tmp_path / "x.png")])
+    assert stop.value.code == 2
     err = capsys.readouterr().err
     assert f"the default model {default_model.DEFAULT_MODEL} is not shipped" in err and "train one" in err
 

@@ -1,7 +1,6 @@
 """Cross-validation of site adaptation over a site's folds (wssdl_d2.crossval.site, ``tools/adapt_site.py
 --site-folds``): a tiny source model, a tiny site in 2 folds with 0 and 2 boxed scans per training part; every run's
 datasets, a stop and a restart that trains only what was left, the pooled report, and the errors a user meets."""
-import importlib.util
 import json
 import os
 import shutil
@@ -206,10 +205,9 @@ def test_site_fold_datasets_name_what_is_missing(source_and_site):
 
 
 def _tool():
-    spec = importlib.util.spec_from_file_location("adapt_site_tool", os.path.join(ROOT, "tools", "adapt_site.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    from wssdl_d2.cli import adapt_site  # tools/adapt_site.py, wssdl-adapt-site
+
+    return adapt_site
 
 
 def test_adapt_site_tool_arguments():

@@ -2,8 +2,6 @@
 the rules' values, a synthetic site whose lesions score below 0.5 fixed by the cross-fitted threshold, the error of
 a site without an abnormal image, cross-fitting that never sees the held-out fold, and the tool end to end."""
 import json
-import os
-import sys
 
 import numpy as np
 import pytest
@@ -14,7 +12,6 @@ from wssdl_d2.evaluation.results_io import ResultsError, read_per_image, write_d
 from wssdl_d2.evaluation.site_threshold import (cross_fit, evaluate_site_threshold, fit_site_threshold,
                                                 load_site_threshold, read_run_detections, run_names, site_folds)
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def synthetic_site(n_abnormal=40, n_normal=10, folds=5, seed=0, lesion_score=(0.15, 0.35), fp_score=(0.05, 0.1)):
@@ -147,15 +144,11 @@ def test_tool_writes_the_threshold_and_the_rescored_outcomes(tmp_path, capsys):
         f.write("file_name,image_label,group,fold\n")
         f.writelines(f"{name},{label},{group},{fold}\n" for name, (label, group, fold) in table.items())
     assert read_folds_csv(str(tmp_path / "meta" / "folds.csv")) == table
-    sys.path.insert(0, os.path.join(ROOT, "tools"))
-    try:
-        import site_threshold as tool
-    finally:
-        sys.path.pop(0)
+    from wssdl_d2.cli import site_threshold as tool  # tools/site_threshold.py, wssdl-site-threshold
     out = tmp_path / "out"
     argv = [str(run.parent), "--site-folds", str(tmp_path / "meta" / "folds.csv"), "--out", str(out),
             "--samples", "100"]
-    results = tool.main(argv)
+    results = tool.run(argv)
     printed = capsys.readouterr().out
     assert "deploy WSSDL.EVAL.SCORE_THRESH" in printed and "| site | " in printed
     saved = json.loads((out / "site" / "site_threshold.json").read_text())
@@ -166,7 +159,7 @@ def test_tool_writes_the_threshold_and_the_rescored_outcomes(tmp_path, capsys):
     assert columns["hit_any"][columns["has_mass"]].mean() >= 0.95  # re-scored at the site threshold (at 0.5: 0)
     assert (out / "summary.md").read_text().count("\n| site |") == 1
     with pytest.raises(FileExistsError, match="summary.md exists; pass --overwrite"):
-        tool.main(argv)
+        tool.run(argv)
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps({"format": 1, "score_thresh": 1.5}))
     with pytest.raises(ValueError, match=f"{bad}: score_thresh 1.5"):

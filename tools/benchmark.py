@@ -1,17 +1,11 @@
 #!/usr/bin/env python
 """Speed and memory of the joint method against Detectron2's plain Faster R-CNN, side by side in one run.
 
-For one config, the joint model and the plain Faster R-CNN built from it with the same weights: training step
-time, inference latency and images/s, peak memory of training and of inference, the training data loader's
-throughput against what training consumes, and the evaluation time of the val split. Prints a Markdown table
-and writes the JSON result to --out. ``--parts train,infer`` times training and inference only. Details:
-wssdl_d2/benchmark/run.py.
-
-    python tools/benchmark.py --config-file configs/BUSI/wssdl.yaml --dataset busi_train_all \\
-        --eval-dataset busi_val --threads 1 --out benchmark_busi.json
+Runs wssdl_d2.cli.benchmark.main, also installed as the console command ``wssdl-benchmark``.
 """
-from wssdl_d2.benchmark.run import main
-from wssdl_d2.cli import run_main
+import sys
+
+from wssdl_d2.cli.benchmark import main
 
 if __name__ == "__main__":
-    run_main(main)
+    sys.exit(main())

@@ -1,47 +1,11 @@
 #!/usr/bin/env python
 """CPU cost of detectors that differ in their backbone: training seconds per iteration and inference images/s.
 
-    python tools/benchmark_backbones.py configs/BUSI/strong_only_r18.yaml configs/BUSI/strong_only.yaml \\
-        --train-iters 12 --images 24 --size 384
-
-Every config gets the same images at the same size; the models take their steps in turn, so load from other
-processes on a shared machine slows them alike. The first ``--warmup`` steps / images of each model are not
-counted; the median step time and images/s are reported, for the full detector and for the backbone + FPN
-forward alone. Details: wssdl_d2/benchmark/backbones.py.
+Runs wssdl_d2.cli.benchmark_backbones.main, also installed as the console command ``wssdl-benchmark-backbones``.
 """
-import argparse
-import json
-import os
+import sys
 
-import torch
-
-from wssdl_d2.benchmark.backbones import benchmark_backbones, markdown
-from wssdl_d2.cli import run_main
-
-
-def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("configs", nargs="+")
-    parser.add_argument("--train-iters", type=int, default=12, help="training steps per model, warm-up included")
-    parser.add_argument("--images", type=int, default=24, help="inference images per model, warm-up included")
-    parser.add_argument("--warmup", type=int, default=2)
-    parser.add_argument("--size", type=int, default=384, help="shortest image edge for training and inference")
-    parser.add_argument("--json", default="", help="also write the results here")
-    parser.add_argument("--opts", nargs=argparse.REMAINDER, default=[], help="KEY VALUE overrides for every config")
-    return parser.parse_args(argv)
-
-
-def main(argv=None):
-    args = parse_args(argv)
-    results = benchmark_backbones(args.configs, args.train_iters, args.images, args.warmup, args.size, args.opts)
-    print(f"load average {os.getloadavg()[0]:.1f}, torch threads {torch.get_num_threads()}, size {args.size}")
-    print(markdown(results))
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(results, f, indent=1)
-    return results
-
+from wssdl_d2.cli.benchmark_backbones import main
 
 if __name__ == "__main__":
-    run_main(main, errors=(FileNotFoundError, ValueError))
+    sys.exit(main())

@@ -1,91 +1,11 @@
 #!/usr/bin/env python
 """Run a trained model on images: drawings plus one JSON / CSV with the detections and the image diagnosis.
 
-    python tools/demo.py --input scans/ more/*.dcm one.png --output demo_out     # the model shipped with wssdl_d2
-    python tools/demo.py --config-file configs/BUSI/wssdl.yaml --input scans/ --output demo_out \\
-        MODEL.WEIGHTS output/busi/wssdl/model_final.pth [--calibration calibration.json]
-
-Without --config-file the shipped default model (BUSI_BrEaST/fully_supervised.yaml, MODEL_ZOO.md) runs, with its calibration. Each image
-gets one diagnosis, printed with its basis and threshold: with a calibration, malignant when the calibrated
-probability of malignancy (P(malignant | image), fitted on cross-validated predictions) is >= 0.5, otherwise benign
-when a detection scores >= WSSDL.EVAL.SCORE_THRESH and normal when none does; without one, the class of the top
-detection scoring >= WSSDL.EVAL.SCORE_THRESH (normal when none does). predictions.json / .csv also keep the
-uncalibrated malignancy score (the top malignant detection's score). Library warnings are not shown (run
-``python -W default tools/demo.py ...`` to see them).
-
-Inputs: files, folders (searched recursively) and glob patterns of PNG / JPEG / TIFF / BMP and DICOM images
-(multi-frame DICOM: ``--frame``, default 0 = the first frame). Writes ``<output>/<name>.png`` per image
-(boxes with class and score >= ``--confidence-threshold``, the diagnosis in the corner), ``predictions.json``
-and ``predictions.csv``. Files that cannot be read are listed in the JSON's ``errors`` and make the exit
-status 1; the other images are still processed. ``--output`` must be a folder where no drawing or result file
-would replace an input file (not the scans' own folder): otherwise the demo stops before reading any image
-(exit status 2). Images larger than 2048 pixels a side are drawn downscaled.
+Runs wssdl_d2.cli.demo.main, also installed as the console command ``wssdl-demo``.
 """
-import logging
 import sys
-import warnings
 
-if not sys.warnoptions:  # users see the demo's messages, not Detectron2's / torch's warnings (meshgrid, fx, ...)
-    warnings.simplefilter("ignore")
-    logging.getLogger("torch.fx._symbolic_trace").setLevel(logging.ERROR)  # a torch deprecation notice, via logging
-
-# first: importing wssdl_d2 quiets Detectron2's import warnings
-from wssdl_d2.cli import add_opts, split_trailing_opts, tool_model, tool_parser
-from detectron2.utils.logger import setup_logger
-
-from wssdl_d2.inference import WSSDLPredictor, predict_files
-from wssdl_d2.inference.run import check_output_dir
-from wssdl_d2.inference.inputs import expand_inputs
-from wssdl_d2.model_zoo import CheckpointNotPublished, DownloadError
-
-
-def diagnosis_line(record, threshold):
-    """The per-image line: the one diagnosis with its basis and threshold, and the detections drawn."""
-    return (f"{record['file']}: {record['diagnosis']} ({record['diagnosis_basis']}); "
-            f"{len(record['detections'])} detection(s) drawn (score >= {threshold})")
-
-
-def get_parser():
-    parser = tool_parser(__doc__, config_required=False)
-    parser.add_argument("--input", nargs="+", required=True, help="image files, folders or glob patterns")
-    parser.add_argument("--output", help="folder for the drawings and predictions.json / .csv "
-                                         "(default: print the diagnoses only)")
-    parser.add_argument("--confidence-threshold", type=float, default=None,
-                        help="draw and list detections with score >= this (default WSSDL.EVAL.SCORE_THRESH)")
-    parser.add_argument("--frame", type=int, default=0,
-                        help="frame of multi-frame DICOM / page of multi-page TIFF files (negative: from the end)")
-    parser.add_argument("--no-visualization", action="store_true", help="write the JSON / CSV only")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar, no per-image lines")
-    parser.add_argument("--calibration", help="calibration.json of the model's malignancy score (tools/calibrate.py; "
-                                              "default: the shipped model's)")
-    return add_opts(parser)  # e.g. MODEL.WEIGHTS model_final.pth
-
-
-def main(argv=None):
-    args = split_trailing_opts(get_parser().parse_args(argv), "input")
-    setup_logger(name="wssdl_d2")
-    try:
-        # no dataset needed: images come from --input
-        cfg, calibration = tool_model(args.config_file, args.opts, args.calibration)
-        files = expand_inputs(args.input)
-        check_output_dir(args.output, files, not args.no_visualization)
-        predictor = WSSDLPredictor(cfg, calibration)
-    except (FileNotFoundError, ValueError, CheckpointNotPublished, DownloadError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    threshold = cfg.WSSDL.EVAL.SCORE_THRESH if args.confidence_threshold is None else args.confidence_threshold
-    summary = predict_files(predictor, files, args.output, threshold=threshold, frame=args.frame,
-                            visualize=not args.no_visualization, progress=not args.quiet)
-    if not args.quiet:
-        for record in summary["images"]:
-            print(diagnosis_line(record, threshold))
-    print(f"{len(summary['images'])} image(s) in {summary['seconds']:.2f} s "
-          f"({summary['images_per_second']:.2f} images/s; model {summary['model_seconds']:.2f} s)"
-          + (f"; results in {args.output}" if args.output else ""))
-    for error in summary["errors"]:
-        print(f"error: {error['file']}: {error['error']}", file=sys.stderr)
-    return 1 if summary["errors"] else 0
-
+from wssdl_d2.cli.demo import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -7,7 +7,7 @@
 #   bash tools/refresh_lock.sh --check     # exit 1 when the lock does not match the requirement files (no writes)
 #
 # Its inputs: requirements.txt, requirements-test.txt, the torch pins of tools/setup_env.sh, the label-studio extra
-# of setup.py (requests) and `wheel` (setup_env.sh re-packs the registry Detectron2 wheel with it). Detectron2 itself
+# (requirements-label-studio.txt: requests) and `wheel` (setup_env.sh re-packs the registry Detectron2 wheel with it). Detectron2 itself
 # is not in the lock: setup_env.sh installs it without dependencies from a pinned commit or a pinned wheel hash.
 # It uses uv (pinned below) from a throwaway environment under ${TMPDIR:-/tmp}, never .venv. Then rerun
 # tools/setup_env.sh (the lock is part of its fingerprint) and the tests.
@@ -29,15 +29,8 @@ trap 'rm -rf "$work"' EXIT
 python3.11 -m venv "$work/uv"
 "$work/uv/bin/python" -m pip --disable-pip-version-check install -q "$UV_PIN"
 
-extras="$(cd "$ROOT" && python3.11 -c "
-import ast, sys
-tree = ast.parse(open('setup.py').read())
-for node in ast.walk(tree):
-    if isinstance(node, ast.keyword) and node.arg == 'extras_require':
-        for key, value in zip(node.value.keys, node.value.values):
-            if key.value == 'label-studio':
-                print('\n'.join(ast.literal_eval(value)))
-")"
+# the label-studio extra (pyproject.toml reads it from this file), its comments dropped
+extras="$(sed -e 's/#.*//' -e 's/[[:space:]]*$//' -e '/^$/d' "$ROOT/requirements-label-studio.txt")"
 {
     printf '%s\n' "${TORCH_PINS[@]}"
     echo "$extras"

@@ -48,7 +48,8 @@ on_error() {
 
 fingerprint() {
     # Everything that decides what the environment must contain.
-    cat "$LOCK" "$ROOT/requirements.txt" "$ROOT/requirements-test.txt" "$ROOT/setup.py" "${BASH_SOURCE[0]}" \
+    cat "$LOCK" "$ROOT/requirements.txt" "$ROOT/requirements-test.txt" "$ROOT/requirements-label-studio.txt" \
+        "$ROOT/pyproject.toml" "${BASH_SOURCE[0]}" \
         | sha256sum | cut -d' ' -f1
 }
 

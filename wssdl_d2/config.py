@@ -281,9 +281,9 @@ def load_config(config_file: str, opts: Iterable = (), overrides: Iterable = (),
     """What a tool runs with: :func:`merge_config` (same arguments and errors), frozen, and the prepared
     datasets under ``WSSDL.DATASET_ROOT`` (else $WSSDL_DATASETS / ./datasets) registered in Detectron2's
     ``DatasetCatalog``."""
-    from .data import default_dataset_root, register_datasets_under
+    from .data import register_prepared_datasets
 
     cfg = merge_config(config_file, opts, overrides, output_dir, device)
     cfg.freeze()
-    register_datasets_under(cfg.WSSDL.DATASET_ROOT or default_dataset_root())
+    register_prepared_datasets(cfg.WSSDL.DATASET_ROOT)
     return cfg

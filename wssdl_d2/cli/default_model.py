@@ -71,7 +71,7 @@ def tool_model(config_file: Optional[str], opts: Iterable = (), calibration: Opt
     chosen = calibration or shipped
     cfg.freeze()
     if register:
-        from ..data import default_dataset_root, register_datasets_under
+        from ..data import register_prepared_datasets
 
-        register_datasets_under(cfg.WSSDL.DATASET_ROOT or default_dataset_root())
+        register_prepared_datasets(cfg.WSSDL.DATASET_ROOT)
     return cfg, load_calibration(chosen) if chosen else None

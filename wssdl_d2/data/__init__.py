@@ -1,5 +1,5 @@
 """Datasets (BUSI, VOC-style, COCO JSON with supervision), splits, and the synthetic phantom."""
-from typing import List
+from typing import List, Optional
 
 from .errors import DatasetError
 from .image_io import install_in_detectron2
@@ -27,8 +27,18 @@ def register_datasets_under(root: str) -> List[str]:
     return _register_split_datasets_under(root) + register_fold_datasets_under(root)
 
 
+def register_prepared_datasets(root: Optional[str] = None) -> List[str]:
+    """Register the prepared datasets under ``root`` (default: ``$WSSDL_DATASETS``, else ``./datasets``) in
+    Detectron2's catalogs, as :func:`register_datasets_under` does. Importing wssdl_d2 scans no folder: this runs when
+    a config is loaded (:func:`wssdl_d2.config.load_config`, with ``WSSDL.DATASET_ROOT``) and when a trainer builds
+    its data loaders; call it yourself to use the datasets in ``DatasetCatalog`` before either. Idempotent (names
+    already registered are left alone). Returns the names registered now."""
+    return register_datasets_under(root or default_dataset_root())
+
+
 __all__ = [
     "DatasetError", "IMAGE_LABEL_NAMES", "THING_CLASSES", "WSSDLDatasetMapper", "build_stream_loader",
     "default_dataset_root", "fold_dataset_name", "load_voc_wssdl",
-    "load_wssdl_json", "register_datasets_under", "register_voc_wssdl", "register_wssdl_json", "write_wssdl_json",
+    "load_wssdl_json", "register_datasets_under", "register_prepared_datasets", "register_voc_wssdl",
+    "register_wssdl_json", "write_wssdl_json",
 ]

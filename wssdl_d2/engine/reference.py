@@ -17,6 +17,7 @@ from detectron2.engine import DefaultTrainer
 from detectron2.evaluation import DatasetEvaluators
 from detectron2.modeling import META_ARCH_REGISTRY, ROI_HEADS_REGISTRY
 
+from ..data import register_prepared_datasets
 from ..data.checks import checked_training_dicts
 from ..evaluation import build_evaluators
 from ..modeling.meta_arch import WSSDLRCNN
@@ -30,6 +31,18 @@ TRAINERS = ("wssdl", "detectron2")
 
 class Detectron2ReferenceTrainer(DefaultTrainer):
     """Detectron2's ``DefaultTrainer``, with the project's evaluators (the one method Detectron2 leaves abstract)."""
+
+    @classmethod
+    def build_train_loader(cls, cfg):
+        """Detectron2's train loader, the prepared datasets registered first (:func:`register_prepared_datasets`)."""
+        register_prepared_datasets(cfg.WSSDL.DATASET_ROOT)
+        return super().build_train_loader(cfg)
+
+    @classmethod
+    def build_test_loader(cls, cfg, dataset_name):
+        """Detectron2's test loader, the prepared datasets registered first (:func:`register_prepared_datasets`)."""
+        register_prepared_datasets(cfg.WSSDL.DATASET_ROOT)
+        return super().build_test_loader(cfg, dataset_name)
 
     @classmethod
     def build_evaluator(cls, cfg, dataset_name, output_folder=None):
@@ -59,7 +72,9 @@ def check_reference_config(cfg) -> None:
 
 def build_trainer(cfg):
     """The trainer ``cfg.WSSDL.TRAINER`` names: :class:`~wssdl_d2.engine.trainer.WSSDLTrainer` ("wssdl") or
-    :class:`Detectron2ReferenceTrainer` ("detectron2", after :func:`check_reference_config`)."""
+    :class:`Detectron2ReferenceTrainer` ("detectron2", after :func:`check_reference_config`), the prepared datasets
+    registered first (:func:`~wssdl_d2.data.register_prepared_datasets`)."""
+    register_prepared_datasets(cfg.WSSDL.DATASET_ROOT)
     if cfg.WSSDL.TRAINER == "detectron2":
         check_reference_config(cfg)
         return Detectron2ReferenceTrainer(cfg)

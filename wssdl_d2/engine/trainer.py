@@ -28,6 +28,7 @@ from detectron2.utils import comm
 from detectron2.utils.logger import setup_logger
 
 from ..config_ranges import check_wssdl_ranges
+from ..data import register_prepared_datasets
 from ..data.checks import checked_training_dicts
 from ..data.mapper import WSSDLDatasetMapper
 from ..data.streams import BATCH_MODES, build_stream_loader
@@ -141,6 +142,7 @@ class WSSDLTrainer(DefaultTrainer):
     @classmethod
     def build_train_loader(cls, cfg):
         """Strong / weak streams over DATASETS.TRAIN (see :func:`wssdl_d2.data.streams.build_stream_loader`)."""
+        register_prepared_datasets(cfg.WSSDL.DATASET_ROOT)  # a config not from load_config: its datasets too
         # before iteration 0, naming the dataset file: check_dataset.py's checks
         dicts = checked_training_dicts(cfg.DATASETS.TRAIN, cfg.WSSDL.CHECK_DATA)
         weak = sum(d.get("supervision") == "weak" for d in dicts)
@@ -167,6 +169,12 @@ class WSSDLTrainer(DefaultTrainer):
         if cfg.TEST.AUG.ENABLED and not isinstance(model, GeneralizedRCNNWithTTA):
             model = GeneralizedRCNNWithTTA(cfg, model)
         return super().test(cfg, model, evaluators)
+
+    @classmethod
+    def build_test_loader(cls, cfg, dataset_name):
+        """Detectron2's test loader, the prepared datasets registered first (:func:`register_prepared_datasets`)."""
+        register_prepared_datasets(cfg.WSSDL.DATASET_ROOT)
+        return super().build_test_loader(cfg, dataset_name)
 
     @classmethod
     def build_evaluator(cls, cfg, dataset_name, output_folder=None):

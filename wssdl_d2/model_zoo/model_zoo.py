@@ -20,8 +20,10 @@ from .shipped import PREFIX, shipped_config_path
 
 _PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIG_DIRS = (
-    os.path.join(_PACKAGE_DIR, "model_zoo", "configs"),  # when configs are installed with the package
-    os.path.join(os.path.dirname(_PACKAGE_DIR), "configs"),  # a source checkout / editable install
+    # in the package (the wheel ships configs/ there); in a source checkout a link to configs/, resolved here so
+    # that paths name the repository's configs/ folder
+    os.path.realpath(os.path.join(_PACKAGE_DIR, "model_zoo", "configs")),
+    os.path.join(os.path.dirname(_PACKAGE_DIR), "configs"),  # a source checkout whose link was not kept
 )
 
 
