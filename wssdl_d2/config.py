@@ -159,6 +159,14 @@ def add_wssdl_config(cfg: CfgNode) -> CfgNode:
     # With "continue": the fine-tune's constant LR; 0 = the LR where the config's schedule ends.
     _C.WSSDL.FINETUNE_LR = 0.0
 
+    # ---- site adaptation (wssdl_d2.engine.site_adaptation, tools/adapt_site.py) ------------------------------
+    # A trained model fine-tuned on a new site's scans labelled with their diagnosis only: the defaults of the
+    # fine-tune (the tool's --max-iter, --lr and --alpha override them). Read from the trained model's config.
+    _C.WSSDL.ADAPT = CN()
+    _C.WSSDL.ADAPT.MAX_ITER = 300  # fine-tuning iterations
+    _C.WSSDL.ADAPT.BASE_LR = 0.002  # constant learning rate (no warm-up, no steps)
+    _C.WSSDL.ADAPT.ALPHA = 0.5  # static MIL loss scale alpha of the site's weak images
+
     # ---- label-aware mean teacher (wssdl_d2.teacher, configs/*/wssdl_teacher.yaml) ----------------------------
     _C.WSSDL.TEACHER = CN()
     _C.WSSDL.TEACHER.ENABLED = False  # False: none of the keys below is used

@@ -11,7 +11,8 @@ and the "annotator" reveals their true boxes (from ``truth``, e.g. ``busi_train_
 Output (``OUTPUT_DIR``): ``initial/`` and ``<strategy>/step_<k>/`` step folders (config, checkpoints,
 datasets, inference/corloc.json), ``annotation_curve.csv`` (strategy, step, queried images and boxes, boxes in
 the strong set, CorLoc and its CI) and ``annotation_curve.png`` (CorLoc vs boxes with CI bands).
-``simulation_state.json`` makes the run resumable step by step.
+``simulation_state.json`` (:class:`wssdl_d2.runs.RunState`, with the config's fingerprint) makes the run resumable
+step by step.
 """
 import csv
 import io
@@ -27,8 +28,9 @@ from ..data.streams import split_by_supervision
 from ..data.wssdl_json import load_wssdl_json
 from ..evaluation.curves import plot_series
 from ..selftrain.pseudo_dataset import revealed_record, split_records, write_records
-from ..selftrain.rounds import (RunState, check_finetune_schedule, corloc_summary, initial_step, register_dataset,
-                                step_config, train_step, unique_prefix)
+from ..engine.finetune import check_finetune_schedule
+from ..runs.state import RunState
+from ..selftrain.rounds import corloc_summary, initial_step, register_dataset, step_config, train_step, unique_prefix
 from ..utils.atomic import atomic_open
 from .scoring import ACQUISITIONS, acquisition_scores
 
@@ -93,7 +95,7 @@ class AnnotationSimulation:
                     "initial_weights": initial_weights or "", "model_weights": cfg.MODEL.WEIGHTS,
                     "solver_max_iter": int(cfg.SOLVER.MAX_ITER),
                     "finetune_schedule": str(cfg.WSSDL.FINETUNE_SCHEDULE)}
-        self.state = RunState.open(self.out, STATE_FILE, settings, resume, overwrite)
+        self.state = RunState.open(self.out, STATE_FILE, settings, resume, overwrite, cfg=cfg)
         self.prefix = unique_prefix(self.out, "annotsim")
 
     def run(self) -> List[Dict[str, Any]]:

@@ -11,6 +11,7 @@ from ..data.folds import FOLD_DIR_RE, fold_dataset_name
 from ..data.wssdl_json import default_dataset_root
 from ..evaluation.pooled import pool_folds
 from ..evaluation.results_io import ResultsError, read_per_image
+from ..evaluation.run_dir import RunDir
 from .report import build_report
 from .runs import CrossValError, RunSpec, evaluate_model, run_fold, train_model
 
@@ -72,13 +73,13 @@ def read_rows(rows: Mapping[str, str], data: str, folds: Sequence[int], test_spl
     for name, template in rows.items():
         per_fold = {}
         for fold in folds:
-            folder = os.path.join(template.format(fold=fold), "inference")
-            columns = read_per_image(folder)
+            run = RunDir(template.format(fold=fold))
+            columns = read_per_image(run.inference)
             val = fold_dataset_name(data, fold, test_split)
             expected = {d["file_name"] for d in DatasetCatalog.get(val)}
             if set(columns["file_name"]) != expected:
                 odd = sorted(set(columns["file_name"]) ^ expected)[:2]
-                raise ResultsError(f"{os.path.join(folder, 'corloc_per_image.csv')}: its {len(columns['file_name'])} "
+                raise ResultsError(f"{run.per_image}: its {len(columns['file_name'])} "
                                    f"images are not the {len(expected)} of {val} (e.g. {odd}): not fold {fold}'s "
                                    "test run")
             per_fold[fold] = columns
@@ -89,7 +90,7 @@ def read_rows(rows: Mapping[str, str], data: str, folds: Sequence[int], test_spl
 def fold_run_dirs(specs: Sequence[RunSpec], rows: Mapping[str, str], out: str,
                   folds: Sequence[int]) -> Dict[str, Dict[int, str]]:
     """{row: {fold: run folder}} of every config (``<out>/<name>/fold<k>``) and every :func:`parse_rows` row."""
-    dirs = {s.name: {k: os.path.join(out, s.name, f"fold{k}") for k in folds} for s in specs}
+    dirs = {s.name: {k: RunDir.of_fold(out, s.name, k).path for k in folds} for s in specs}
     dirs.update({name: {k: template.format(fold=k) for k in folds} for name, template in rows.items()})
     return dirs
 
@@ -140,7 +141,7 @@ def _run_parallel(tasks, data, out, opts, train_fn, eval_fn, strong_percent, job
     states, errors = {}, []
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=jobs, mp_context=context, max_tasks_per_child=1) as pool:
-        futures = {pool.submit(_fold_job, spec, data, fold, list(opts), os.path.join(out, spec.name, f"fold{fold}"),
+        futures = {pool.submit(_fold_job, spec, data, fold, list(opts), RunDir.of_fold(out, spec.name, fold).path,
                                strong_percent, dataset_root, threads, train_fn, eval_fn, keep_checkpoints, inner):
                    (spec.name, fold)
                    for spec, fold in tasks}
@@ -187,7 +188,7 @@ def run_crossval(specs: Sequence[RunSpec], data: str, folds: Sequence[int], out:
     else:
         done = {}
         for spec, fold in tasks:
-            run_dir = os.path.join(out, spec.name, f"fold{fold}")
+            run_dir = RunDir.of_fold(out, spec.name, fold).path
             state, did = run_fold(spec, data, fold, opts, run_dir, train_fn=train_fn, eval_fn=eval_fn,
                                   strong_percent=strong_percent, keep_checkpoints=keep_checkpoints, inner=inner)
             done[(spec.name, fold)] = state
@@ -195,7 +196,7 @@ def run_crossval(specs: Sequence[RunSpec], data: str, folds: Sequence[int], out:
     states = {s.name: {f: done[(s.name, f)] for f in folds} for s in specs}
     pooled = {}
     for spec in specs:
-        per_fold = {f: read_per_image(os.path.join(out, spec.name, f"fold{f}", "inference")) for f in folds}
+        per_fold = {f: read_per_image(RunDir.of_fold(out, spec.name, f).inference) for f in folds}
         pooled[spec.name] = pool_folds(per_fold, spec.name)
     return {"pooled": pooled, "states": states}
 

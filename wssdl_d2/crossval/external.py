@@ -22,7 +22,8 @@ import numpy as np
 from ..config import merge_config
 from ..evaluation.metrics import estimate
 from ..evaluation.paired import compare_runs
-from ..evaluation.results_io import PER_IMAGE_FILE, ResultsError, read_per_image
+from ..evaluation.results_io import ResultsError, read_per_image
+from ..evaluation.run_dir import RunDir
 from .runs import evaluate_model
 
 logger = logging.getLogger(__name__)
@@ -33,7 +34,7 @@ EXTERNAL_METRICS = ("CorLoc", "CorLoc_top1", "AUC_BvsM")
 
 def external_folder(run_dir: str, dataset: str) -> str:
     """Where a fold model's outcomes on ``dataset`` live: ``<run_dir>/<dataset>`` (its ``inference/`` inside)."""
-    return os.path.join(run_dir, dataset)
+    return RunDir(run_dir).on(dataset).path
 
 
 def evaluate_run_on(run_dir: str, dataset: str, eval_fn: Callable = evaluate_model,
@@ -42,10 +43,11 @@ def evaluate_run_on(run_dir: str, dataset: str, eval_fn: Callable = evaluate_mod
     ``weights``, default ``<run_dir>/model_final.pth``) on ``dataset`` into ``<run_dir>/<dataset>/inference``,
     unless outcomes newer than the weights are there. Returns (per-image columns (N,), whether it evaluated).
     Raises ResultsError naming the config or model that is missing."""
-    weights = weights or os.path.join(run_dir, "model_final.pth")
-    config = os.path.join(run_dir, "config.yaml")
-    target = external_folder(run_dir, dataset)
-    per_image = os.path.join(target, "inference", PER_IMAGE_FILE)
+    run = RunDir(run_dir)
+    weights = weights or run.final_weights
+    config = run.config
+    target = run.on(dataset)
+    per_image = target.per_image
     fresh = os.path.isfile(per_image) and (not os.path.isfile(weights)
                                            or os.path.getmtime(per_image) >= os.path.getmtime(weights))
     if not fresh:
@@ -55,8 +57,8 @@ def evaluate_run_on(run_dir: str, dataset: str, eval_fn: Callable = evaluate_mod
                                "folder's config.yaml and its weights")
         cfg = merge_config(config, ["DATASETS.TEST", f"({dataset!r},)"])
         cfg.freeze()
-        eval_fn(cfg, weights, target)
-    return read_per_image(os.path.join(target, "inference")), not fresh
+        eval_fn(cfg, weights, target.path)
+    return read_per_image(target.inference), not fresh
 
 
 def evaluate_external(run_dirs: Mapping[str, Mapping[int, str]], dataset: str,

@@ -31,7 +31,8 @@ from detectron2.data import DatasetCatalog
 from ..config import merge_pairs, resolve_device
 from ..data.folds import fold_dataset_name
 from ..evaluation.pooled import pool_folds
-from ..evaluation.results_io import PER_IMAGE_FILE, read_per_image
+from ..evaluation.results_io import read_per_image
+from ..evaluation.run_dir import RunDir
 from ..utils.atomic import atomic_open, atomic_write_json
 from .external import evaluate_run_on
 from .runs import CrossValError, config_fingerprint, config_matches, evaluate_model, run_config, train_model
@@ -91,20 +92,21 @@ def _zero_shot(model_cfg: CfgNode, weights: str, test: str, run_dir: str, opts: 
     if os.path.isfile(stamp_path):
         with open(stamp_path) as f:
             stamp = json.load(f)
-        if not config_matches(cfg, stamp.get("fingerprint"), os.path.join(run_dir, "config.yaml")):
+        if not config_matches(cfg, stamp.get("fingerprint"), RunDir(run_dir).config):
             raise CrossValError(f"{stamp_path}: this fold was evaluated with another model or config "
                                 f"({stamp.get('weights')}); it is not overwritten: choose another --out")
-        if os.path.isfile(os.path.join(run_dir, "inference", PER_IMAGE_FILE)):
+        if RunDir(run_dir).is_evaluated():
             return "skipped"
     eval_fn(cfg, cfg.MODEL.WEIGHTS, run_dir)
-    with atomic_open(os.path.join(run_dir, "config.yaml")) as f:
+    with atomic_open(RunDir(run_dir).config) as f:
         f.write(cfg.dump())
     atomic_write_json(stamp_path, {"fingerprint": fingerprint, "weights": cfg.MODEL.WEIGHTS, "test": test}, indent=1)
     return "evaluated"
 
 
 def run_site_crossval(sources: Mapping[int, SourceModel], site: str, boxes: Sequence[int], out: str,
-                      max_iter: int = 300, base_lr: float = 0.002, alpha: float = 0.5, opts: Sequence = (), log=print,
+                      max_iter: Optional[int] = None, base_lr: Optional[float] = None, alpha: Optional[float] = None,
+                      opts: Sequence = (), log=print,
                       train_fn: Callable = train_model, eval_fn: Callable = evaluate_model,
                       keep_checkpoints: bool = False, teacher: bool = False) -> Dict:
     """Zero-shot and adapted rows of a site, every fold; resumable (finished runs are skipped).
@@ -115,7 +117,8 @@ def run_site_crossval(sources: Mapping[int, SourceModel], site: str, boxes: Sequ
         site: the prepared site's dataset name (``breast`` for ``breast_fold<k>_*``).
         boxes: boxed site scans per adaptation, one row each (e.g. (0, 10, 25)).
         out: the output folder.
-        max_iter, base_lr, alpha, opts, teacher: the adaptation's settings (:func:`adaptation_config`).
+        max_iter, base_lr, alpha, opts, teacher: the adaptation's settings (:func:`adaptation_config`; None: the
+            source model config's WSSDL.ADAPT).
         keep_checkpoints: keep each adaptation's periodic checkpoints after its training (default: only
             ``model_final.pth`` stays).
 
@@ -141,7 +144,7 @@ def run_site_crossval(sources: Mapping[int, SourceModel], site: str, boxes: Sequ
         src = sources[fold]
         for n in boxes:
             train, test = site_fold_datasets(site, fold, n)
-            run_dir = os.path.join(out, adapted_row(n), f"fold{fold}")
+            run_dir = RunDir.of_fold(out, adapted_row(n), fold).path
             adaptations[fold, n] = run_dir, adaptation_config(src.cfg, os.path.abspath(src.weights), src.train, train,
                                                               run_dir, max_iter, base_lr, alpha, [test], opts,
                                                               write=False, teacher=teacher)
@@ -151,7 +154,7 @@ def run_site_crossval(sources: Mapping[int, SourceModel], site: str, boxes: Sequ
     for fold in folds:
         src = sources[fold]
         test = fold_dataset_name(site, fold, "val")  # registered: checked above
-        zero_dir = os.path.join(out, ZERO_SHOT, f"fold{fold}")
+        zero_dir = RunDir.of_fold(out, ZERO_SHOT, fold).path
         did = _zero_shot(src.cfg, src.weights, test, zero_dir, opts, eval_fn)
         log(f"[site crossval] {ZERO_SHOT} fold {fold}: {did}")
         if src.test:
@@ -167,8 +170,7 @@ def run_site_crossval(sources: Mapping[int, SourceModel], site: str, boxes: Sequ
                 f"(training {state['train_seconds'] / 60:.1f} min)")
             if src.test:
                 source_outcomes[adapted_row(n)][fold], _ = evaluate_run_on(run_dir, src.test, eval_fn)
-    pooled = {row: pool_folds({f: read_per_image(os.path.join(out, row, f"fold{f}", "inference")) for f in folds},
-                              row)
+    pooled = {row: pool_folds({f: read_per_image(RunDir.of_fold(out, row, f).inference) for f in folds}, row)
               for row in rows}
     source_pooled = ({row: pool_folds(source_outcomes[row], row) for row in rows} if with_source_test else None)
     return {"pooled": pooled, "source_pooled": source_pooled, "states": states}

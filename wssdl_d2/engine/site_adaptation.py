@@ -8,9 +8,11 @@ The workflow (tools/adapt_site.py, docs/SITE_ADAPTATION.md):
    (``<name>_train_strong_n<N>``; none for N = 0).
 2. :func:`adaptation_config` turns the model's own training config into the joint method (WSSDLRCNN,
    StrongOnlyRPN, MILROIHeads; a model trained without them has the same parameters), starting from the model's
-   weights, training on the source's strong datasets (the boxes it was trained with) plus the site's datasets, at a
-   constant ``base_lr`` without warm-up and a static MIL scale ``alpha``. The config is written to
-   ``<out>/config.yaml``, so ``tools/train_net.py --config-file <out>/config.yaml --resume`` continues a stopped run.
+   weights, training on the source's strong datasets (the boxes it was trained with) plus the site's datasets, with
+   the fine-tune recipe (:func:`wssdl_d2.engine.finetune.finetune_config`): a constant ``base_lr`` without warm-up and
+   a static MIL scale ``alpha`` for ``max_iter`` iterations (defaults: the model config's ``WSSDL.ADAPT``). The
+   config is written to ``<out>/config.yaml``, so ``tools/train_net.py --config-file <out>/config.yaml --resume``
+   continues a stopped run.
    With ``teacher`` (``tools/adapt_site.py --teacher``) the site's scans also get the label-aware mean teacher
    (:data:`SITE_TEACHER`): from the first iteration an EMA copy of the model pseudo-labels each weak scan within its
    diagnosis and the model learns those boxes too: self-training on the site's own scans.
@@ -30,7 +32,7 @@ from detectron2.config import CfgNode
 from detectron2.data import DatasetCatalog
 
 from ..config import merge_pairs
-from ..utils.atomic import atomic_open
+from .finetune import finetune_config, write_config
 
 logger = logging.getLogger(__name__)
 
@@ -110,10 +112,25 @@ def prepare_site(site_dir: str, dataset_root: str, name: str, boxes: int = 0, se
     return weak, (strong if boxes else None)
 
 
+def adaptation_settings(cfg: CfgNode, max_iter: Optional[int] = None, base_lr: Optional[float] = None,
+                        alpha: Optional[float] = None) -> Tuple[int, float, float]:
+    """(iterations, constant learning rate, static MIL scale alpha) of an adaptation: each given value, else
+    ``cfg``'s ``WSSDL.ADAPT`` default (MAX_ITER, BASE_LR, ALPHA). Raises ValueError naming them unless
+    iterations >= 1, learning rate > 0 and alpha in [0, 1]."""
+    defaults = cfg.WSSDL.ADAPT
+    max_iter = int(defaults.MAX_ITER if max_iter is None else max_iter)
+    base_lr = float(defaults.BASE_LR if base_lr is None else base_lr)
+    alpha = float(defaults.ALPHA if alpha is None else alpha)
+    if max_iter < 1 or base_lr <= 0 or not 0 <= alpha <= 1:
+        raise ValueError(f"max_iter must be >= 1, base_lr > 0 and alpha in [0, 1], not {max_iter}, {base_lr}, "
+                         f"{alpha}")
+    return max_iter, base_lr, alpha
+
+
 def adaptation_config(model_cfg: CfgNode, weights: str, source_train: Sequence[str], site_train: Sequence[str],
-                      output_dir: str, max_iter: int = 300, base_lr: float = 0.002, alpha: float = 0.5,
-                      site_test: Sequence[str] = (), overrides: Sequence = (), write: bool = True,
-                      teacher: bool = False) -> CfgNode:
+                      output_dir: str, max_iter: Optional[int] = None, base_lr: Optional[float] = None,
+                      alpha: Optional[float] = None, site_test: Sequence[str] = (), overrides: Sequence = (),
+                      write: bool = True, teacher: bool = False) -> CfgNode:
     """The fine-tuning config (frozen), also written to ``<output_dir>/config.yaml`` (unless ``write`` is False).
 
     Args:
@@ -122,48 +139,36 @@ def adaptation_config(model_cfg: CfgNode, weights: str, source_train: Sequence[s
         source_train: registered datasets with the source's boxed images (e.g. ``busi_train_strong_10``).
         site_train: the site's registered datasets: its weak images, and its boxed ones if any.
         output_dir: the run folder.
-        max_iter, base_lr: iterations, and the learning rate (constant: no warm-up, no steps).
-        alpha: the MIL loss scale, static.
+        max_iter, base_lr: iterations, and the learning rate (constant: no warm-up, no steps); None:
+            ``model_cfg``'s WSSDL.ADAPT.MAX_ITER / BASE_LR (300, 0.002 by default).
+        alpha: the MIL loss scale, static; None: WSSDL.ADAPT.ALPHA (0.5 by default).
         site_test: the site's boxed test datasets, evaluated at the end (none: no evaluation).
         overrides: KEY VALUE pairs applied last (command-line style).
         write: write ``<output_dir>/config.yaml`` (cross-validation writes it when a run starts).
         teacher: also train on the label-aware mean teacher's pseudo-boxes on the site's weak scans
             (:data:`SITE_TEACHER` set under ``WSSDL.TEACHER``, before ``overrides``).
 
-    The learning rate is constant whatever schedule the model was trained with (WarmupMultiStepLR without steps
-    or warm-up), so the same command adapts a model of any recipe alike.
+    The learning rate is constant whatever schedule the model was trained with (the fine-tune recipe,
+    :func:`wssdl_d2.engine.finetune.finetune_config`), so the same command adapts a model of any recipe alike.
     """
-    if max_iter < 1 or base_lr <= 0 or not 0 <= alpha <= 1:
-        raise ValueError(f"max_iter must be >= 1, base_lr > 0 and alpha in [0, 1], not {max_iter}, {base_lr}, "
-                         f"{alpha}")
+    max_iter, base_lr, alpha = adaptation_settings(model_cfg, max_iter, base_lr, alpha)
     if not site_train:
         raise ValueError("no site dataset to adapt to")
     cfg = model_cfg.clone()
     cfg.defrost()
     to_joint_method(cfg)
-    cfg.MODEL.WEIGHTS = weights
-    cfg.DATASETS.TRAIN = tuple(source_train) + tuple(site_train)
+    cfg = finetune_config(cfg, weights, tuple(source_train) + tuple(site_train), output_dir, base_lr, alpha,
+                          max_iter)
     cfg.DATASETS.TEST = tuple(site_test)
-    cfg.SOLVER.MAX_ITER = int(max_iter)
-    cfg.SOLVER.BASE_LR = float(base_lr)
-    cfg.SOLVER.LR_SCHEDULER_NAME = "WarmupMultiStepLR"
-    cfg.SOLVER.STEPS = ()
-    cfg.SOLVER.WARMUP_ITERS = 0
     cfg.SOLVER.CHECKPOINT_PERIOD = min(int(cfg.SOLVER.CHECKPOINT_PERIOD), max(1, int(max_iter) // 4))
     cfg.TEST.EVAL_PERIOD = 0
-    cfg.WSSDL.MIL.ALPHA.SCHEDULE = "static"
-    cfg.WSSDL.MIL.ALPHA.VALUE = float(alpha)
-    cfg.OUTPUT_DIR = output_dir
     if teacher:
         for key, value in SITE_TEACHER.items():
             _set(cfg, f"WSSDL.TEACHER.{key}", value)
     merge_pairs(cfg, overrides)
     cfg.freeze()
-    if not write:
-        return cfg
-    os.makedirs(output_dir, exist_ok=True)
-    with atomic_open(os.path.join(output_dir, "config.yaml"), "w") as f:
-        f.write(cfg.dump())
+    if write:
+        write_config(cfg, output_dir)
     return cfg
 
 

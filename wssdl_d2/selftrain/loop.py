@@ -19,8 +19,9 @@ schedule), or a given trained checkpoint (``initial_weights``), then evaluated o
 Pseudo images are trained exactly like strong ones (no loss weight: Detectron2's Fast R-CNN losses average over
 the sampled RoIs of the whole batch, so a per-image weight would need a new box predictor).
 
-``OUTPUT_DIR/selftrain_state.json`` (atomic) records every finished step; a run killed at any point continues
-with ``resume=True``: finished rounds are kept, a round whose datasets were written reuses them, and its
+``OUTPUT_DIR/selftrain_state.json`` (atomic, :class:`wssdl_d2.runs.RunState`) records every finished step and the
+config's fingerprint (a resume with another config is refused, WSSDL.SELFTRAIN.ROUNDS aside); a run killed at any
+point continues with ``resume=True``: finished rounds are kept, a round whose datasets were written reuses them, and its
 training continues from its last checkpoint. Runs in one process (one GPU or the CPU).
 """
 import json
@@ -36,12 +37,15 @@ from ..data.wssdl_json import load_wssdl_json
 from ..pseudo.selection import Candidate, select_from_config
 from ..utils.atomic import atomic_write_json
 from .pseudo_dataset import pseudo_record, split_records, write_pseudo_csv, write_records
-from .rounds import (RunState, check_finetune_schedule, corloc_summary, initial_step, register_dataset, step_config,
-                     train_step, unique_prefix)
+from ..engine.finetune import check_finetune_schedule
+from ..runs.state import RunState
+from .rounds import corloc_summary, initial_step, register_dataset, step_config, train_step, unique_prefix
 
 logger = logging.getLogger(__name__)
 STATE_FILE = "selftrain_state.json"
 INITS = ("initial", "previous")  # WSSDL.SELFTRAIN.INIT: retrain from MODEL.WEIGHTS or fine-tune the last model
+#: Config keys a resumed run may change (more rounds); every other key must be the run's (its fingerprint).
+RESUMABLE_KEYS = ("WSSDL.SELFTRAIN.ROUNDS",)
 
 
 def round_dir(output_dir: str, k: int) -> str:
@@ -117,7 +121,8 @@ def self_train(cfg: CfgNode, rounds: Optional[int] = None, initial_weights: Opti
     {round: {"weights", "corloc", "selection", ...}}."""
     rounds = int(cfg.WSSDL.SELFTRAIN.ROUNDS if rounds is None else rounds)
     _check_config(cfg, initial_weights)
-    state = RunState.open(cfg.OUTPUT_DIR, STATE_FILE, settings_of(cfg, initial_weights), resume, overwrite)
+    state = RunState.open(cfg.OUTPUT_DIR, STATE_FILE, settings_of(cfg, initial_weights), resume, overwrite, cfg=cfg,
+                          ignore=RESUMABLE_KEYS)
     strong0, weak0 = split_by_supervision([d for name in cfg.DATASETS.TRAIN for d in DatasetCatalog.get(name)])
     if not weak0:
         raise ValueError(f"DATASETS.TRAIN {tuple(cfg.DATASETS.TRAIN)} has no weak image to pseudo-label")
