@@ -142,3 +142,15 @@ def test_an_adapt_value_out_of_range_is_a_config_error(key, value):
     cfg.WSSDL.ADAPT[key] = value
     with pytest.raises(ConfigError, match=f"WSSDL.ADAPT.{key}"):
         check_wssdl_ranges(cfg, "site.yaml")
+
+
+def test_adapt_site_flags_default_to_the_config_and_override_it():
+    """wssdl-adapt-site leaves --max-iter / --lr / --alpha unset unless given, so WSSDL.ADAPT decides."""
+    from wssdl_d2.cli.adapt_site import get_parser
+
+    parser = get_parser()
+    plain = parser.parse_args(["--from", "m.pth", "--site", "s", "--out", "o"])
+    assert (plain.max_iter, plain.lr, plain.alpha) == (None, None, None)
+    given = parser.parse_args(["--from", "m.pth", "--site", "s", "--out", "o", "--max-iter", "9", "--lr", "0.01",
+                               "--alpha", "0"])
+    assert adaptation_settings(_cfg(), given.max_iter, given.lr, given.alpha) == (9, 0.01, 0.0)

@@ -15,8 +15,8 @@ of a seeded, per-label order among the outlined ones). They are prepared into ``
 registered as ``<site name>_train_weak_n<N>`` (and ``_train_strong_n<N>``). The model's own config (``--config-file``,
 default: the config.yaml beside ``--from``) is switched to the joint method and fine-tuned from the model's weights
 on the source's boxed datasets (``--source``, default: those of its DATASETS.TRAIN with boxes) plus the site's
-images, at a constant ``--lr`` with a static MIL scale ``--alpha`` for ``--max-iter`` iterations
-(wssdl_d2.engine.site_adaptation). ``--teacher`` adds the label-aware mean teacher on the site's scans (pseudo-boxes
+images, at a constant ``--lr`` with a static MIL scale ``--alpha`` for ``--max-iter`` iterations (defaults: the
+model config's WSSDL.ADAPT; wssdl_d2.engine.site_adaptation). ``--teacher`` adds the label-aware mean teacher on the site's scans (pseudo-boxes
 within each scan's diagnosis, from the first iteration; evaluations use the trained model, the student). ``--out``
 gets config.yaml, checkpoints and, with ``--test``, the evaluation of the model before (``before/inference``) and
 after (``inference``); compare them paired with ``tools/compare.py OUT OUT/before``. Trailing KEY VALUE pairs override the adaptation config.
@@ -78,9 +78,10 @@ def get_parser():
                         help="with --site-folds and a --from per fold ({fold}): the source's held-out dataset of "
                              "each fold model, e.g. busi_fold{fold}_val; every row is tested there too")
     parser.add_argument("--out", required=True, metavar="DIR", help="the adaptation's run folder")
-    parser.add_argument("--max-iter", type=int, default=300, help="fine-tuning iterations (default %(default)s)")
-    parser.add_argument("--lr", type=float, default=0.002, help="constant learning rate (default %(default)s)")
-    parser.add_argument("--alpha", type=float, default=0.5, help="static MIL loss scale (default %(default)s)")
+    parser.add_argument("--max-iter", type=int, help="fine-tuning iterations (default: the model config's "
+                        "WSSDL.ADAPT.MAX_ITER, 300)")
+    parser.add_argument("--lr", type=float, help="constant learning rate (default: WSSDL.ADAPT.BASE_LR, 0.002)")
+    parser.add_argument("--alpha", type=float, help="static MIL loss scale (default: WSSDL.ADAPT.ALPHA, 0.5)")
     parser.add_argument("--teacher", action="store_true",
                         help="also self-train on the site's scans with the label-aware mean teacher: pseudo-boxes "
                              "within each scan's diagnosis (measured on BrEaST in BENCHMARKS.md)")
