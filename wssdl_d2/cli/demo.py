@@ -2,7 +2,8 @@
 
     python tools/demo.py --input scans/ more/*.dcm one.png --output demo_out     # the model shipped with wssdl_d2
     python tools/demo.py --config-file configs/BUSI/wssdl.yaml --input scans/ --output demo_out \\
-        MODEL.WEIGHTS output/busi/wssdl/model_final.pth [--calibration calibration.json]
+        MODEL.WEIGHTS output/busi/wssdl/model_final.pth [--calibration calibration.json] \\
+        [--site-threshold site_threshold.json]
 
 Without --config-file the shipped default model (BUSI_BrEaST/fully_supervised.yaml, MODEL_ZOO.md) runs, with its calibration. Each image
 gets one diagnosis, printed with its basis and threshold: with a calibration, malignant when the calibrated
@@ -29,6 +30,7 @@ from detectron2.utils.logger import setup_logger
 
 from . import add_opts, run_main, split_trailing_opts, tool_model, tool_parser
 
+from ..evaluation.site_threshold import load_site_threshold
 from ..inference import WSSDLPredictor, predict_files
 from ..inference.run import check_output_dir
 from ..inference.inputs import expand_inputs
@@ -61,7 +63,21 @@ def get_parser():
     parser.add_argument("--quiet", action="store_true", help="no progress bar, no per-image lines")
     parser.add_argument("--calibration", help="calibration.json of the model's malignancy score (tools/calibrate.py; "
                                               "default: the shipped model's)")
+    parser.add_argument("--site-threshold", metavar="FILE",
+                        help="site_threshold.json of the scans' site (tools/site_threshold.py): its fitted threshold "
+                             "replaces WSSDL.EVAL.SCORE_THRESH (--confidence-threshold still wins)")
     return add_opts(parser)  # e.g. MODEL.WEIGHTS model_final.pth
+
+
+def detection_threshold(args, cfg) -> float:
+    """The score a detection needs to be drawn and listed: ``--confidence-threshold``, else the site threshold of
+    ``--site-threshold`` (:func:`~wssdl_d2.evaluation.site_threshold.load_site_threshold`), else the config's
+    WSSDL.EVAL.SCORE_THRESH."""
+    if args.confidence_threshold is not None:
+        return args.confidence_threshold
+    if args.site_threshold:
+        return load_site_threshold(args.site_threshold)
+    return cfg.WSSDL.EVAL.SCORE_THRESH
 
 
 def run(argv: Optional[Sequence[str]] = None) -> int:
@@ -72,10 +88,10 @@ def run(argv: Optional[Sequence[str]] = None) -> int:
     setup_logger(name="wssdl_d2")
     # no dataset needed: images come from --input
     cfg, calibration = tool_model(args.config_file, args.opts, args.calibration)
+    threshold = detection_threshold(args, cfg)
     files = expand_inputs(args.input)
     check_output_dir(args.output, files, not args.no_visualization)
     predictor = WSSDLPredictor(cfg, calibration)
-    threshold = cfg.WSSDL.EVAL.SCORE_THRESH if args.confidence_threshold is None else args.confidence_threshold
     summary = predict_files(predictor, files, args.output, threshold=threshold, frame=args.frame,
                             visualize=not args.no_visualization, progress=not args.quiet)
     if not args.quiet:

@@ -27,19 +27,21 @@ and the method with the lowest cross-fitted log-loss is chosen (``method auto``)
 ECE: :data:`ECE_BINS` equal-width bins of the predicted probability on [0, 1] (the last bin includes 1), ``ECE =
 sum_k n_k / N * |mean(y)_k - mean(p)_k|`` over the non-empty bins; "uncalibrated" takes the raw score itself as the
 probability.
+
+A :class:`Calibration` is a post-hoc score rule (:mod:`.score_rule`: fit, cross_fit, save, load), as a site's
+threshold is (:mod:`.site_threshold`).
 """
-import json
 import math
 import os
 from dataclasses import dataclass, field
-from typing import Any, Dict, Mapping, Optional
+from typing import Any, ClassVar, Dict, Mapping, Optional
 
 import numpy as np
 from scipy.optimize import minimize
 from scipy.special import expit, logit
 
 from ..data.labels import BENIGN, MALIGNANT, NORMAL
-from ..utils.atomic import atomic_write_json
+from .score_rule import ScoreRule, held_out, refuse_existing
 
 METHODS = ("platt", "isotonic")
 POPULATIONS = ("all", "mass")
@@ -134,14 +136,29 @@ def fit_platt(scores: np.ndarray, y: np.ndarray) -> Dict[str, float]:
 FITTERS = {"platt": fit_platt, "isotonic": fit_isotonic}
 
 
+#: The parameters each method needs in a saved calibration.
+NEEDED_PARAMETERS = {"platt": ("a", "b", "c"), "isotonic": ("x", "y", "clip"), "identity": ()}
+
+
 @dataclass
-class Calibration:
-    """A fitted calibration: ``method`` ("platt", "isotonic" or "identity") and its ``parameters``; call it on
-    malignancy scores (any shape, in [0, 1]) to get calibrated probabilities (same shape, float64)."""
+class Calibration(ScoreRule):
+    """A fitted calibration (a :class:`~.score_rule.ScoreRule`): ``method`` ("platt", "isotonic" or "identity")
+    and its ``parameters``; call it on malignancy scores (any shape, in [0, 1]) to get calibrated probabilities
+    (same shape, float64)."""
+
+    WHAT: ClassVar[str] = "calibration"
+    FORMAT: ClassVar[int] = CALIBRATION_FORMAT
 
     method: str
     parameters: Dict[str, Any] = field(default_factory=dict)
     target: str = ""
+
+    @classmethod
+    def fit(cls, scores, labels, method: str = "platt") -> "Calibration":
+        """Fit ``method`` ("platt" / "isotonic") on scores (N,) and 0/1 labels (N,) (1: malignant)."""
+        if method not in FITTERS:
+            raise ValueError(f"calibration method must be one of {METHODS}, not {method!r}")
+        return cls(method, FITTERS[method](np.asarray(scores), np.asarray(labels)))
 
     def __call__(self, scores) -> np.ndarray:
         s = np.asarray(scores, dtype=np.float64)
@@ -155,12 +172,32 @@ class Calibration:
             return np.clip(np.interp(s, p["x"], p["y"]), p["clip"], 1 - p["clip"])
         raise ValueError(f"unknown calibration method {self.method!r} (one of {METHODS + ('identity',)})")
 
+    def to_json(self) -> Dict[str, Any]:
+        return {"method": self.method, "parameters": self.parameters, "target": self.target}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any], path: str) -> "Calibration":
+        """Only ``method``, ``parameters`` and ``target`` are read; ValueError naming ``path`` for parameters the
+        method cannot use or that give non-finite probabilities."""
+        method, parameters = data.get("method"), data.get("parameters")
+        if (method not in NEEDED_PARAMETERS or not isinstance(parameters, dict)
+                or any(k not in parameters for k in NEEDED_PARAMETERS[method])):
+            raise ValueError(f"calibration file {path}: method {method!r} with parameters "
+                             f"{sorted(parameters) if isinstance(parameters, dict) else parameters!r} is not usable")
+        if method == "isotonic":
+            x, y = np.asarray(parameters["x"], float), np.asarray(parameters["y"], float)
+            if len(x) == 0 or len(x) != len(y) or np.any(np.diff(x) < 0) or np.any(np.diff(y) < 0):
+                raise ValueError(f"calibration file {path}: isotonic x / y must be non-decreasing and of equal length")
+        calibration = cls(method, parameters, data.get("target", ""))
+        probe = calibration(np.linspace(0, 1, 11))
+        if not np.all(np.isfinite(probe)):
+            raise ValueError(f"calibration file {path}: its parameters give non-finite probabilities")
+        return calibration
+
 
 def fit_calibration(scores: np.ndarray, y: np.ndarray, method: str) -> Calibration:
-    """Fit ``method`` ("platt" / "isotonic") on scores (N,) and 0/1 labels (N,)."""
-    if method not in FITTERS:
-        raise ValueError(f"calibration method must be one of {METHODS}, not {method!r}")
-    return Calibration(method, FITTERS[method](scores, y))
+    """Fit ``method`` ("platt" / "isotonic") on scores (N,) and 0/1 labels (N,) (:meth:`Calibration.fit`)."""
+    return Calibration.fit(scores, y, method)
 
 
 # ----------------------------------------------------------------------------------------------------- metrics
@@ -207,15 +244,11 @@ def scores_of(p: np.ndarray, y: np.ndarray, bins: int = ECE_BINS) -> Dict[str, f
 
 
 def cross_fitted(scores: np.ndarray, y: np.ndarray, folds: np.ndarray, method: str) -> np.ndarray:
-    """Probabilities (N,) where each fold's images are calibrated by ``method`` fitted on the other folds."""
-    scores, y, folds = np.asarray(scores), np.asarray(y), np.asarray(folds)
-    out = np.empty(len(scores), dtype=np.float64)
-    for fold in np.unique(folds):
-        held = folds == fold
-        if held.all():
-            raise ValueError("cross-fitting needs at least two folds")
-        out[held] = fit_calibration(scores[~held], y[~held], method)(scores[held])
-    return out
+    """Probabilities (N,) where each fold's images are calibrated by ``method`` fitted on the other folds
+    (:meth:`Calibration.cross_fit`)."""
+    scores = np.asarray(scores)
+    rules = Calibration.cross_fit(scores, y, folds, method=method)
+    return held_out(rules, folds, lambda calibration, held: calibration(scores[held]))
 
 
 # ------------------------------------------------------------------------------------------- from a crossval
@@ -283,11 +316,9 @@ def write_calibration(report: Mapping[str, Any], out_dir: str, overwrite: bool =
     """Write ``calibration.json`` and ``reliability.png`` into ``out_dir``; FileExistsError if either exists and
     not ``overwrite``. Returns {"json": path, "png": path}."""
     paths = {"json": os.path.join(out_dir, "calibration.json"), "png": os.path.join(out_dir, "reliability.png")}
-    existing = [p for p in paths.values() if os.path.exists(p)]
-    if existing and not overwrite:
-        raise FileExistsError(f"{existing[0]} exists; pass --overwrite to replace it")
-    os.makedirs(out_dir, exist_ok=True)
-    atomic_write_json(paths["json"], dict(report), indent=1)
+    refuse_existing(paths.values(), overwrite)
+    rule = Calibration(report["method"], report["parameters"], report["target"])
+    rule.save(paths["json"], extra={k: v for k, v in report.items() if k != "format"})
     plot_reliability(report, paths["png"])
     return paths
 
@@ -326,31 +357,9 @@ def plot_reliability(report: Mapping[str, Any], path: str) -> str:
 
 
 def load_calibration(path: str) -> Calibration:
-    """The :class:`Calibration` of a ``calibration.json`` (only ``method``, ``parameters`` and ``target`` are
-    read); ValueError naming the file for anything else."""
-    try:
-        with open(path) as f:
-            data = json.load(f)
-    except FileNotFoundError:
-        raise FileNotFoundError(f"calibration file {path}: file not found") from None
-    except (OSError, json.JSONDecodeError) as error:
-        raise ValueError(f"calibration file {path}: not readable JSON ({error})") from None
-    if not isinstance(data, dict) or data.get("format") != CALIBRATION_FORMAT:
-        raise ValueError(f"calibration file {path}: not a wssdl_d2 calibration (format {CALIBRATION_FORMAT})")
-    method, parameters = data.get("method"), data.get("parameters")
-    needed = {"platt": ("a", "b", "c"), "isotonic": ("x", "y", "clip"), "identity": ()}
-    if method not in needed or not isinstance(parameters, dict) or any(k not in parameters for k in needed[method]):
-        raise ValueError(f"calibration file {path}: method {method!r} with parameters "
-                         f"{sorted(parameters) if isinstance(parameters, dict) else parameters!r} is not usable")
-    if method == "isotonic":
-        x, y = np.asarray(parameters["x"], float), np.asarray(parameters["y"], float)
-        if len(x) == 0 or len(x) != len(y) or np.any(np.diff(x) < 0) or np.any(np.diff(y) < 0):
-            raise ValueError(f"calibration file {path}: isotonic x / y must be non-decreasing and of equal length")
-    calibration = Calibration(method, parameters, data.get("target", ""))
-    probe = calibration(np.linspace(0, 1, 11))
-    if not np.all(np.isfinite(probe)):
-        raise ValueError(f"calibration file {path}: its parameters give non-finite probabilities")
-    return calibration
+    """The :class:`Calibration` of a ``calibration.json`` (:meth:`Calibration.load`: only ``method``,
+    ``parameters`` and ``target`` are read); ValueError naming the file for anything else."""
+    return Calibration.load(path)
 
 
 def pooled_crossval(crossval_dir: str, config: str) -> Dict[str, np.ndarray]:
@@ -358,16 +367,13 @@ def pooled_crossval(crossval_dir: str, config: str) -> Dict[str, np.ndarray]:
     ``<crossval_dir>/<config>/fold<k>/inference/corloc_per_image.csv`` for every evaluated fold k."""
     from .pooled import pool_folds
     from .results_io import ResultsError, read_per_image
+    from .run_dir import RunDir, fold_dirs
 
     folder = os.path.join(crossval_dir, config)
     if not os.path.isdir(folder):
         raise FileNotFoundError(f"{folder}: no such cross-validation run folder")
-    folds = {}
-    for name in sorted(os.listdir(folder)):
-        if name.startswith("fold") and name[4:].isdigit():
-            inference = os.path.join(folder, name, "inference")
-            if os.path.isfile(os.path.join(inference, "corloc_per_image.csv")):
-                folds[int(name[4:])] = read_per_image(inference)
+    folds = {fold: read_per_image(RunDir(path).inference) for fold, path in fold_dirs(folder).items()
+             if RunDir(path).is_evaluated()}
     if len(folds) < 2:
         raise ResultsError(f"{folder}: {len(folds)} evaluated fold(s) (fold<k>/inference/corloc_per_image.csv); "
                            "calibration needs the out-of-fold predictions of at least two")

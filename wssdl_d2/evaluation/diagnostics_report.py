@@ -15,7 +15,6 @@ A *run* is a name and a list of (fold, results folder). Two layouts:
 import csv
 import math
 import os
-import re
 from collections import OrderedDict
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
@@ -27,6 +26,7 @@ from ..data.overlays import field_of_view_box, overlay_mask
 from ..utils.atomic import atomic_open
 from . import results_io
 from .results_io import csv_cell
+from .run_dir import fold_in_path
 from .detection_diagnostics import (DIAGNOSTIC_COLUMNS, align, as_columns, discordant_profile, image_diagnostics,
                                     paired_flags, spread, subgroup_differences, summarize)
 
@@ -64,7 +64,6 @@ VALUE_ROWS = OrderedDict([
     ("mean_top_score_malignant", "mean top score, malignant images"),
     ("median_top_area_to_gt", "median top-box area / mass-box area"),
 ])
-_FOLD = re.compile(r"fold(\d+)")
 
 
 def parse_run(spec: str) -> Tuple[str, List[Tuple[int, str]]]:
@@ -76,8 +75,8 @@ def parse_run(spec: str) -> Tuple[str, List[Tuple[int, str]]]:
         raise ValueError(f"run {spec!r}: expected NAME=FOLDER[,FOLDER...]")
     out = []
     for k, path in enumerate(paths):
-        found = _FOLD.findall(path)
-        out.append((int(found[-1]) if found else k, path))
+        fold = fold_in_path(path)
+        out.append((k if fold is None else fold, path))
     return name, out
 
 

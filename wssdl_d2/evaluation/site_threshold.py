@@ -25,26 +25,28 @@ Cross-fitting. To measure a rule honestly on a site whose images are split into 
 fold k are thresholded at the ``t`` fitted on the other folds' scores and labels only (:func:`cross_fit`): fold k's
 labels never reach its own threshold. The threshold to deploy is the fit on all of the site's images
 (``deploy`` in ``site_threshold.json``); apply it as ``WSSDL.EVAL.SCORE_THRESH t`` (the evaluator's and
-``tools/demo.py``'s threshold) or :func:`load_site_threshold`.
+``tools/demo.py``'s threshold), as ``tools/demo.py --site-threshold site_threshold.json``, or read it with
+:func:`load_site_threshold`. A :class:`SiteThreshold` is a post-hoc score rule (:mod:`.score_rule`: fit, cross_fit,
+save, load), as a :class:`~.calibration.Calibration` is.
 """
-import json
 import math
 import os
-import re
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 from scipy.optimize import brentq
 from scipy.special import expit, logit
 
 from ..data.labels import NORMAL
-from ..utils.atomic import atomic_write_json
 from .bootstrap import bootstrap_indices, percentile_interval
 from .froc import froc_curve, sensitivity_at
 from .metrics import estimate
 from .outcomes import OutcomeTable
 from .paired import compare_runs
 from .results_io import DETECTIONS_FILE, PER_IMAGE_FILE, ResultsError, json_safe, read_detections, write_per_image
+from .run_dir import INFERENCE_DIR, fold_dirs
+from .score_rule import ScoreRule, held_out, refuse_existing
 
 RULES = ("rate", "prior_shift")
 SITE_THRESHOLD_FILE = "site_threshold.json"
@@ -108,8 +110,44 @@ def fit_site_threshold(scores, labels, rule: str = "rate") -> Dict[str, Any]:
     return fit
 
 
+@dataclass
+class SiteThreshold(ScoreRule):
+    """A site's detection score threshold (a :class:`~.score_rule.ScoreRule`): ``tau`` fitted by ``rule`` from
+    image labels alone, with the ``fit`` record of :func:`fit_site_threshold`. Called on abnormality scores (any
+    shape) it gives whether each image is called abnormal (``s >= tau``, bool, same shape)."""
+
+    WHAT: ClassVar[str] = "site threshold"
+    FORMAT: ClassVar[int] = SITE_THRESHOLD_FORMAT
+
+    rule: str
+    tau: float
+    fit_record: Dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def fit(cls, scores, labels, rule: str = "rate") -> "SiteThreshold":
+        """Fit ``rule`` on abnormality scores (N,) and image labels (N,) 0 / 1 / 2 (:func:`fit_site_threshold`)."""
+        record = fit_site_threshold(scores, labels, rule)
+        return cls(rule, record["tau"], record)
+
+    def __call__(self, scores) -> np.ndarray:
+        return np.asarray(scores, dtype=np.float64) >= self.tau
+
+    def to_json(self) -> Dict[str, Any]:
+        return {"rule": self.rule, "score_thresh": self.tau}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any], path: str) -> "SiteThreshold":
+        """Only ``score_thresh`` (and ``rule``) are read; ValueError naming ``path`` unless the threshold is a
+        number in (0, 1]."""
+        tau = data.get("score_thresh")
+        if isinstance(tau, bool) or not isinstance(tau, (int, float)) or not 0.0 < tau <= 1.0:
+            raise ValueError(f"site threshold file {path}: score_thresh {tau!r} is not a number in (0, 1]")
+        return cls(str(data.get("rule", "")), float(tau), dict(data.get("deploy") or {}))
+
+
 def cross_fit(scores, labels, folds, rule: str = "rate") -> Tuple[np.ndarray, Dict[int, Dict[str, Any]]]:
-    """Cross-fitted thresholds: each fold's images get the threshold fitted on the other folds' images only.
+    """Cross-fitted thresholds: each fold's images get the threshold fitted on the other folds' images only
+    (:meth:`SiteThreshold.cross_fit`).
 
     Args:
         scores: (N,) abnormality scores. labels: (N,) image labels. folds: (N,) fold of each image (>= 2 folds).
@@ -117,18 +155,8 @@ def cross_fit(scores, labels, folds, rule: str = "rate") -> Tuple[np.ndarray, Di
     Returns:
         (taus (N,) float64, {fold: the fit used for that fold's images}).
     """
-    scores, labels, folds = np.asarray(scores, np.float64), np.asarray(labels), np.asarray(folds)
-    if not len(scores) == len(labels) == len(folds):
-        raise ValueError(f"scores ({len(scores)}), labels ({len(labels)}) and folds ({len(folds)}) differ in length")
-    if len(np.unique(folds)) < 2:
-        raise ValueError(f"cross-fitting needs images from at least two folds, got folds {np.unique(folds).tolist()}")
-    taus = np.empty(len(scores), dtype=np.float64)
-    fits = {}
-    for fold in np.unique(folds).tolist():
-        held = folds == fold
-        fits[int(fold)] = fit_site_threshold(scores[~held], labels[~held], rule)  # the held-out fold is not passed
-        taus[held] = fits[int(fold)]["tau"]
-    return taus, fits
+    rules = SiteThreshold.cross_fit(np.asarray(scores, np.float64), labels, folds, rule=rule)
+    return held_out(rules, folds, lambda threshold, held: threshold.tau), {k: r.fit_record for k, r in rules.items()}
 
 
 # ----------------------------------------------------------------------------------------------------- folds
@@ -193,7 +221,7 @@ def detections_dir(path: str) -> str:
     the file's folder. ResultsError naming the path otherwise."""
     if os.path.isfile(path):
         path = os.path.dirname(os.path.abspath(path))
-    for folder in (path, os.path.join(path, "inference")):
+    for folder in (path, os.path.join(path, INFERENCE_DIR)):
         if os.path.isfile(os.path.join(folder, DETECTIONS_FILE)):
             return folder
     raise ResultsError(f"{path}: no {DETECTIONS_FILE} here or in {os.path.join(path, 'inference')} (an evaluation "
@@ -209,9 +237,7 @@ def read_run_detections(path: str) -> Tuple[str, List[Dict[str, Any]]]:
         folder = detections_dir(path)
         return folder, read_detections(folder)
     except ResultsError:
-        names = os.listdir(path) if os.path.isdir(path) else []
-        folds = sorted((int(m.group(1)), os.path.join(path, name))
-                       for name in names for m in [re.fullmatch(r"fold(\d+)", name)] if m)
+        folds = sorted(fold_dirs(path).items())
         if not folds:
             raise
     images, seen = [], {}
@@ -309,38 +335,25 @@ def write_site_threshold(result: Mapping[str, Any], out_dir: str, sources: Optio
     ``sources``) and the per-image outcomes at the cross-fitted thresholds (``corloc_per_image.csv``) into
     ``out_dir``. FileExistsError if either exists and not ``overwrite``. Returns {"json": path, "csv": path}."""
     paths = {"json": os.path.join(out_dir, SITE_THRESHOLD_FILE), "csv": os.path.join(out_dir, PER_IMAGE_FILE)}
-    existing = [p for p in paths.values() if os.path.exists(p)]
-    if existing and not overwrite:
-        raise FileExistsError(f"{existing[0]} exists; pass --overwrite to replace it")
+    refuse_existing(paths.values(), overwrite)
     os.makedirs(out_dir, exist_ok=True)
     data = {k: v for k, v in result.items() if not k.endswith("_table")}
     data.update(format=SITE_THRESHOLD_FORMAT, score_thresh=result["deploy"]["tau"], sources=dict(sources or {}),
                 apply=f"WSSDL.EVAL.SCORE_THRESH {result['deploy']['tau']:.4f} (evaluator; tools/demo.py's default "
-                      "--confidence-threshold)",
+                      "--confidence-threshold), or tools/demo.py --site-threshold with this file",
                 per_image_tau=[{"file_name": row["file_name"], "tau": t}
                                for row, t in zip(result["site_table"].rows, result["taus"])])
     data.pop("taus")
-    atomic_write_json(paths["json"], json_safe(data), indent=1)
+    deploy = result["deploy"]
+    SiteThreshold(deploy["rule"], deploy["tau"], deploy).save(paths["json"], extra=json_safe(data))
     write_per_image(out_dir, result["site_table"].rows)
     return paths
 
 
 def load_site_threshold(path: str) -> float:
-    """The threshold to deploy (``score_thresh``) of a ``site_threshold.json``; ValueError naming the file when it
-    is not one or the threshold is not a number in (0, 1]."""
-    try:
-        with open(path) as f:
-            data = json.load(f)
-    except FileNotFoundError:
-        raise FileNotFoundError(f"site threshold file {path}: file not found") from None
-    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise ValueError(f"site threshold file {path}: not readable JSON ({error})") from None
-    if not isinstance(data, dict) or data.get("format") != SITE_THRESHOLD_FORMAT:
-        raise ValueError(f"site threshold file {path}: not a wssdl_d2 site threshold (format {SITE_THRESHOLD_FORMAT})")
-    tau = data.get("score_thresh")
-    if isinstance(tau, bool) or not isinstance(tau, (int, float)) or not 0.0 < tau <= 1.0:
-        raise ValueError(f"site threshold file {path}: score_thresh {tau!r} is not a number in (0, 1]")
-    return float(tau)
+    """The threshold to deploy (``score_thresh``) of a ``site_threshold.json`` (:meth:`SiteThreshold.load`);
+    ValueError naming the file when it is not one or the threshold is not a number in (0, 1]."""
+    return SiteThreshold.load(path).tau
 
 
 # ----------------------------------------------------------------------------------------------------- tables
