@@ -30,7 +30,8 @@ from ..evaluation.curves import plot_series
 from ..selftrain.pseudo_dataset import revealed_record, split_records, write_records
 from ..engine.finetune import check_finetune_schedule
 from ..runs.state import RunState
-from ..selftrain.rounds import corloc_summary, initial_step, register_dataset, step_config, train_step, unique_prefix
+from ..runs.train import train_and_evaluate_step
+from ..selftrain.rounds import initial_step, register_dataset, step_config, train_step, unique_prefix
 from ..utils.atomic import atomic_open
 from .scoring import ACQUISITIONS, acquisition_scores
 
@@ -158,10 +159,8 @@ class AnnotationSimulation:
         names = [register_dataset(f"{self.prefix}_{strategy}_{k}_{part}", path)
                  for part, path in sorted(step["datasets"].items())]
         start = self._previous(strategy, k)["weights"]
-        resume = step.get("status") == "training"
-        self.state.update(key, status="training")
-        weights = train_step(step_config(self.cfg, folder, names, start, self.step_iters, finetune=True), resume)
-        self.state.update(key, status="done", weights=weights, corloc=corloc_summary(folder))
+        train_and_evaluate_step(self.state, key, step_config(self.cfg, folder, names, start, self.step_iters,
+                                                             finetune=True), train_step)
 
     def curve_rows(self) -> List[Dict[str, Any]]:
         """Rows of the curve: the initial point once per strategy, then every finished step."""

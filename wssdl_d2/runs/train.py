@@ -1,6 +1,8 @@
 """Training a run and evaluating its final model, resumably: :func:`train_and_evaluate` takes one run folder from
 ``new`` to ``evaluated`` through its state file (:class:`~.state.RunState`), so a stopped run continues from its
-last checkpoint and a finished one is never trained or evaluated again.
+last checkpoint and a finished one is never trained or evaluated again; :func:`train_and_evaluate_step` does the
+same for one step of a run of steps (a self-training round, an annotation-simulation step), whose trainer
+evaluates the final model itself.
 
 The states of a run (``crossval_state.json``):
 
@@ -15,11 +17,12 @@ import os
 import re
 import time
 from contextlib import contextmanager
-from typing import Any, Callable, Dict, Iterator, Mapping, Tuple
+from typing import Any, Callable, Dict, Iterator, Mapping, Optional, Tuple, Union
 
 from detectron2.config import CfgNode
 from detectron2.utils.env import seed_all_rng
 
+from ..evaluation import results_io
 from ..evaluation.run_dir import RunDir
 from .state import RunState, StateError
 
@@ -156,3 +159,29 @@ def train_and_evaluate(cfg: CfgNode, run_dir: str, about: Mapping[str, Any], tra
     state.data["eval_seconds"] = time.perf_counter() - start
     state.set(status="evaluated")
     return state.data, did
+
+
+def corloc_summary(output_dir: str) -> Dict[str, Any]:
+    """{"CorLoc", "CorLoc_lo", "CorLoc_hi", "CorLoc_top1", ..., "images"} (percent) from ``output_dir/inference``."""
+    report = results_io.read_report(RunDir(output_dir).inference)
+    out = {}
+    for name in ("CorLoc", "CorLoc_top1"):
+        metric = report["metrics"].get(name, {})
+        out.update({name: metric.get("value"), f"{name}_lo": metric.get("lo"), f"{name}_hi": metric.get("hi")})
+    out["images"] = report["counts"].get("images")
+    return out
+
+
+def train_and_evaluate_step(state: RunState, key: Union[int, str], cfg: CfgNode,
+                            train: Optional[Callable[..., str]] = None, **record: Any) -> Dict[str, Any]:
+    """Train step ``key`` of a run of steps with the frozen ``cfg`` (continued from ``OUTPUT_DIR/last_checkpoint``
+    when the state says a training of it had begun) and record it: status ``training`` (with the ``record``
+    fields), then ``done`` with its ``weights`` and ``corloc`` (:func:`corloc_summary`; None without
+    DATASETS.TEST). ``train(cfg, resume)`` returns the final checkpoint's path (default: WSSDLTrainer,
+    :func:`train_to_final`). Returns the step's record."""
+    resume = state.step(key).get("status") == "training"
+    state.update(key, status="training", **record)
+    weights = train(cfg, resume) if train is not None else train_to_final(cfg, resume)[0]
+    state.update(key, status="done", weights=weights,
+                 corloc=corloc_summary(cfg.OUTPUT_DIR) if cfg.DATASETS.TEST else None)
+    return state.step(key)

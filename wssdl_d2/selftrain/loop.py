@@ -39,7 +39,8 @@ from ..utils.atomic import atomic_write_json
 from .pseudo_dataset import pseudo_record, split_records, write_pseudo_csv, write_records
 from ..engine.finetune import check_finetune_schedule
 from ..runs.state import RunState
-from .rounds import corloc_summary, initial_step, register_dataset, step_config, train_step, unique_prefix
+from ..runs.train import train_and_evaluate_step
+from .rounds import initial_step, register_dataset, step_config, train_step, unique_prefix
 
 logger = logging.getLogger(__name__)
 STATE_FILE = "selftrain_state.json"
@@ -141,12 +142,8 @@ def self_train(cfg: CfgNode, rounds: Optional[int] = None, initial_weights: Opti
         start = cfg.MODEL.WEIGHTS if st.INIT == "initial" else state.step(k - 1)["weights"]
         folder = round_dir(cfg.OUTPUT_DIR, k)
         round_cfg = step_config(cfg, folder, names, start, int(st.MAX_ITER), finetune=st.INIT == "previous")
-        resume_training = step.get("status") == "training"
-        state.update(k, status="training", start_weights=start)
         logger.info("Round %d: training on %s from %s", k, ", ".join(names),
                     start or "the config's initialisation (empty MODEL.WEIGHTS: ImageNet backbones load their own "
                              "weights, the rest starts at random)")
-        weights = train_step(round_cfg, resume=resume_training)
-        state.update(k, status="done", weights=weights,
-                     corloc=corloc_summary(folder) if cfg.DATASETS.TEST else None)
+        train_and_evaluate_step(state, k, round_cfg, train_step, start_weights=start)
     return {int(k): v for k, v in state.data["steps"].items()}

@@ -15,16 +15,14 @@ from detectron2.config import CfgNode
 from detectron2.data import DatasetCatalog, MetadataCatalog
 
 from ..data.wssdl_json import register_wssdl_json
-from ..evaluation import results_io
-from ..evaluation.run_dir import RunDir
 from ..engine.finetune import (FINETUNE_SCHEDULES, check_finetune_schedule, continue_schedule_config, finetune_lr,
                              write_config)
 from ..runs.state import STATE_VERSION, RunState, StateError
-from ..runs.train import train_to_final
+from ..runs.train import corloc_summary, train_and_evaluate_step, train_to_final
 
 __all__ = ["FINETUNE_SCHEDULES", "RunState", "STATE_VERSION", "StateError", "check_finetune_schedule",
-           "corloc_summary", "finetune_lr", "initial_step", "register_dataset", "step_config", "train_step",
-           "unique_prefix"]
+           "corloc_summary", "finetune_lr", "initial_step", "register_dataset", "step_config",
+           "train_and_evaluate_step", "train_step", "unique_prefix"]
 
 logger = logging.getLogger(__name__)
 
@@ -89,19 +87,7 @@ def initial_step(cfg: CfgNode, state: RunState, key: Union[int, str], folder: st
         weights = initial_weights
     else:
         logger.info("Initial model: training on %s", ", ".join(cfg.DATASETS.TRAIN))
-        resume = state.step(key).get("status") == "training"
-        state.update(key, status="training")
-        weights = train_step(step_config(cfg, folder, cfg.DATASETS.TRAIN, cfg.MODEL.WEIGHTS), resume=resume)
+        return train_and_evaluate_step(state, key, step_config(cfg, folder, cfg.DATASETS.TRAIN, cfg.MODEL.WEIGHTS),
+                                       train_step)
     state.update(key, status="done", weights=weights, corloc=corloc_summary(folder) if cfg.DATASETS.TEST else None)
     return state.step(key)
-
-
-def corloc_summary(output_dir: str) -> Dict[str, Any]:
-    """{"CorLoc", "CorLoc_lo", "CorLoc_hi", "CorLoc_top1", ...} (percent) from ``output_dir/inference``."""
-    report = results_io.read_report(RunDir(output_dir).inference)
-    out = {}
-    for name in ("CorLoc", "CorLoc_top1"):
-        metric = report["metrics"].get(name, {})
-        out.update({name: metric.get("value"), f"{name}_lo": metric.get("lo"), f"{name}_hi": metric.get("hi")})
-    out["images"] = report["counts"].get("images")
-    return out
