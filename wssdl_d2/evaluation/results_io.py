@@ -9,7 +9,7 @@ import csv
 import json
 import math
 import os
-from typing import Any, Dict, Iterable, List, Mapping
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -19,6 +19,8 @@ from .outcomes import OUTCOME_COLUMNS
 
 REPORT_FILE = "corloc.json"
 PER_IMAGE_FILE = "corloc_per_image.csv"
+#: The evaluation's folder inside a run folder (Detectron2's ``OUTPUT_DIR/inference``).
+INFERENCE_DIR = "inference"
 DETECTIONS_FILE = "corloc_detections.json"
 
 _INT_COLUMNS = ("image_id", "image_label", "num_gt", "num_det", "num_det_at_tau", "fp_at_tau", "predicted_label")
@@ -83,16 +85,25 @@ def write_detections(folder: str, images: List[Dict[str, Any]]) -> str:
     return path
 
 
-def resolve_results_dir(path: str) -> str:
-    """The folder holding ``corloc.json`` for a run folder, its ``inference/`` folder or a file in it."""
+def find_results_folder(path: str, names: Sequence[str]) -> Tuple[str, Optional[str]]:
+    """(the folder ``path`` names: itself, or a file's folder; the first of it and its ``inference/`` that holds
+    one of the files ``names``, or None)."""
     if os.path.isfile(path):
         path = os.path.dirname(os.path.abspath(path))
-    for folder in (path, os.path.join(path, "inference")):
-        if os.path.isfile(os.path.join(folder, REPORT_FILE)) or os.path.isfile(os.path.join(folder, PER_IMAGE_FILE)):
-            return folder
+    for folder in (path, os.path.join(path, INFERENCE_DIR)):
+        if any(os.path.isfile(os.path.join(folder, name)) for name in names):
+            return path, folder
+    return path, None
+
+
+def resolve_results_dir(path: str) -> str:
+    """The folder holding ``corloc.json`` for a run folder, its ``inference/`` folder or a file in it."""
+    path, folder = find_results_folder(path, (REPORT_FILE, PER_IMAGE_FILE))
+    if folder:
+        return folder
     if not os.path.exists(path):
         raise ResultsError(f"{path}: no such file or folder")
-    raise ResultsError(f"{path}: no {REPORT_FILE} or {PER_IMAGE_FILE} here or in {os.path.join(path, 'inference')} "
+    raise ResultsError(f"{path}: no {REPORT_FILE} or {PER_IMAGE_FILE} here or in {os.path.join(path, INFERENCE_DIR)} "
                        "(run tools/train_net.py --eval-only with WSSDL.EVAL.CORLOC True first)")
 
 

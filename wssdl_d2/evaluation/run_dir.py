@@ -12,9 +12,8 @@ import re
 from dataclasses import dataclass
 from typing import Dict, Optional
 
-from .results_io import DETECTIONS_FILE, PER_IMAGE_FILE, REPORT_FILE
+from .results_io import DETECTIONS_FILE, INFERENCE_DIR, PER_IMAGE_FILE, REPORT_FILE
 
-INFERENCE_DIR = "inference"
 CONFIG_FILE = "config.yaml"
 FINAL_WEIGHTS = "model_final.pth"
 #: A fold's folder name inside a row folder: ``fold3`` -> 3.

@@ -44,8 +44,9 @@ from .froc import froc_curve, sensitivity_at
 from .metrics import estimate
 from .outcomes import OutcomeTable
 from .paired import compare_runs
-from .results_io import DETECTIONS_FILE, PER_IMAGE_FILE, ResultsError, json_safe, read_detections, write_per_image
-from .run_dir import INFERENCE_DIR, fold_dirs
+from .results_io import (DETECTIONS_FILE, INFERENCE_DIR, PER_IMAGE_FILE, ResultsError, find_results_folder, json_safe,
+                         read_detections, write_per_image)
+from .run_dir import fold_dirs
 from .score_rule import ScoreRule, held_out, refuse_existing
 
 RULES = ("rate", "prior_shift")
@@ -219,12 +220,10 @@ def site_folds(file_names: Sequence[str], labels, folds_table: Mapping[str, tupl
 def detections_dir(path: str) -> str:
     """The folder holding a run's ``corloc_detections.json``: the run folder itself, its ``inference/`` folder or
     the file's folder. ResultsError naming the path otherwise."""
-    if os.path.isfile(path):
-        path = os.path.dirname(os.path.abspath(path))
-    for folder in (path, os.path.join(path, INFERENCE_DIR)):
-        if os.path.isfile(os.path.join(folder, DETECTIONS_FILE)):
-            return folder
-    raise ResultsError(f"{path}: no {DETECTIONS_FILE} here or in {os.path.join(path, 'inference')} (an evaluation "
+    path, folder = find_results_folder(path, (DETECTIONS_FILE,))
+    if folder:
+        return folder
+    raise ResultsError(f"{path}: no {DETECTIONS_FILE} here or in {os.path.join(path, INFERENCE_DIR)} (an evaluation "
                        "with WSSDL.EVAL.CORLOC True and an OUTPUT_DIR writes it)")
 
 
