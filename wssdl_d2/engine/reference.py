@@ -33,18 +33,6 @@ class Detectron2ReferenceTrainer(DefaultTrainer):
     """Detectron2's ``DefaultTrainer``, with the project's evaluators (the one method Detectron2 leaves abstract)."""
 
     @classmethod
-    def build_train_loader(cls, cfg):
-        """Detectron2's train loader, the prepared datasets registered first (:func:`register_prepared_datasets`)."""
-        register_prepared_datasets(cfg.WSSDL.DATASET_ROOT)
-        return super().build_train_loader(cfg)
-
-    @classmethod
-    def build_test_loader(cls, cfg, dataset_name):
-        """Detectron2's test loader, the prepared datasets registered first (:func:`register_prepared_datasets`)."""
-        register_prepared_datasets(cfg.WSSDL.DATASET_ROOT)
-        return super().build_test_loader(cfg, dataset_name)
-
-    @classmethod
     def build_evaluator(cls, cfg, dataset_name, output_folder=None):
         return DatasetEvaluators(build_evaluators(cfg, dataset_name, output_folder))
 
