@@ -30,8 +30,10 @@ on the held-out fold, pool the per-image outcomes and compare the configs image 
   its fold models and, per pair, the model-by-model differences (fold k against fold k, McNemar's p each)
   (``wssdl_d2.crossval.external``).
 - Report: the Markdown table on stdout and ``<out>/crossval.{md,json,csv,png}``: per config the pooled CorLoc
-  (authors' and top-1) with a bootstrap CI stratified by fold and the per-fold numbers; per pair (later config
-  minus earlier) the paired difference with its stratified bootstrap CI and McNemar's exact p.
+  (authors' and top-1) with a bootstrap CI stratified by fold, false positives per normal image and the per-fold
+  numbers; per pair (later config minus earlier) the paired difference with its stratified bootstrap CI, McNemar's
+  p and its Holm adjustment over the report's pairs. When the pool's preparation has near-duplicate groups
+  (``meta/groups.csv``), whole groups are resampled and McNemar's test is the clustered one.
 """
 import argparse
 from typing import Optional, Sequence
@@ -39,8 +41,8 @@ from typing import Optional, Sequence
 from detectron2.data import DatasetCatalog
 from detectron2.utils.logger import setup_logger
 
-from ..crossval.driver import (check_folds, crossval_report, fold_run_dirs, parse_rows, parse_specs, read_rows,
-                               run_crossval)
+from ..crossval.driver import (check_folds, crossval_report, fold_run_dirs, parse_rows, parse_specs, pool_groups,
+                               read_rows, run_crossval)
 from ..crossval.external import evaluate_external, external_section
 from ..crossval.report import markdown, write_all
 from ..crossval.runs import CrossValError
@@ -117,7 +119,9 @@ def run(argv: Optional[Sequence[str]] = None) -> dict:
                           jobs=args.jobs, dataset_root=args.dataset_root or default_dataset_root(),
                           keep_checkpoints=args.keep_checkpoints, inner=args.inner)
     result["pooled"].update(pooled_rows)
-    report = crossval_report(result, args.num_samples, args.seed, args.level)
+    # images of one lesion (near-duplicate groups of the preparation) are resampled and tested together
+    report = crossval_report(result, args.num_samples, args.seed, args.level,
+                             groups=pool_groups(args.data, args.dataset_root))
     run_dirs = fold_run_dirs(specs, rows, args.out, folds)
     report["external"] = [external_section(evaluate_external(run_dirs, d), d, args.num_samples, args.seed,
                                            args.level) for d in args.external]

@@ -8,6 +8,7 @@ from typing import Callable, Dict, List, Mapping, Optional, Sequence
 from detectron2.data import DatasetCatalog
 
 from ..data.folds import FOLD_DIR_RE, fold_dataset_name
+from ..data.prepared import read_near_duplicate_groups
 from ..data.wssdl_json import default_dataset_root
 from ..evaluation.pooled import pool_folds
 from ..evaluation.results_io import ResultsError, read_per_image
@@ -213,6 +214,17 @@ def timings(states: Dict) -> Dict:
     return out
 
 
-def crossval_report(result: Dict, num_samples: int = 2000, seed: int = 0, level: float = 0.95) -> Dict:
-    """:func:`.report.build_report` of :func:`run_crossval`'s result, with the run timings."""
-    return build_report(result["pooled"], num_samples, seed, level, timings(result["states"]))
+def pool_groups(data: str, dataset_root: Optional[str] = None) -> Optional[Dict[str, int]]:
+    """The near-duplicate groups of the prepared pool ``<dataset_root>/<data>/meta/groups.csv`` (None when the
+    preparation has none, e.g. a phantom), for :func:`crossval_report`."""
+    root = os.path.join(dataset_root or default_dataset_root(), data)
+    if not os.path.isfile(os.path.join(root, "meta", "groups.csv")):
+        return None
+    return read_near_duplicate_groups(root)
+
+
+def crossval_report(result: Dict, num_samples: int = 2000, seed: int = 0, level: float = 0.95,
+                    groups: Optional[Mapping[str, int]] = None) -> Dict:
+    """:func:`.report.build_report` of :func:`run_crossval`'s result, with the run timings; ``groups``
+    (:func:`pool_groups`) makes the intervals and tests resample near-duplicate groups."""
+    return build_report(result["pooled"], num_samples, seed, level, timings(result["states"]), groups=groups)

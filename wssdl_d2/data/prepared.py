@@ -12,6 +12,7 @@ as the preparation's own only when it is one the preparation writes:
 
 Any other file (the images when they live in ``<out>/images``, notes, a user's own JSON) is never touched.
 """
+import csv
 import json
 import os
 import re
@@ -82,3 +83,32 @@ def remove_leftovers(out: str, before: Dict[str, Tuple[int, int]]) -> List[str]:
         except OSError:
             pass
     return removed
+
+
+class GroupsFileError(ValueError):
+    """A preparation's ``meta/groups.csv`` is missing or malformed; the message names the file and the row."""
+
+
+def read_near_duplicate_groups(prepared_root: str) -> Dict[str, int]:
+    """The near-duplicate group of every image of a preparation, from ``<prepared_root>/meta/groups.csv``.
+
+    Returns {image path relative to the image root (e.g. ``"benign/benign (10).png"``): group id}. Images of one
+    group show the same lesion (crops, adjacent frames), so an analysis over images resamples groups, not images.
+    Raises GroupsFileError naming the file when it is missing or a row lacks a file name or an integer group.
+    """
+    path = os.path.join(prepared_root, "meta", "groups.csv")
+    if not os.path.isfile(path):
+        raise GroupsFileError(f"{path}: no near-duplicate groups file; prepare the dataset with "
+                              "tools/prepare_busi.py (it writes meta/groups.csv)")
+    groups = {}
+    with open(path, newline="") as f:
+        reader = csv.DictReader(f)
+        if not reader.fieldnames or not {"file_name", "group"} <= set(reader.fieldnames):
+            raise GroupsFileError(f"{path}: needs the columns file_name and group, found {reader.fieldnames}")
+        for line, row in enumerate(reader, start=2):
+            try:
+                groups[row["file_name"]] = int(row["group"])
+            except (TypeError, ValueError):
+                raise GroupsFileError(f"{path}, line {line}: group {row.get('group')!r} of "
+                                      f"{row.get('file_name')!r} is not an integer") from None
+    return groups

@@ -9,10 +9,10 @@ Intervals are percentile intervals: the (1 - level) / 2 and (1 + level) / 2 quan
 sums (CorLoc, false positives per normal image) on every resample is ``safe_divide(counts @ num, counts @ den)``
 with ``counts`` = :func:`resample_counts`; :func:`wssdl_d2.evaluation.metrics.estimate` does all metrics at once.
 """
-from typing import Dict, Tuple
+from typing import Dict, Sequence, Tuple
 
 import numpy as np
-from scipy.stats import binomtest
+from scipy.stats import binomtest, chi2
 
 
 def bootstrap_indices(num_images: int, num_samples: int = 1000, seed: int = 0) -> np.ndarray:
@@ -84,3 +84,48 @@ def mcnemar_exact(correct_a, correct_b) -> Dict[str, object]:
     a_only, b_only = int(np.count_nonzero(a & ~b)), int(np.count_nonzero(~a & b))
     p = binomtest(a_only, a_only + b_only, 0.5).pvalue if a_only + b_only else 1.0
     return {"a_only": a_only, "b_only": b_only, "p_value": float(p)}
+
+
+def mcnemar_clustered(correct_a, correct_b, clusters) -> Dict[str, object]:
+    """McNemar's test for paired binary outcomes that come in clusters (near-duplicate groups of one lesion), after
+    Durkalski et al., Stat Med 2003: with ``d_k`` = (A right, B wrong) - (A wrong, B right) in cluster k, the
+    statistic ``(sum_k d_k)^2 / sum_k d_k^2`` is referred to chi-square with 1 degree of freedom. With one image per
+    cluster it is the usual (asymptotic) McNemar statistic.
+
+    Args:
+        correct_a, correct_b: (N,) paired outcomes.
+        clusters: (N,) cluster label of each image (any hashable values).
+    Returns:
+        dict: ``a_only``, ``b_only`` (discordant images, as :func:`mcnemar_exact`), ``clusters`` (clusters with a
+        discordant image) and ``p_value`` (1.0 when no image is discordant).
+    """
+    a, b = np.asarray(correct_a, dtype=bool), np.asarray(correct_b, dtype=bool)
+    clusters = np.asarray(clusters)
+    if a.shape != b.shape or clusters.shape != a.shape:
+        raise ValueError(f"clustered McNemar needs paired outcomes and a cluster per image, got shapes {a.shape}, "
+                         f"{b.shape} and {clusters.shape}")
+    _, cluster_index = np.unique(clusters, return_inverse=True)
+    per_cluster = np.bincount(cluster_index, weights=a.astype(np.float64) - b.astype(np.float64))
+    a_only, b_only = int(np.count_nonzero(a & ~b)), int(np.count_nonzero(~a & b))
+    spread = float(np.sum(per_cluster ** 2))
+    p = float(chi2.sf(float(per_cluster.sum()) ** 2 / spread, df=1)) if spread > 0 else 1.0
+    return {"a_only": a_only, "b_only": b_only, "clusters": int(np.count_nonzero(per_cluster != 0)), "p_value": p}
+
+
+def holm_adjust(p_values: Sequence[float]) -> np.ndarray:
+    """Holm's step-down adjustment of a family of p-values (Holm, Scand J Stat 1979): controls the family-wise
+    error rate; reject every hypothesis whose adjusted p is below the level. NaN entries (a test that could not be
+    made) are kept as NaN and do not count in the family. (m,) -> (m,) float64, each in [p, 1].
+    """
+    p = np.asarray(p_values, dtype=np.float64)
+    if p.ndim != 1:
+        raise ValueError(f"Holm's adjustment needs a flat list of p-values, got shape {p.shape}")
+    adjusted = np.full(p.shape, np.nan)
+    valid = np.flatnonzero(np.isfinite(p))
+    if not len(valid):
+        return adjusted
+    order = valid[np.argsort(p[valid], kind="stable")]
+    m = len(order)
+    stepped = np.maximum.accumulate((m - np.arange(m)) * p[order])
+    adjusted[order] = np.minimum(stepped, 1.0)
+    return adjusted

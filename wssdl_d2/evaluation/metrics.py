@@ -18,7 +18,7 @@ Metric names (the keys of :func:`flat_metrics`, as they appear in TensorBoard un
 Each estimated metric ``M`` also has ``M_lo`` / ``M_hi``, its bootstrap interval (CI_LEVEL, percentile).
 """
 from collections import OrderedDict
-from typing import Mapping
+from typing import Mapping, Optional
 
 import numpy as np
 
@@ -71,17 +71,24 @@ def auc_terms(columns: Mapping[str, np.ndarray]) -> "OrderedDict[str, tuple]":
     ])
 
 
-def estimate(columns: Mapping[str, np.ndarray], indices: np.ndarray) -> "OrderedDict[str, tuple]":
+def estimate(columns: Mapping[str, np.ndarray], indices: Optional[np.ndarray] = None, *,
+             counts: Optional[np.ndarray] = None) -> "OrderedDict[str, tuple]":
     """Point estimate and the B resampled values of every ratio / AUC metric.
 
     Args:
         columns: the per-image columns (``OutcomeTable.columns``), N images.
-        indices: (B, N) bootstrap index matrix over those images.
+        indices: (B, N) bootstrap index matrix over those images, or
+        counts: (B, N) multiplicity of each image in each resample instead (a cluster bootstrap,
+            :func:`.stratified.cluster_bootstrap_counts`). Exactly one of the two.
     Returns:
         OrderedDict name -> (value float, samples (B,)).
     """
+    if (indices is None) == (counts is None):
+        raise ValueError("estimate needs either a bootstrap index matrix or a count matrix, not both or neither")
     out = OrderedDict()
-    counts = resample_counts(indices, len(columns["image_label"]))
+    if counts is None:
+        counts = resample_counts(indices, len(columns["image_label"]))
+    counts = np.asarray(counts, dtype=np.float64)
     terms = ratio_terms(columns)
     # Every numerator and denominator as one (N, 2T) matrix: all resampled sums in one matrix product.
     stacked = np.column_stack([np.asarray(t[k], np.float64) for t in terms.values() for k in (0, 1)])

@@ -84,8 +84,9 @@ def compare_runs(columns_a: Mapping[str, np.ndarray], columns_b: Mapping[str, np
 def explain_difference(result, metric: str, name_a: str = "A", name_b: str = "B", level: float = 0.95,
                        alpha: float = 0.05) -> str:
     """One plain sentence on what the paired difference in ``metric`` means: both values, the difference with its
-    confidence interval, and whether the test says it could be chance (McNemar's exact p for per-image right /
-    wrong metrics, else the bootstrap p, against ``alpha``).
+    confidence interval, and whether the test says it could be chance (McNemar's p for per-image right / wrong
+    metrics, clustered when the result has ``mcnemar_clustered``, else the bootstrap p; against ``alpha``, after
+    Holm's adjustment when the result carries ``holm_p``).
 
     Args:
         result: :func:`compare_runs`'s output.
@@ -98,7 +99,9 @@ def explain_difference(result, metric: str, name_a: str = "A", name_b: str = "B"
     r = result[metric]
     percent = metric.startswith(BINARY_PREFIXES)
     unit, points, digits = ("%", " points", 1) if percent else ("", "", 3)
-    if r["mcnemar"] is not None:
+    if r.get("mcnemar_clustered") is not None:
+        p, test = r["mcnemar_clustered"]["p_value"], "the clustered McNemar test (near-duplicate groups)"
+    elif r["mcnemar"] is not None:
         p, test = r["mcnemar"]["p_value"], "McNemar's exact test"
     else:
         p, test = r["p_value"], "the paired bootstrap"
@@ -106,8 +109,11 @@ def explain_difference(result, metric: str, name_a: str = "A", name_b: str = "B"
     sentence = (f"{metric} on {r['n']} images: {name_a} {a} vs {name_b} {b}, a difference of "
                 f"{r['diff']:+.{digits}f}{points} ({round(100 * level)}% CI {r['ci'][0]:+.{digits}f} "
                 f"to {r['ci'][1]:+.{digits}f}); ")
+    said = f"{test} gives p = {p:.2g}"
+    holm = r.get("holm_p")
+    if holm is not None and np.isfinite(holm):  # a family of comparisons: decide on the adjusted p
+        said, p = said + f" ({holm:.2g} after Holm's adjustment for the other comparisons)", holm
     if p < alpha and r["diff"] != 0:
         better = name_a if r["diff"] > 0 else name_b
-        return sentence + f"{test} gives p = {p:.2g}, so a gap this large is unlikely to be chance: {better} is better."
-    return sentence + (f"{test} gives p = {p:.2g}, so this could be chance: these images cannot tell the two "
-                       "models apart.")
+        return sentence + f"{said}, so a gap this large is unlikely to be chance: {better} is better."
+    return sentence + f"{said}, so this could be chance: these images cannot tell the two models apart."
