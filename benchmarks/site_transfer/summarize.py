@@ -6,16 +6,27 @@ reads <out>/<direction>/test_<dataset>[_<lever>]/inference/corloc_per_image.csv 
 copies the per-image files to --copy (committed: the table can be remade from them with --from-copy) and writes
 <copy>/summary.{json,md}: per row CorLoc (score >= 0.5, IoU > 0.5), top-1 CorLoc, FP per normal image, AUC benign vs
 malignant, and each lever against its direction's plain row (CorLoc difference, McNemar's exact p and its Holm
-adjustment over every lever x direction comparison).
+adjustment over every lever x direction comparison). With --groups DIRECTION=PREPARED_ROOT (the tested site's
+preparation, e.g. breast_to_busi=datasets/busi_pool) it copies that site's near-duplicate groups
+(<copy>/<direction>/near_duplicate_groups.csv: file name, group) and adds the clustered McNemar p of CorLoc and top-1
+CorLoc (images of one lesion are one unit; wssdl_d2.evaluation.bootstrap.mcnemar_clustered); --from-copy reads the
+copied groups.
 
 With --model-zoo MODEL_ZOO.md it also renders the default model card's table (the rows scored as the shipped
 default scores, DETECTION_SCORE mass) between its <!-- loso-card:start/end --> markers; tests check it is current.
 """
 import argparse
+import csv as csv_module
 import json
 import os
 
+import numpy as np
+
+from wssdl_d2.data.prepared import read_near_duplicate_groups
+from wssdl_d2.evaluation.bootstrap import holm_adjust, mcnemar_clustered
 from wssdl_d2.evaluation.comparison import compare_folders
+from wssdl_d2.evaluation.pooled import cluster_labels
+from wssdl_d2.evaluation.results_io import read_per_image
 
 DIRECTIONS = {"busi_to_breast": "breast_test", "breast_to_busi": "busi_pool_train_strong_100"}
 LABELS = {"busi_to_breast": "BUSI -> BrEaST", "breast_to_busi": "BrEaST -> BUSI"}
@@ -23,14 +34,37 @@ LEVERS = ("mass", "flip", "mass_flip")
 METRICS = ("CorLoc", "CorLoc_top1", "FP_per_normal", "AUC_BvsM")
 
 
-def holm(p_values):
-    """Holm's step-down adjustment of a list of p-values (same order)."""
-    order = sorted(range(len(p_values)), key=lambda i: p_values[i])
-    adjusted, running = [0.0] * len(p_values), 0.0
-    for rank, i in enumerate(order):
-        running = max(running, min(1.0, (len(p_values) - rank) * p_values[i]))
-        adjusted[i] = running
-    return adjusted
+GROUPS_FILE = "near_duplicate_groups.csv"
+
+
+def read_groups_copy(path):
+    """{file name: group} of a copied near_duplicate_groups.csv."""
+    with open(path, newline="") as f:
+        return {row["file_name"]: int(row["group"]) for row in csv_module.DictReader(f)}
+
+
+def write_groups_copy(groups, path):
+    """Write {file name: group} as near_duplicate_groups.csv (file names only, no image data)."""
+    with open(path, "w", newline="") as f:
+        writer = csv_module.writer(f)
+        writer.writerow(["file_name", "group"])
+        for name in sorted(groups):
+            writer.writerow([name, groups[name]])
+
+
+def clustered_p_values(folder, plain, groups):
+    """Clustered McNemar p of CorLoc and top-1 CorLoc, ``folder``'s per-image results against ``plain``'s."""
+    a, b = read_per_image(folder), read_per_image(plain)
+    position = {f: i for i, f in enumerate(b["file_name"])}
+    order = np.asarray([position[f] for f in a["file_name"]])
+    clusters = cluster_labels(a["file_name"], groups)
+    mass = np.asarray(a["has_mass"], bool)
+    out = {}
+    for metric, column in (("CorLoc", "hit_any"), ("CorLoc_top1", "hit_top1")):
+        right_a = np.asarray(a[column], bool)[mass]
+        right_b = np.asarray(b[column], bool)[order][mass]
+        out[metric] = mcnemar_clustered(right_a, right_b, clusters[mass])["p_value"]
+    return out
 
 
 CARD_MARKERS = ("<!-- loso-card:start -->", "<!-- loso-card:end -->")
@@ -56,8 +90,6 @@ def render_card(text, summary):
 
 def _paths(csv):
     """The image paths (file_name column) of a per-image results file."""
-    import csv as csv_module
-
     with open(csv) as f:
         return [row["file_name"] for row in csv_module.DictReader(f)]
 
@@ -68,7 +100,10 @@ def main():
     parser.add_argument("--copy", help="folder to copy the per-image results and write the summary to")
     parser.add_argument("--from-copy", action="store_true", help="OUT is a --copy folder")
     parser.add_argument("--model-zoo", help="MODEL_ZOO.md whose default model card table to render")
+    parser.add_argument("--groups", nargs="*", default=[], metavar="DIRECTION=PREPARED_ROOT",
+                        help="the tested site's preparation, whose meta/groups.csv gives the near-duplicate groups")
     args = parser.parse_args()
+    group_roots = dict(item.split("=", 1) for item in args.groups)
     dest = args.out if args.from_copy else args.copy
     folders = {}
     for direction, dataset in DIRECTIONS.items():
@@ -94,6 +129,13 @@ def main():
                 with open(os.path.join(target, "corloc_per_image.csv"), "w") as f:
                     f.write(text)
             folders[(direction, lever)] = target
+    groups_by_direction = {}
+    for direction in DIRECTIONS:
+        copied = os.path.join(dest, direction, GROUPS_FILE)
+        if direction in group_roots:
+            write_groups_copy(read_near_duplicate_groups(group_roots[direction]), copied)
+        if os.path.isfile(copied):
+            groups_by_direction[direction] = read_groups_copy(copied)
     rows, tests = [], []
     for (direction, lever), folder in folders.items():
         plain = folders[(direction, "none")]
@@ -107,10 +149,15 @@ def main():
             row["CorLoc_mcnemar_p"] = m["CorLoc"]["mcnemar"]["p_value"]
             row["CorLoc_top1_diff"] = m["CorLoc_top1"]["diff"]
             row["FP_per_normal_diff"] = m["FP_per_normal"]["diff"]
+            row["CorLoc_top1_mcnemar_p"] = m["CorLoc_top1"]["mcnemar"]["p_value"]
+            if direction in groups_by_direction:
+                clustered = clustered_p_values(folder, plain, groups_by_direction[direction])
+                row["CorLoc_mcnemar_p_clustered"] = clustered["CorLoc"]
+                row["CorLoc_top1_mcnemar_p_clustered"] = clustered["CorLoc_top1"]
             tests.append(len(rows))
         rows.append(row)
-    for i, p in zip(tests, holm([rows[i]["CorLoc_mcnemar_p"] for i in tests])):
-        rows[i]["CorLoc_mcnemar_p_holm"] = p
+    for i, p in zip(tests, holm_adjust([rows[i]["CorLoc_mcnemar_p"] for i in tests])):
+        rows[i]["CorLoc_mcnemar_p_holm"] = float(p)
     summary = {"comparisons_corrected": len(tests), "rows": rows}
     with open(os.path.join(dest, "summary.json"), "w") as f:
         json.dump(summary, f, indent=1)
@@ -120,10 +167,12 @@ def main():
         with open(args.model_zoo, "w") as f:
             f.write(render_card(text, summary))
     lines = ["| trained -> tested | inference | CorLoc | top-1 CorLoc | FP / normal image | AUC B vs M | "
-             "CorLoc vs none (McNemar p, Holm) |", "|---|---|---|---|---|---|---|"]
+             "CorLoc vs none (McNemar p, Holm; clustered p where the site has near-duplicate groups) |",
+             "|---|---|---|---|---|---|---|"]
     for r in rows:
         versus = "" if r["lever"] == "none" else \
-            f"{r['CorLoc_diff']:+.1f} (p {r['CorLoc_mcnemar_p']:.2g}, Holm {r['CorLoc_mcnemar_p_holm']:.2g})"
+            f"{r['CorLoc_diff']:+.1f} (p {r['CorLoc_mcnemar_p']:.2g}, Holm {r['CorLoc_mcnemar_p_holm']:.2g}" + \
+            (f"; clustered {r['CorLoc_mcnemar_p_clustered']:.2g}" if "CorLoc_mcnemar_p_clustered" in r else "") + ")"
         lines.append(f"| {r['direction']} | {r['lever']} | {r['CorLoc']:.1f} | {r['CorLoc_top1']:.1f} | "
                      f"{r['FP_per_normal']:.2f} | {r['AUC_BvsM']:.3f} | {versus} |")
     with open(os.path.join(dest, "summary.md"), "w") as f:
