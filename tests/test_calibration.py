@@ -1,4 +1,4 @@
-"""Calibration of the malignancy score (issue 19): PAV, Platt / isotonic fits on a synthetic case whose true
+"""Calibration of the malignancy score: PAV, Platt / isotonic fits on a synthetic case whose true
 probabilities are known (the calibration error drops), cross-fitting by fold, the calibration file round trip and
 tools/calibrate.py on out-of-fold per-image tables laid out as a cross-validation writes them."""
 import json

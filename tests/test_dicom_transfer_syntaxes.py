@@ -468,7 +468,7 @@ def test_generated_ybr_full_and_422_come_out_in_rgb(tmp_path, doppler, syntax):
 
 
 def test_every_syntax_a_scanner_writes_is_covered():
-    """The syntaxes of the issue, each by a bundled and / or a generated file above."""
+    """The transfer syntaxes scanners write, each by a bundled and / or a generated file above."""
     covered = {str(b[1]) for b in BUNDLED} | {str(g[1]) for g in GENERATED}
     wanted = {"1.2.840.10008.1.2.4.50", "1.2.840.10008.1.2.4.51", "1.2.840.10008.1.2.4.57", "1.2.840.10008.1.2.4.70",
               "1.2.840.10008.1.2.4.80", "1.2.840.10008.1.2.4.81", "1.2.840.10008.1.2.4.90", "1.2.840.10008.1.2.4.91",
@@ -511,7 +511,7 @@ def test_missing_decoder_names_file_syntax_and_package(monkeypatch, tmp_path):
 
 
 def test_12_bit_jpeg_with_only_pillow_says_what_to_install(monkeypatch):
-    """The first report of the issue: Pillow alone refuses 12-bit JPEG Extended."""
+    """The first failure reported: Pillow alone refuses 12-bit JPEG Extended."""
     path = bundled("JPGExtended.dcm")
     _as_if_not_installed(monkeypatch, JPEGExtended12Bit, PYLIBJPEG)
     assert get_decoder(JPEGExtended12Bit).is_available  # Pillow is there, but cannot read 12 bits

@@ -1,5 +1,5 @@
 """Fair baselines: the rows of one results table share one optimisation recipe and differ only in what the row is
-about (issue 16). Every shipped BUSI and Phantom config is loaded (``wssdl_d2.config.merge_config``: Detectron2's
+about. Every shipped BUSI and Phantom config is loaded (``wssdl_d2.config.merge_config``: Detectron2's
 defaults, the WSSDL keys, the file), flattened to ``KEY -> value``, and two rows of one table may differ only in the keys of
 ``ALLOWED``. Every config file must belong to a table, so a new config cannot escape the check.
 
@@ -20,9 +20,9 @@ CONFIGS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "config
 
 PAPER_ROWS = ("strong_only", "fully_supervised", "wssdl", "wssdl_alternating", "wssdl_static_alpha",
               "wssdl_moi_abnormal", "wssdl_moi_benign", "wssdl_moi_discriminative", "weak_only_mil")
-#: The label-aware mean teacher and its ablations (issue 17): rows of the same tables, the same recipe.
+#: The label-aware mean teacher and its ablations: rows of the same tables, the same recipe.
 TEACHER_ROWS = ("wssdl_teacher", "wssdl_teacher_no_label_filter", "wssdl_teacher_no_mil")
-#: Rows of the new-site work (issue 18), BUSI only: strong-only with the ultrasound augmentations.
+#: Rows of the new-site work, BUSI only: strong-only with the ultrasound augmentations.
 SITE_ROWS = ("strong_only_ultrasound_aug",)
 
 #: table name -> the config files (relative to configs/) whose rows are compared with each other.
@@ -49,8 +49,8 @@ ALLOWED = {
     "WSSDL.MIL.": "the MIL term: mass-of-interest rules, alpha schedule, class weights",
     "WSSDL.BATCH_MODE": "combined vs alternating is the alternating ablation's subject",
     "WSSDL.WEAK_PER_BATCH": "weak images per step (0 images are drawn when a row has no weak stream)",
-    "WSSDL.TEACHER.": "the label-aware mean teacher (issue 17): on or off, and its ablations' subject",
-    "WSSDL.AUG.ULTRASOUND.": "the ultrasound augmentations (issue 18): on or off is the augmentation pair's subject",
+    "WSSDL.TEACHER.": "the label-aware mean teacher: on or off, and its ablations' subject",
+    "WSSDL.AUG.ULTRASOUND.": "the ultrasound augmentations: on or off is the augmentation pair's subject",
     # not used by the trainer: each step holds WSSDL.STRONG_PER_BATCH + WEAK_PER_BATCH images per process
     # (wssdl_d2/engine/trainer.py warns when IMS_PER_BATCH disagrees); the configs only document the count.
     "SOLVER.IMS_PER_BATCH": "unused by WSSDLTrainer; documents the images per step of the row",
@@ -138,7 +138,7 @@ def test_rows_with_boxes_train_the_same_strong_images_per_step(table):
 
 def test_the_check_fails_on_a_row_with_another_recipe(tmp_path):
     """A deliberately broken row (strong-only without gradient clipping and another LR, as the BUSI baselines
-    were before issue 16) is caught, naming the keys."""
+    once were) is caught, naming the keys."""
     broken = tmp_path / "strong_only_unfair.yaml"
     broken.write_text(f'_BASE_: "{os.path.join(CONFIGS, "BUSI", "strong_only.yaml")}"\n'
                       "SOLVER:\n  BASE_LR: 0.02\n  CLIP_GRADIENTS:\n    ENABLED: False\n")

@@ -1,4 +1,4 @@
-"""A short seeded run on the phantom where joint training beats strong-only training (issue #3's method test).
+"""A short seeded run on the phantom where joint training beats strong-only training (the joint method's test).
 
 Data: a 96x128 phantom (20 normal, 60 benign, 60 malignant images), 30% held out for validation (42 images, 18
 malignant). The strong split keeps boxes for a few benign and normal images only (12 images); every other training

@@ -1,4 +1,4 @@
-"""Models shipped inside the package (issue 19): a tiny phantom model shipped into a temporary zoo (the index path
+"""Models shipped inside the package: a tiny phantom model shipped into a temporary zoo (the index path
 monkeypatched, nothing downloaded) is found offline by ``get(..., trained=True)`` / ``wssdl_d2://``, matches its
 sha256, loads weights-only, gives the float32 checkpoint's detections within a stated tolerance when stored in
 float16, and is what tools/demo.py runs with nothing but ``--input``, printing the calibrated probability of

@@ -1,6 +1,6 @@
-"""A short seeded run on the phantom's site shift (issue #18's method test): a model trained on site A loses CorLoc on
-site B, and adapting it with site B's image labels only (wssdl_d2.engine.site_adaptation) raises CorLoc on site B's
-held-out scans.
+"""A short seeded run on the phantom's site shift (the site adaptation method's test): a model trained on site A
+loses CorLoc on site B, and adapting it with site B's image labels only (wssdl_d2.engine.site_adaptation) raises
+CorLoc on site B's held-out scans.
 
 Data: site A, a 96x128 phantom (10 normal, 40 benign, 40 malignant; 30% held out), 50% of its training images with
 boxes (31). Site B: the same generator rendered by ``SITES["b"]`` (coarser, blurrier speckle, a near-field-bright /

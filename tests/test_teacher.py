@@ -1,4 +1,4 @@
-"""The label-aware mean teacher (issue 17): pseudo boxes obey the image labels, per-class bars adapt as documented,
+"""The label-aware mean teacher: pseudo boxes obey the image labels, per-class bars adapt as documented,
 the EMA update is the documented average, the student's view maps the teacher's boxes, and a few iterations on the
 tiny phantom train, checkpoint the teacher and resume it bit-exactly."""
 import os

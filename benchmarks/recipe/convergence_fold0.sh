@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Issue 16, item 3: does the fast 600-iteration BUSI recipe converge, and is it worse than the earlier 1200-iteration
+# Does the fast 600-iteration BUSI recipe converge, and is it worse than the earlier 1200-iteration
 # recipe? On fold 0 of the 5-fold cross-validation (20% boxes), one thread per run:
 #   fast-600   the crossval runs themselves (output/crossval/busi/{strong_only_20,wssdl_20}/fold0)
 #   fast-1200  the same recipe with twice the iterations (cosine over 1200, alpha STEP 400)

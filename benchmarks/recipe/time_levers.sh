@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Issue 16, item 3: seconds per training iteration of the fast BUSI recipe (configs/BUSI/Base-BUSI.yaml) with one
+# Seconds per training iteration of the fast BUSI recipe (configs/BUSI/Base-BUSI.yaml) with one
 # lever changed at a time. wssdl on BUSI fold 0 (20% boxes), one thread, 40 iterations each, no evaluation;
 # metrics.json's 'time' at iteration 39 is the median of iterations 20-39. The unchanged recipe ('base_*') runs
 # between the levers to show the machine's drift. Needs datasets/busi with --folds 5 (BENCHMARKS.md).

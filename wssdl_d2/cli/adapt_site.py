@@ -84,7 +84,8 @@ def get_parser():
     parser.add_argument("--alpha", type=float, help="static MIL loss scale (default: WSSDL.ADAPT.ALPHA, 0.5)")
     parser.add_argument("--teacher", action="store_true",
                         help="also self-train on the site's scans with the label-aware mean teacher: pseudo-boxes "
-                             "within each scan's diagnosis (measured on BrEaST in BENCHMARKS.md)")
+                             "within each scan's diagnosis (measured on BrEaST: "
+                             "benchmarks/notes/breast_adaptation_old_folds.md)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the choice of --boxes scans")
     parser.add_argument("--resume", action="store_true", help="continue the run in --out (its config.yaml)")
     parser.add_argument("--keep-checkpoints", action="store_true",

@@ -1,4 +1,4 @@
-"""A site's detection score threshold fitted from its image labels alone (issue 18, item 4).
+"""A site's detection score threshold fitted from its image labels alone.
 
 Why. On a new scanner a BUSI-trained detector often still puts its best box on the lesion but scores it below the
 threshold ``tau`` = 0.5 (``WSSDL.EVAL.SCORE_THRESH``): top-1 CorLoc stays up while CorLoc at ``tau`` falls. A site

@@ -14,7 +14,8 @@ the fraction is of the *eligible* images, as in the paper ("keep ... rank ... mo
 **Class-balanced fraction** (``fraction_per_class``): the same fraction, taken within each class's eligible
 images separately, so the pseudo labels keep the class mix of the eligible images. One ranking over both classes
 favours the class the model scores more confidently: on BUSI, where two thirds of the weak masses are benign, the
-overall top 50% was 93% benign (BENCHMARKS.md, "Self-training").
+overall top 50% was 93% benign (benchmarks/notes/busi_paper_tables.md,
+"Self-training and active annotation").
 
 **Adaptive per-class thresholds** (the idea of FlexMatch / BoostMIS: a class the model has learnt worse gets a
 lower bar, so it is not starved of pseudo labels). The learning effect of class c is measured on the weak set

@@ -35,7 +35,7 @@ from .publish import check_weights_fit, run_config, run_weights, summarize_metri
 
 logger = logging.getLogger(__name__)
 FLOAT16_MAX = float(torch.finfo(torch.float16).max)
-#: A shipped file larger than this is logged as a warning (the issue's budget: about 16 MB a model).
+#: A shipped file larger than this is logged as a warning (the size budget of a shipped model: about 16 MB).
 SIZE_BUDGET = 16 * 1024 * 1024
 
 

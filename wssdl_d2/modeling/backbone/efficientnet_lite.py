@@ -163,7 +163,7 @@ class EfficientNetLite(Backbone):
         num_classes (int or None): build the 1280-channel head and a linear classifier.
         in_channels (int): input channels (3).
         channels_last (bool): keep weights and activations in NHWC memory order. On a CPU the depthwise
-            convolutions' backward pass is several times faster so (see BENCHMARKS.md, "Backbones"); the
+            convolutions' backward pass is several times faster so (see benchmarks/notes/backbones.md); the
             features returned are then NHWC-strided tensors of the usual (N, C, H, W) shape.
     """
 
