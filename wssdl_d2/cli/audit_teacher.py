@@ -13,7 +13,7 @@ import argparse
 from typing import Optional, Sequence
 
 from ..config import load_config
-from . import run_main
+from . import console_command
 
 
 def parse_args(argv=None):
@@ -48,8 +48,5 @@ def run(argv: Optional[Sequence[str]] = None) -> list:
 ERRORS = (FileNotFoundError, ValueError, KeyError)
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    """The console command: :func:`run`, a user's mistake ending the process with one ``error: ...`` line
-    and exit status 2 (:func:`~wssdl_d2.cli.run_main`). Returns 0."""
-    run_main(run, argv, errors=ERRORS)
-    return 0
+#: The console command (``[project.scripts]``) and the tools/ shim's entry point.
+main = console_command(run, ERRORS)

@@ -17,7 +17,7 @@ from typing import Optional, Sequence
 
 from ..evaluation.calibration import ECE_BINS, POPULATIONS, calibrate, pooled_crossval, write_calibration
 from ..evaluation.results_io import ResultsError
-from . import run_main
+from . import console_command
 
 
 def parse_args(argv=None):
@@ -57,8 +57,5 @@ def run(argv: Optional[Sequence[str]] = None) -> dict:
 ERRORS = (FileNotFoundError, FileExistsError, ValueError, ResultsError)
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    """The console command: :func:`run`, a user's mistake ending the process with one ``error: ...`` line
-    and exit status 2 (:func:`~wssdl_d2.cli.run_main`). Returns 0."""
-    run_main(run, argv, errors=ERRORS)
-    return 0
+#: The console command (``[project.scripts]``) and the tools/ shim's entry point.
+main = console_command(run, ERRORS)

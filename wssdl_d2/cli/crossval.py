@@ -47,7 +47,7 @@ from ..crossval.external import evaluate_external, external_section
 from ..crossval.report import markdown, write_all
 from ..crossval.runs import CrossValError
 from ..data import default_dataset_root, register_datasets_under
-from . import run_main, split_trailing_opts
+from . import console_command, split_trailing_opts
 
 
 def parse_args(argv=None):
@@ -135,8 +135,5 @@ def run(argv: Optional[Sequence[str]] = None) -> dict:
 ERRORS = ()
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    """The console command: :func:`run`, a user's mistake ending the process with one ``error: ...`` line
-    and exit status 2 (:func:`~wssdl_d2.cli.run_main`). Returns 0."""
-    run_main(run, argv, errors=ERRORS)
-    return 0
+#: The console command (``[project.scripts]``) and the tools/ shim's entry point.
+main = console_command(run, ERRORS)

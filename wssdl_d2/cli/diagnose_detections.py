@@ -28,7 +28,7 @@ from ..data.errors import DatasetError
 from ..evaluation.diagnostics_report import build_report, diagnose_runs, markdown, parse_run, write_rows
 from ..evaluation.results_io import ResultsError, json_safe
 from ..utils.atomic import atomic_open, atomic_write_json
-from . import run_main
+from . import console_command
 
 
 #: The user's mistakes: one ``error: ...`` line naming the file, exit status 2.
@@ -94,8 +94,5 @@ def run(argv: Optional[Sequence[str]] = None) -> dict:
     return report
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    """The console command: :func:`run`, a user's mistake ending the process with one ``error: ...`` line
-    and exit status 2 (:func:`~wssdl_d2.cli.run_main`). Returns 0."""
-    run_main(run, argv, errors=ERRORS)
-    return 0
+#: The console command (``[project.scripts]``) and the tools/ shim's entry point.
+main = console_command(run, ERRORS)

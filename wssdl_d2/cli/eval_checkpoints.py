@@ -20,7 +20,7 @@ from detectron2.utils.logger import setup_logger
 
 from ..engine.checkpoint_curve import checkpoint_curves
 from ..evaluation.runs import distinct_names
-from . import run_main, split_trailing_opts
+from . import console_command, split_trailing_opts
 
 
 def parse_args(argv=None):
@@ -59,8 +59,5 @@ def run(argv: Optional[Sequence[str]] = None) -> list:
 ERRORS = (FileNotFoundError, ValueError)
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    """The console command: :func:`run`, a user's mistake ending the process with one ``error: ...`` line
-    and exit status 2 (:func:`~wssdl_d2.cli.run_main`). Returns 0."""
-    run_main(run, argv, errors=ERRORS)
-    return 0
+#: The console command (``[project.scripts]``) and the tools/ shim's entry point.
+main = console_command(run, ERRORS)

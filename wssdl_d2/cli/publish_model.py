@@ -26,7 +26,7 @@ from ..inference.inputs import expand_inputs
 from ..model_zoo.index import PACKAGED_INDEX
 from ..release.publish import publish_checkpoint
 from ..release.ship import ship_checkpoint
-from . import run_main
+from . import console_command
 
 #: The repository root when the package runs from a source checkout (MODEL_ZOO.md lies there).
 SOURCE_CHECKOUT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -92,8 +92,5 @@ def run(argv: Optional[Sequence[str]] = None) -> dict:
 ERRORS = (FileNotFoundError, ValueError)
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    """The console command: :func:`run`, a user's mistake ending the process with one ``error: ...`` line
-    and exit status 2 (:func:`~wssdl_d2.cli.run_main`). Returns 0."""
-    run_main(run, argv, errors=ERRORS)
-    return 0
+#: The console command (``[project.scripts]``) and the tools/ shim's entry point.
+main = console_command(run, ERRORS)

@@ -15,7 +15,7 @@ from typing import Optional, Sequence
 from ..evaluation.html_report import write_report
 from ..evaluation.results_io import ResultsError
 from ..evaluation.runs import distinct_names, load_run, run_name
-from . import run_main
+from . import console_command
 
 
 def parse_args(argv=None):
@@ -45,8 +45,5 @@ def run(argv: Optional[Sequence[str]] = None) -> str:
 ERRORS = (ResultsError, FileNotFoundError)
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    """The console command: :func:`run`, a user's mistake ending the process with one ``error: ...`` line
-    and exit status 2 (:func:`~wssdl_d2.cli.run_main`). Returns 0."""
-    run_main(run, argv, errors=ERRORS)
-    return 0
+#: The console command (``[project.scripts]``) and the tools/ shim's entry point.
+main = console_command(run, ERRORS)

@@ -24,7 +24,7 @@ from ..evaluation.curves import plot_series
 from ..evaluation.results_io import ResultsError, json_safe
 from ..evaluation.tables import results_table
 from ..utils.atomic import atomic_write_json
-from . import run_main
+from . import console_command
 
 
 def parse_run(text):
@@ -80,8 +80,5 @@ def run(argv: Optional[Sequence[str]] = None) -> list:
 ERRORS = (ResultsError,)
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    """The console command: :func:`run`, a user's mistake ending the process with one ``error: ...`` line
-    and exit status 2 (:func:`~wssdl_d2.cli.run_main`). Returns 0."""
-    run_main(run, argv, errors=ERRORS)
-    return 0
+#: The console command (``[project.scripts]``) and the tools/ shim's entry point.
+main = console_command(run, ERRORS)

@@ -7,7 +7,7 @@ import argparse
 import os
 import re
 import sys
-from typing import Any, Callable, Optional, Tuple, Type
+from typing import Any, Callable, Optional, Sequence, Tuple, Type
 
 from detectron2.config import CfgNode
 from detectron2.utils.env import seed_all_rng
@@ -17,7 +17,7 @@ from ..config import load_config  # re-exported: the tools' config entry point
 from ..errors import UserError
 from .default_model import DEFAULT_MODEL
 
-__all__ = ["load_config", "tool_parser", "add_opts", "split_trailing_opts", "setup_run", "run_main"]
+__all__ = ["load_config", "tool_parser", "add_opts", "split_trailing_opts", "setup_run", "run_main", "console_command"]
 
 
 def tool_parser(doc: str, config_help: str = "the model's config file",
@@ -80,3 +80,17 @@ def run_main(main: Callable[..., Any], *args: Any, errors: Tuple[Type[BaseExcept
     except (UserError, *errors) as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)
+
+
+def console_command(run: Callable[[Optional[Sequence[str]]], Any],
+                    errors: Tuple[Type[BaseException], ...] = ()) -> Callable[[Optional[Sequence[str]]], int]:
+    """The ``main(argv=None) -> int`` of a command whose work is ``run(argv)`` (the target of its
+    ``[project.scripts]`` entry and of its ``tools/`` shim): :func:`run_main` turns a user's mistake (any UserError
+    or one of ``errors``) into one ``error: ...`` line and exit status 2; otherwise it returns 0."""
+    def main(argv: Optional[Sequence[str]] = None) -> int:
+        run_main(run, argv, errors=errors)
+        return 0
+
+    main.__doc__ = (f"The console command of :func:`{run.__module__}.run`: a user's mistake ends the process with "
+                    "one ``error: ...`` line and exit status 2. Returns 0.")
+    return main
