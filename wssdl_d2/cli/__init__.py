@@ -5,7 +5,9 @@ file plus trailing ``KEY VALUE`` overrides, logging, one ``error: ...`` line and
 (:mod:`.tool`: :func:`run_main`), and the model a command runs with when it is given no config
 (:mod:`.default_model`). Importing this package does not import the command modules."""
 from .default_model import DEFAULT_MODEL, default_model_config, default_model_note, tool_model
-from .tool import add_opts, console_command, load_config, run_main, setup_run, split_trailing_opts, tool_parser
+from .tool import (add_opts, check_split_args, console_command, load_config, run_main, setup_run, split_trailing_opts,
+                   tool_parser)
 
 __all__ = ["DEFAULT_MODEL", "default_model_config", "default_model_note", "tool_model",
-           "load_config", "tool_parser", "add_opts", "split_trailing_opts", "setup_run", "run_main", "console_command"]
+           "load_config", "tool_parser", "add_opts", "split_trailing_opts", "setup_run", "run_main", "console_command",
+           "check_split_args"]

@@ -22,7 +22,7 @@ from typing import Optional, Sequence
 from ..data.phantom import SITES, write_phantom_dataset
 from ..data.prepare import prepare_pool
 from ..data.wssdl_json import IMAGE_LABEL_NAMES
-from . import run_main
+from . import check_split_args, run_main
 
 
 def run(argv: Optional[Sequence[str]] = None) -> int:
@@ -56,12 +56,7 @@ def run(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--overwrite", action="store_true",
                         help="replace an existing <out>/images (and fold folders of an earlier preparation with more folds)")
     args = parser.parse_args(argv)
-    if args.folds == 1 or args.folds < 0:
-        parser.error(f"--folds must be 0 (none) or >= 2, not {args.folds}")
-    if any(n < 0 for n in args.strong_count):
-        parser.error(f"--strong-count must be >= 0, not {args.strong_count}")
-    if args.test_all and (args.val_fraction or args.test_fraction):
-        parser.error("--test-all puts every image in test.json: pass --val-fraction 0 (and no --test-fraction)")
+    check_split_args(parser, args)
     images = os.path.join(args.out, "images")
     if os.path.exists(images):
         if not args.overwrite:

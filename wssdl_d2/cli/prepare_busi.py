@@ -39,7 +39,7 @@ from typing import Optional, Sequence
 from ..data.near_duplicates import DEFAULT_DUPLICATE_METHOD, DUPLICATE_METHODS
 from ..data.prepare import prepare_pool
 from ..data.prepared import remove_leftovers, snapshot
-from . import run_main
+from . import check_split_args, run_main
 
 
 def run(argv: Optional[Sequence[str]] = None) -> int:
@@ -79,12 +79,7 @@ def run(argv: Optional[Sequence[str]] = None) -> int:
     args = parser.parse_args(argv)
     if not args.root:
         parser.error("--root (or $BUSI_ROOT) is required")
-    if args.folds == 1 or args.folds < 0:
-        parser.error(f"--folds must be 0 (none) or >= 2, not {args.folds}")
-    if any(n < 0 for n in args.strong_count):
-        parser.error(f"--strong-count must be >= 0, not {args.strong_count}")
-    if args.test_all and (args.val_fraction or args.test_fraction):
-        parser.error("--test-all puts every image in test.json: pass --val-fraction 0 (and no --test-fraction)")
+    check_split_args(parser, args)
     if args.strong_fraction is None:
         args.strong_fraction = [] if args.strong_count else [0.1, 0.2, 1.0]
     if os.path.exists(args.out) and not os.path.isdir(args.out):

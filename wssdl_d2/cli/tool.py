@@ -17,7 +17,7 @@ from ..config import load_config  # re-exported: the tools' config entry point
 from ..errors import UserError
 from .default_model import DEFAULT_MODEL
 
-__all__ = ["load_config", "tool_parser", "add_opts", "split_trailing_opts", "setup_run", "run_main", "console_command"]
+__all__ = ["load_config", "tool_parser", "add_opts", "split_trailing_opts", "setup_run", "run_main", "console_command", "check_split_args"]
 
 
 def tool_parser(doc: str, config_help: str = "the model's config file",
@@ -94,3 +94,14 @@ def console_command(run: Callable[[Optional[Sequence[str]]], Any],
     main.__doc__ = (f"The console command of :func:`{run.__module__}.run`: a user's mistake ends the process with "
                     "one ``error: ...`` line and exit status 2. Returns 0.")
     return main
+
+
+def check_split_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """The split and fold flags that the dataset preparations share (``--folds``, ``--strong-count``,
+    ``--test-all`` with ``--val-fraction`` / ``--test-fraction``): a bad combination ends with ``parser.error``."""
+    if args.folds == 1 or args.folds < 0:
+        parser.error(f"--folds must be 0 (none) or >= 2, not {args.folds}")
+    if any(n < 0 for n in args.strong_count):
+        parser.error(f"--strong-count must be >= 0, not {args.strong_count}")
+    if args.test_all and (args.val_fraction or args.test_fraction):
+        parser.error("--test-all puts every image in test.json: pass --val-fraction 0 (and no --test-fraction)")
