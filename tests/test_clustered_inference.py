@@ -154,3 +154,40 @@ def test_crossval_report_resamples_groups_and_adjusts_for_its_pairs():
         plain["pairs"][0]["comparison"]["CorLoc"]["mcnemar"]["p_value"]
     with pytest.raises(ResultsError, match="no near-duplicate group"):
         build_report(runs, num_samples=50, groups={"f0/img_0.png": 1})
+
+
+def test_outcomes_file_recomputes_the_report_without_the_models(tmp_path):
+    import gzip
+
+    from wssdl_d2.cli.crossval import run as crossval_run
+    from wssdl_d2.crossval.report import build_report
+    from wssdl_d2.evaluation.results_io import read_outcomes, write_outcomes
+
+    rng = np.random.default_rng(4)
+    labels = rng.integers(0, 3, size=24)
+    runs = {}
+    for name, rate in (("strong_only", 0.5), ("wssdl", 0.8)):
+        tables = {f: _table(f"/data/site/f{f}", labels[f::2], rng.random(12) < rate) for f in (0, 1)}
+        runs[name] = pool_folds(tables)
+    groups = {f"f{f}/img_{i}.png": 100 * f + i // 3 for f in (0, 1) for i in range(12)}
+    path = write_outcomes(str(tmp_path / "crossval_outcomes.csv.gz"), runs, groups, seed=7)
+    assert open(path, "rb").read() == open(write_outcomes(str(tmp_path / "again.csv.gz"), runs, groups, seed=7),
+                                           "rb").read()  # the same outcomes give the same bytes
+    text = gzip.open(path, "rt").read()
+    assert "/data/site" not in text and text.splitlines()[0].startswith("row,seed,fold,group,")
+    pooled, read_groups = read_outcomes(path)
+    assert list(pooled) == ["strong_only", "wssdl"] and read_groups == groups
+    for name in runs:
+        for column in ("fold", "hit_any", "hit_top1", "image_label", "fp_at_tau"):
+            assert np.array_equal(pooled[name][column], runs[name][column]), column
+        # scores as the per-image CSVs write them (6 significant digits)
+        assert np.allclose(pooled[name]["malignancy_score"], runs[name]["malignancy_score"], rtol=1e-5)
+    original = build_report(runs, num_samples=200, groups=groups)
+    recomputed = crossval_run(["--from-outcomes", path, "--out", str(tmp_path / "again"), "--num-samples", "200"])
+    for metric in ("CorLoc", "CorLoc_top1"):
+        a, b = original["pairs"][0]["comparison"][metric], recomputed["pairs"][0]["comparison"][metric]
+        assert (a["diff"], *a["ci"], a["holm_p"]) == pytest.approx((b["diff"], *b["ci"], b["holm_p"]))
+    assert (tmp_path / "again" / "crossval.md").is_file()
+    (tmp_path / "bad.csv.gz").write_bytes(b"not gzip")
+    with pytest.raises(ResultsError, match="bad.csv.gz"):
+        read_outcomes(str(tmp_path / "bad.csv.gz"))

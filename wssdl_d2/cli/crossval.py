@@ -34,8 +34,12 @@ on the held-out fold, pool the per-image outcomes and compare the configs image 
   numbers; per pair (later config minus earlier) the paired difference with its stratified bootstrap CI, McNemar's
   p and its Holm adjustment over the report's pairs. When the pool's preparation has near-duplicate groups
   (``meta/groups.csv``), whole groups are resampled and McNemar's test is the clustered one.
+- ``<out>/<report>_outcomes.csv.gz``: every row's per-image outcomes (row, seed, fold, group, hit at 0.5, top-1
+  hit, scores, false positives; image paths relative to the image folders), small enough to commit;
+  ``--from-outcomes FILE --out DIR`` recomputes the report from it without the models.
 """
 import argparse
+import os
 from typing import Optional, Sequence
 
 from detectron2.data import DatasetCatalog
@@ -44,16 +48,21 @@ from detectron2.utils.logger import setup_logger
 from ..crossval.driver import (check_folds, crossval_report, fold_run_dirs, parse_rows, parse_specs, pool_groups,
                                read_rows, run_crossval)
 from ..crossval.external import evaluate_external, external_section
-from ..crossval.report import markdown, write_all
+from ..crossval.report import build_report, markdown, write_all
 from ..crossval.runs import CrossValError
 from ..data import default_dataset_root, register_datasets_under
+from ..evaluation.results_io import read_outcomes, write_outcomes
 from . import console_command, split_trailing_opts
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", required=True, help="prepared dataset name, e.g. busi (datasets <data>_fold<k>_*)")
+    parser.add_argument("--data", help="prepared dataset name, e.g. busi (datasets <data>_fold<k>_*); required "
+                                       "unless --from-outcomes")
+    parser.add_argument("--from-outcomes", metavar="FILE",
+                        help="train nothing: recompute the report (pooled numbers, pairs, Holm) from an outcomes "
+                             "file an earlier run wrote (<out>/<report>_outcomes.csv.gz), e.g. a committed one")
     parser.add_argument("--folds", type=int, default=0, help="K (default: every registered fold of --data)")
     parser.add_argument("--configs", nargs="+", default=[], metavar="[NAME=]CONFIG",
                         help="two or more config files (optionally NAME=path)")
@@ -87,6 +96,8 @@ def parse_args(argv=None):
     parser.add_argument("--level", type=float, default=0.95, help="confidence level (default: %(default)s)")
     parser.add_argument("opts", nargs=argparse.REMAINDER, default=[], help="config overrides: KEY VALUE ...")
     args = split_trailing_opts(parser.parse_args(argv), "configs", "rows", "external")
+    if not args.data and not args.from_outcomes:
+        parser.error("--data is required (or --from-outcomes FILE to recompute a report)")
     if args.jobs < 1:
         parser.error(f"--jobs must be at least 1, got {args.jobs}")
     if len(args.opts) % 2:
@@ -98,6 +109,8 @@ def run(argv: Optional[Sequence[str]] = None) -> dict:
     """The command on ``argv`` (default: ``sys.argv[1:]``); returns its result and raises the user's
     mistakes (:data:`ERRORS`, any UserError)."""
     args = parse_args(argv)
+    if args.from_outcomes:
+        return recompute_report(args)
     for name in ("detectron2", "fvcore", "wssdl_d2"):
         setup_logger(name=name, abbrev_name={"detectron2": "d2", "wssdl_d2": "wssdl"}.get(name))
     register_datasets_under(args.dataset_root or default_dataset_root())
@@ -120,11 +133,23 @@ def run(argv: Optional[Sequence[str]] = None) -> dict:
                           keep_checkpoints=args.keep_checkpoints, inner=args.inner)
     result["pooled"].update(pooled_rows)
     # images of one lesion (near-duplicate groups of the preparation) are resampled and tested together
-    report = crossval_report(result, args.num_samples, args.seed, args.level,
-                             groups=pool_groups(args.data, args.dataset_root))
+    groups = pool_groups(args.data, args.dataset_root)
+    report = crossval_report(result, args.num_samples, args.seed, args.level, groups=groups)
+    outcomes = write_outcomes(os.path.join(args.out, f"{args.report}_outcomes.csv.gz"), result["pooled"], groups)
     run_dirs = fold_run_dirs(specs, rows, args.out, folds)
     report["external"] = [external_section(evaluate_external(run_dirs, d), d, args.num_samples, args.seed,
                                            args.level) for d in args.external]
+    paths = write_all(report, args.out, args.report)
+    print(markdown(report))
+    print("written: " + ", ".join(list(paths.values()) + [outcomes]))
+    return report
+
+
+def recompute_report(args: argparse.Namespace) -> dict:
+    """``--from-outcomes FILE``: the report of an outcomes file's rows (with its near-duplicate groups), written
+    as ``<out>/<report>.{md,json,csv,png}``; nothing is trained or evaluated."""
+    pooled, groups = read_outcomes(args.from_outcomes)
+    report = build_report(pooled, args.num_samples, args.seed, args.level, groups=groups)
     paths = write_all(report, args.out, args.report)
     print(markdown(report))
     print("written: " + ", ".join(paths.values()))

@@ -12,7 +12,6 @@ its stratified paired-bootstrap interval and McNemar's exact p on the discordant
 :func:`wssdl_d2.evaluation.paired.compare_runs`'s format, so :func:`~wssdl_d2.evaluation.paired.explain_difference`
 phrases it.
 """
-import os
 from collections import OrderedDict
 from typing import Dict, Mapping, Optional, Sequence
 
@@ -21,33 +20,11 @@ import numpy as np
 from .bootstrap import bootstrap_indices, mcnemar_clustered, mcnemar_exact, paired_bootstrap, percentile_interval
 from .metrics import estimate, ratio_terms
 from .paired import BINARY_PREFIXES, align_runs
-from .results_io import ResultsError
+from .results_io import ResultsError, cluster_labels  # noqa: F401  (cluster_labels: re-exported)
 from .stratified import cluster_bootstrap_counts, stratified_bootstrap_indices
 
 #: The metrics the cross-validation report shows (the rest of ``estimate`` is in the JSON).
 HEADLINE_METRICS = ("CorLoc", "CorLoc_top1")
-
-
-def cluster_labels(file_names: Sequence[str], groups: Mapping[str, int], name: str = "run") -> np.ndarray:
-    """(N,) int64 near-duplicate group of each pooled image, for ``clusters=`` of :func:`compare_pooled`.
-
-    ``groups`` maps image paths relative to the image root (``"benign/benign (10).png"``, as
-    :func:`wssdl_d2.data.prepared.read_near_duplicate_groups` returns) to group ids; ``file_names`` may be those
-    relative paths or any path ending in one (the per-image CSVs hold the full path). Raises ResultsError naming the
-    images that have no group.
-    """
-    out, missing = np.empty(len(file_names), np.int64), []
-    for k, file_name in enumerate(map(str, file_names)):
-        parts = file_name.replace(os.sep, "/").split("/")
-        key = next(("/".join(parts[-n:]) for n in range(1, len(parts) + 1) if "/".join(parts[-n:]) in groups), None)
-        if key is None:
-            missing.append(file_name)
-        else:
-            out[k] = groups[key]
-    if missing:
-        raise ResultsError(f"{name}: {len(missing)} images have no near-duplicate group (was the pool prepared with "
-                           f"another image set?): {', '.join(missing[:5])}")
-    return out
 
 
 def pool_folds(columns_per_fold: Mapping[int, Mapping[str, np.ndarray]], name: str = "run") -> Dict[str, np.ndarray]:

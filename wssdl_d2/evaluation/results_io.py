@@ -4,8 +4,13 @@
   the flat metrics, the dataset name. NaN / inf are written as null.
 - ``corloc_per_image.csv``: one row per test image, the columns of ``outcomes.OUTCOME_COLUMNS``.
 - ``corloc_detections.json``: per image its file, label, ground-truth boxes and detections (for example pages).
+
+A comparison's per-image outcomes, every row (config) x fold (x seed) in one file, go into ``<stem>_outcomes.csv.gz``
+(:func:`write_outcomes` / :func:`read_outcomes`): with it anyone can recompute the report's numbers without the models.
 """
 import csv
+import gzip
+import io
 import json
 import math
 import os
@@ -138,23 +143,121 @@ def read_per_image(folder: str) -> Dict[str, np.ndarray]:
             rows = list(reader)
     except FileNotFoundError:
         raise ResultsError(f"{path}: file not found") from None
-    columns = {"file_name": np.asarray([r["file_name"] for r in rows], dtype=object)}
-    for names, parse in ((_INT_COLUMNS, int), (_BOOL_COLUMNS, lambda v: bool(int(v))),
-                         (_FLOAT_COLUMNS, lambda v: float(v) if v != "" else math.nan)):
-        for name in names:
-            try:
-                columns[name] = np.asarray([parse(r[name]) for r in rows])
-            except (TypeError, ValueError) as err:
-                raise ResultsError(f"{path}: column {name!r} has a bad value ({err})") from None
-    for name in _INT_COLUMNS:
-        columns[name] = columns[name].astype(np.int64)
-    for name in _BOOL_COLUMNS:
-        columns[name] = columns[name].astype(bool)
-    for name in _FLOAT_COLUMNS:
-        columns[name] = columns[name].astype(np.float64)
+    columns = _parse_columns(rows, path)
     if len(set(columns["file_name"])) != len(rows):
         raise ResultsError(f"{path}: the same file_name appears on several rows")
     return columns
+
+
+def _parse_columns(rows: Sequence[Mapping[str, str]], path: str) -> Dict[str, np.ndarray]:
+    """The outcome columns of CSV rows (strings) as typed arrays (N,); a bad value names ``path`` and the column."""
+    columns = {"file_name": np.asarray([r["file_name"] for r in rows], dtype=object)}
+    for names, parse, dtype in ((_INT_COLUMNS, int, np.int64), (_BOOL_COLUMNS, lambda v: bool(int(v)), bool),
+                                (_FLOAT_COLUMNS, lambda v: float(v) if v != "" else math.nan, np.float64)):
+        for name in names:
+            try:
+                columns[name] = np.asarray([parse(r[name]) for r in rows]).astype(dtype)
+            except (TypeError, ValueError) as err:
+                raise ResultsError(f"{path}: column {name!r} has a bad value ({err})") from None
+    return columns
+
+
+#: The columns of an outcomes file before the per-image outcome columns.
+OUTCOMES_KEYS = ("row", "seed", "fold", "group")
+
+
+def _relative_names(file_names: Sequence[str]) -> Dict[str, str]:
+    """{path: the same path relative to the folder all the images share, their own folder kept (e.g.
+    ``benign/benign (1).png``)}; paths that share no folder are kept as they are."""
+    folders = sorted({os.path.dirname(str(f)) for f in file_names})
+    try:
+        base = os.path.commonpath(folders) if folders else ""
+    except ValueError:  # absolute and relative paths mixed
+        return {str(f): str(f) for f in file_names}
+    if len(folders) == 1:
+        base = os.path.dirname(base)
+    return {str(f): os.path.relpath(str(f), base) if base else str(f) for f in file_names}
+
+
+def cluster_labels(file_names: Sequence[str], groups: Mapping[str, int], name: str = "run") -> np.ndarray:
+    """(N,) int64 near-duplicate group of each pooled image, for ``clusters=`` of :func:`.pooled.compare_pooled`.
+
+    ``groups`` maps image paths relative to the image root (``"benign/benign (10).png"``, as
+    :func:`wssdl_d2.data.prepared.read_near_duplicate_groups` returns) to group ids; ``file_names`` may be those
+    relative paths or any path ending in one (the per-image CSVs hold the full path). Raises ResultsError naming the
+    images that have no group.
+    """
+    out, missing = np.empty(len(file_names), np.int64), []
+    for k, file_name in enumerate(map(str, file_names)):
+        parts = file_name.replace(os.sep, "/").split("/")
+        key = next(("/".join(parts[-n:]) for n in range(1, len(parts) + 1) if "/".join(parts[-n:]) in groups), None)
+        if key is None:
+            missing.append(file_name)
+        else:
+            out[k] = groups[key]
+    if missing:
+        raise ResultsError(f"{name}: {len(missing)} images have no near-duplicate group (was the pool prepared with "
+                           f"another image set?): {', '.join(missing[:5])}")
+    return out
+
+
+def write_outcomes(path: str, pooled_by_row: Mapping[str, Mapping[str, np.ndarray]],
+                   groups: Optional[Mapping[str, int]] = None, seed: int = 0) -> str:
+    """Write every row's pooled per-image outcomes into one gzip-compressed CSV (deterministic bytes).
+
+    Args:
+        pooled_by_row: {row name: pooled columns (N,) with ``fold``} (as ``wssdl_d2.crossval.run_crossval`` pools).
+        groups: {image path relative to the image root: near-duplicate group}, written as ``group`` (-1 without).
+        seed: the training seed of these runs, written as ``seed``.
+    Columns: row, seed, fold, group, then ``outcomes.OUTCOME_COLUMNS`` with ``file_name`` relative to the folder
+    the images share (no machine's paths). Returns ``path``.
+    """
+    names = _relative_names([f for pooled in pooled_by_row.values() for f in pooled["file_name"]])
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(list(OUTCOMES_KEYS) + list(OUTCOME_COLUMNS))
+    for row, pooled in pooled_by_row.items():
+        group = cluster_labels(pooled["file_name"], groups, row) if groups else np.full(len(pooled["fold"]), -1)
+        for k in range(len(pooled["fold"])):
+            cells = [row, seed, int(pooled["fold"][k]), int(group[k])]
+            cells += [names[str(pooled["file_name"][k])] if c == "file_name" else csv_cell(pooled[c][k])
+                      for c in OUTCOME_COLUMNS]
+            writer.writerow(cells)
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with atomic_open(path, "wb") as f:
+        with gzip.GzipFile(fileobj=f, mode="wb", mtime=0) as z:
+            z.write(buffer.getvalue().encode())
+    return path
+
+
+def read_outcomes(path: str) -> Tuple[Dict[str, Dict[str, np.ndarray]], Optional[Dict[str, int]]]:
+    """An outcomes file (:func:`write_outcomes`) back as ({row: pooled columns with ``fold``}, groups or None).
+    Raises ResultsError naming the file for a missing file, missing columns or a bad value."""
+    try:
+        with gzip.open(path, "rt", newline="") as f:
+            reader = csv.DictReader(f)
+            missing = [c for c in OUTCOMES_KEYS + tuple(OUTCOME_COLUMNS) if c not in (reader.fieldnames or [])]
+            if missing:
+                raise ResultsError(f"{path}: not an outcomes file (missing columns {missing})")
+            rows = list(reader)
+    except FileNotFoundError:
+        raise ResultsError(f"{path}: file not found") from None
+    except (OSError, EOFError) as err:
+        raise ResultsError(f"{path}: not a gzip-compressed outcomes file ({err})") from None
+    by_row: Dict[str, List[Mapping[str, str]]] = {}
+    for r in rows:
+        by_row.setdefault(r["row"], []).append(r)
+    pooled, groups = {}, {}
+    for name, members in by_row.items():
+        columns = _parse_columns(members, path)
+        try:
+            columns["fold"] = np.asarray([int(r["fold"]) for r in members], np.int64)
+            group = [int(r["group"]) for r in members]
+        except ValueError as err:
+            raise ResultsError(f"{path}: row {name!r} has a bad fold or group ({err})") from None
+        pooled[name] = columns
+        groups.update({f: g for f, g in zip(columns["file_name"], group) if g >= 0})
+    return pooled, groups or None
 
 
 def read_detections(folder: str) -> List[Dict[str, Any]]:
