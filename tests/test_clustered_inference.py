@@ -156,6 +156,14 @@ def test_crossval_report_resamples_groups_and_adjusts_for_its_pairs():
         build_report(runs, num_samples=50, groups={"f0/img_0.png": 1})
 
 
+def test_run_seed_reads_the_config_as_text(tmp_path):
+    from wssdl_d2.evaluation.results_io import run_seed
+
+    (tmp_path / "config.yaml").write_text("MODEL:\n  SEED_NOT: 3\nSEED: 5\n")
+    assert run_seed(str(tmp_path)) == 5
+    assert run_seed(str(tmp_path / "missing")) == -1
+
+
 def test_outcomes_file_recomputes_the_report_without_the_models(tmp_path):
     import gzip
 
@@ -175,6 +183,10 @@ def test_outcomes_file_recomputes_the_report_without_the_models(tmp_path):
                                            "rb").read()  # the same outcomes give the same bytes
     text = gzip.open(path, "rt").read()
     assert "/data/site" not in text and text.splitlines()[0].startswith("row,seed,fold,group,")
+    assert {line.split(",")[1] for line in text.splitlines()[1:]} == {"7"}
+    per_row = gzip.open(write_outcomes(str(tmp_path / "seeds.csv.gz"), runs, groups, {"wssdl": 3}), "rt").read()
+    seeds = {(line.split(",")[0], line.split(",")[1]) for line in per_row.splitlines()[1:]}
+    assert seeds == {("strong_only", "-1"), ("wssdl", "3")}  # -1: not known
     pooled, read_groups = read_outcomes(path)
     assert list(pooled) == ["strong_only", "wssdl"] and read_groups == groups
     for name in runs:

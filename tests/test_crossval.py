@@ -216,6 +216,12 @@ def test_crossval_trains_every_fold_stops_resumes_and_reports(fold_data, tmp_pat
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "| wssdl - strong_only |" in proc.stdout and os.path.isfile(paths["csv"])
     assert "Starting training" not in proc.stderr  # every run was finished: nothing trained again
+    # every row's per-image outcomes in one file, from which the report can be recomputed without the models
+    from wssdl_d2.evaluation.results_io import read_outcomes
+
+    outcomes, _ = read_outcomes(os.path.join(out, "crossval_outcomes.csv.gz"))
+    assert sorted(outcomes) == ["strong_only", "wssdl"]
+    assert set(outcomes["wssdl"]["fold"]) == {0, 1}
 
     # a row made elsewhere (e.g. self-training from each fold's model): read from its folders, compared paired;
     # every fold model also tested on another dataset (--external), the row's models too

@@ -51,7 +51,8 @@ from ..crossval.external import evaluate_external, external_section
 from ..crossval.report import build_report, markdown, write_all
 from ..crossval.runs import CrossValError
 from ..data import default_dataset_root, register_datasets_under
-from ..evaluation.results_io import read_outcomes, write_outcomes
+from ..evaluation.results_io import read_outcomes, run_seed, write_outcomes
+from ..evaluation.run_dir import RunDir
 from . import console_command, split_trailing_opts
 
 
@@ -135,7 +136,9 @@ def run(argv: Optional[Sequence[str]] = None) -> dict:
     # images of one lesion (near-duplicate groups of the preparation) are resampled and tested together
     groups = pool_groups(args.data, args.dataset_root)
     report = crossval_report(result, args.num_samples, args.seed, args.level, groups=groups)
-    outcomes = write_outcomes(os.path.join(args.out, f"{args.report}_outcomes.csv.gz"), result["pooled"], groups)
+    seeds = {spec.name: run_seed(RunDir.of_fold(args.out, spec.name, folds[0]).path) for spec in specs}
+    outcomes = write_outcomes(os.path.join(args.out, f"{args.report}_outcomes.csv.gz"), result["pooled"], groups,
+                              seeds)
     run_dirs = fold_run_dirs(specs, rows, args.out, folds)
     report["external"] = [external_section(evaluate_external(run_dirs, d), d, args.num_samples, args.seed,
                                            args.level) for d in args.external]

@@ -14,7 +14,7 @@ import io
 import json
 import math
 import os
-from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -202,13 +202,14 @@ def cluster_labels(file_names: Sequence[str], groups: Mapping[str, int], name: s
 
 
 def write_outcomes(path: str, pooled_by_row: Mapping[str, Mapping[str, np.ndarray]],
-                   groups: Optional[Mapping[str, int]] = None, seed: int = 0) -> str:
+                   groups: Optional[Mapping[str, int]] = None, seed: Union[int, Mapping[str, int]] = -1) -> str:
     """Write every row's pooled per-image outcomes into one gzip-compressed CSV (deterministic bytes).
 
     Args:
         pooled_by_row: {row name: pooled columns (N,) with ``fold``} (as ``wssdl_d2.crossval.run_crossval`` pools).
         groups: {image path relative to the image root: near-duplicate group}, written as ``group`` (-1 without).
-        seed: the training seed of these runs, written as ``seed``.
+        seed: the training seed of these runs, or {row: seed}, written as ``seed`` (-1: not known, or drawn at
+            random per run as Detectron2 does for ``SEED -1``; its log says which).
     Columns: row, seed, fold, group, then ``outcomes.OUTCOME_COLUMNS`` with ``file_name`` relative to the folder
     the images share (no machine's paths). Returns ``path``.
     """
@@ -218,8 +219,9 @@ def write_outcomes(path: str, pooled_by_row: Mapping[str, Mapping[str, np.ndarra
     writer.writerow(list(OUTCOMES_KEYS) + list(OUTCOME_COLUMNS))
     for row, pooled in pooled_by_row.items():
         group = cluster_labels(pooled["file_name"], groups, row) if groups else np.full(len(pooled["fold"]), -1)
+        row_seed = int(seed.get(row, -1)) if isinstance(seed, Mapping) else int(seed)
         for k in range(len(pooled["fold"])):
-            cells = [row, seed, int(pooled["fold"][k]), int(group[k])]
+            cells = [row, row_seed, int(pooled["fold"][k]), int(group[k])]
             cells += [names[str(pooled["file_name"][k])] if c == "file_name" else csv_cell(pooled[c][k])
                       for c in OUTCOME_COLUMNS]
             writer.writerow(cells)
@@ -267,3 +269,16 @@ def read_detections(folder: str) -> List[Dict[str, Any]]:
     if not isinstance(images, list):
         raise ResultsError(f"{path}: expected a list of images")
     return images
+
+
+def run_seed(run_dir: str) -> int:
+    """The ``SEED`` a run folder's ``config.yaml`` was trained with (-1: drawn at random by Detectron2, or no config
+    there). Read as text: nothing in the file is executed."""
+    try:
+        with open(os.path.join(run_dir, "config.yaml")) as f:
+            for line in f:
+                if line.startswith("SEED:"):
+                    return int(line.split(":", 1)[1])
+    except (OSError, ValueError):
+        pass
+    return -1
