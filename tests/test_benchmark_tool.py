@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from wssdl_d2.benchmark import run
+from wssdl_d2.cli import benchmark as run
 
 WSSDL_CONFIG = os.path.join(os.path.dirname(__file__), "..", "configs", "Phantom", "wssdl.yaml")
 
@@ -15,7 +15,7 @@ def test_benchmark_tool_end_to_end(tiny_opts, tmp_path):
     opts = tiny_opts + ["DATASETS.TRAIN", "('testphantom_train_strong_30', 'testphantom_train_weak_30')",
                         "WSSDL.STRONG_PER_BATCH", "1", "WSSDL.WEAK_PER_BATCH", "1", "WSSDL.EVAL.PLOTS", "False",
                         "WSSDL.EVAL.BOOTSTRAP_SAMPLES", "50"]
-    result = run.main([
+    result = run.run([
         "--config-file", WSSDL_CONFIG, "--dataset", "testphantom_train_all", "--device", "cpu",
         "--reps", "2", "--warmup", "1", "--infer-images", "3", "--distinct-images", "2", "--memory-steps", "1",
         "--memory-jobs", "4", "--loader-batches", "2", "--eval-images", "3", "--threads", "1",

@@ -1,4 +1,4 @@
-"""The benchmark's arguments and its whole run: every part, one JSON result, one Markdown table.
+"""The benchmark's whole run: every part, one JSON result (the command line: :mod:`wssdl_d2.cli.benchmark`).
 
 Parts (``--parts``, default all):
 
@@ -13,48 +13,16 @@ Parts (``--parts``, default all):
 - ``eval``: inference + CorLocEvaluator time of the joint model on the evaluation split (:mod:`.eval_time`).
 """
 import argparse
-import json
 import os
 import platform
 import sys
 import tempfile
 import time
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict
 
 import torch
 
 PARTS = ("train", "infer", "memory", "loader", "eval")
-
-
-def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description="Speed and memory of the joint method against Detectron2's "
-                                     "plain Faster R-CNN, side by side (see wssdl_d2/benchmark/run.py).")
-    parser.add_argument("--config-file", default="configs/Phantom/wssdl.yaml")
-    parser.add_argument("--dataset", default="", help="registered dataset whose first images with boxes make the "
-                        "training batch and the inference images (default: DATASETS.TRAIN[0])")
-    parser.add_argument("--eval-dataset", default="", help="split to evaluate (default: DATASETS.TEST[0])")
-    parser.add_argument("--device", default="", help="cpu, cuda, cuda:1, ... (default: MODEL.DEVICE)")
-    parser.add_argument("--parts", default=",".join(PARTS), help=f"comma-separated, of {','.join(PARTS)}")
-    parser.add_argument("--reps", type=int, default=10, help="timed training steps per model")
-    parser.add_argument("--warmup", type=int, default=2, help="untimed steps / images per model first")
-    parser.add_argument("--infer-images", type=int, default=20, help="timed inference calls per model")
-    parser.add_argument("--distinct-images", type=int, default=8, help="images the inference calls cycle through")
-    parser.add_argument("--memory-steps", type=int, default=2,
-                        help="training steps (or passes over the inference images) per memory measurement")
-    parser.add_argument("--memory-jobs", type=int, default=1, help="memory-measuring processes run at once")
-    parser.add_argument("--loader-batches", type=int, default=10, help="timed batches of the training loader")
-    parser.add_argument("--eval-images", type=int, default=0, help="evaluate only the first N images (0: all)")
-    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
-    parser.add_argument("--out", default="", help="write the result as JSON here")
-    parser.add_argument("opts", nargs=argparse.REMAINDER, help="config overrides KEY VALUE ...")
-    args = parser.parse_args(argv)
-    args.parts = [p.strip() for p in args.parts.split(",") if p.strip()]
-    unknown = set(args.parts) - set(PARTS)
-    if unknown:
-        parser.error(f"unknown --parts {sorted(unknown)}; choose from {PARTS}")
-    if "loader" in args.parts and "train" not in args.parts:
-        parser.error("--parts loader compares with the training step: add train")
-    return args
 
 
 def _settings(args, cfg):
@@ -131,7 +99,7 @@ _RUNNERS = {"train": ("train_step", _train), "infer": ("inference", _infer), "lo
 
 
 def run_benchmark(args: argparse.Namespace) -> Dict[str, Any]:
-    """Run the parts ``args.parts`` (from :func:`parse_args`); returns the JSON-ready result dict, with the
+    """Run the parts ``args.parts`` (from :func:`wssdl_d2.cli.benchmark.parse_args`); returns the JSON-ready result dict, with the
     wall seconds of each part under ``part_wall_s``."""
     from ..data import default_dataset_root, register_datasets_under
     from . import models
@@ -157,18 +125,4 @@ def run_benchmark(args: argparse.Namespace) -> Dict[str, Any]:
         print(f"[benchmark] {part} done in {result['part_wall_s'][part]:.0f} s", file=sys.stderr, flush=True)
     result["wall_s"] = time.perf_counter() - started
     result["load_average_end"] = list(os.getloadavg())
-    return result
-
-
-def main(argv: Optional[List[str]] = None) -> Dict[str, Any]:
-    """Parse ``argv``, run, print the Markdown table, write ``--out``; returns the result."""
-    from .report import markdown
-
-    args = parse_args(argv)
-    result = run_benchmark(args)
-    print(markdown(result))
-    if args.out:
-        os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-        with open(args.out, "w") as f:
-            json.dump(result, f, indent=1)
     return result
